@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * First dm-blobcr selftest: a blobcr table with all_present over a scratch
+ * disk passes bytes through to the cache device unchanged, and bad table
+ * lines are refused.
+ *
+ * Runs in the test guest (tests/vm/run); the scratch disk is $BLOBCR_DISK
+ * (default /dev/vda).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+
+#define DM_NAME "blobcr-basic"
+#define DM_PATH "/dev/mapper/" DM_NAME
+#define BUF_SIZE (1 << 20)
+
+static int run(const char *cmd)
+{
+	int status = system(cmd);
+
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static const char *scratch_disk(void)
+{
+	const char *disk = getenv("BLOBCR_DISK");
+
+	return disk ? disk : "/dev/vda";
+}
+
+static int pread_all(int fd, void *buf, size_t len, off_t off)
+{
+	return pread(fd, buf, len, off) == (ssize_t)len ? 0 : -1;
+}
+
+FIXTURE(passthrough) {
+	unsigned long long sectors;
+	char *buf;
+	char *check;
+};
+
+FIXTURE_SETUP(passthrough)
+{
+	char cmd[256];
+	int fd;
+
+	fd = open(scratch_disk(), O_RDONLY);
+	ASSERT_LE(0, fd) TH_LOG("open %s: %s", scratch_disk(), strerror(errno));
+	ASSERT_EQ(0, ioctl(fd, BLKGETSIZE64, &self->sectors));
+	close(fd);
+	self->sectors >>= 9;
+	ASSERT_LE(2 * BUF_SIZE / 512, self->sectors);
+
+	snprintf(cmd, sizeof(cmd),
+		 "dmsetup create %s --table '0 %llu blobcr %s 512 basic 1 all_present'",
+		 DM_NAME, self->sectors, scratch_disk());
+	ASSERT_EQ(0, run(cmd));
+	ASSERT_EQ(0, posix_memalign((void **)&self->buf, 4096, BUF_SIZE));
+	ASSERT_EQ(0, posix_memalign((void **)&self->check, 4096, BUF_SIZE));
+}
+
+FIXTURE_TEARDOWN(passthrough)
+{
+	EXPECT_EQ(0, run("dmsetup remove " DM_NAME));
+	free(self->buf);
+	free(self->check);
+}
+
+static void fill_pattern(char *buf, size_t len, unsigned int seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)(seed * 131 + i * 7 + (i >> 12));
+}
+
+TEST_F(passthrough, write_read_compare)
+{
+	off_t off = BUF_SIZE / 2 + 4096;	/* not extent aligned */
+	int fd;
+
+	fill_pattern(self->buf, BUF_SIZE, 1);
+	fd = open(DM_PATH, O_RDWR | O_DIRECT);
+	ASSERT_LE(0, fd) TH_LOG("open " DM_PATH ": %s", strerror(errno));
+	ASSERT_EQ(BUF_SIZE, pwrite(fd, self->buf, BUF_SIZE, off));
+	ASSERT_EQ(0, fsync(fd));
+	memset(self->check, 0, BUF_SIZE);
+	ASSERT_EQ(0, pread_all(fd, self->check, BUF_SIZE, off));
+	close(fd);
+	ASSERT_EQ(0, memcmp(self->buf, self->check, BUF_SIZE));
+
+	/* The bytes landed at the same offset of the cache device. */
+	fd = open(scratch_disk(), O_RDONLY | O_DIRECT);
+	ASSERT_LE(0, fd);
+	memset(self->check, 0, BUF_SIZE);
+	ASSERT_EQ(0, pread_all(fd, self->check, BUF_SIZE, off));
+	close(fd);
+	ASSERT_EQ(0, memcmp(self->buf, self->check, BUF_SIZE));
+}
+
+TEST_F(passthrough, table_printed_back)
+{
+	char line[256] = "";
+	char want[128];
+	FILE *p;
+
+	p = popen("dmsetup table " DM_NAME, "r");
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, fgets(line, sizeof(line), p));
+	pclose(p);
+	snprintf(want, sizeof(want), "0 %llu blobcr ", self->sectors);
+	ASSERT_EQ(0, strncmp(line, want, strlen(want))) TH_LOG("got %s", line);
+	ASSERT_NE(NULL, strstr(line, " 512 basic 1 all_present\n"))
+		TH_LOG("got %s", line);
+}
+
+static int try_table(const char *args)
+{
+	char cmd[512];
+	int r;
+
+	snprintf(cmd, sizeof(cmd),
+		 "dmsetup create blobcr-bad --table '0 8192 blobcr %s' 2>/dev/null",
+		 args);
+	r = run(cmd);
+	if (!r)
+		run("dmsetup remove blobcr-bad");
+	return r;
+}
+
+TEST(bad_table_refused)
+{
+	char args[256];
+	const char *d = scratch_disk();
+	static const char *const bad[] = {
+		"",				/* no arguments */
+		"/nonexistent 512 bad",		/* no such device */
+		"%s",				/* too few */
+		"%s 512",			/* too few */
+		"%s 500 bad",			/* not a power of two */
+		"%s 4 bad",			/* too small */
+		"%s 4194304 bad",		/* too big */
+		"%s 16384 bad",			/* bigger than the device */
+		"%s 512x bad",			/* trailing garbage */
+		"%s -512 bad",			/* negative */
+		"%s 512 bad/name",		/* slash in name */
+		"%s 512 ..",			/* dot-dot */
+		"%s 512 bad 1 bogus",		/* unknown feature */
+		"%s 512 bad 2 all_present",	/* count too big */
+		"%s 512 bad 1 helper_timeout_ms",	/* missing value */
+		"%s 512 bad 2 helper_timeout_ms 1x",	/* bad value */
+		"%s 512 bad 2 helper_timeout_ms 99999999999",
+		"%s 512 bad 4 all_present helper_timeout_ms 5 x",
+		"%s 512 bad 1 all_present extra",	/* too many */
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(args, sizeof(args), bad[i], d);
+		EXPECT_NE(0, try_table(args)) TH_LOG("accepted: %s", args);
+	}
+	/* And the good forms are accepted. */
+	snprintf(args, sizeof(args), "%s 512 good", d);
+	EXPECT_EQ(0, try_table(args));
+	snprintf(args, sizeof(args), "%s 8 good 3 all_present helper_timeout_ms 0", d);
+	EXPECT_EQ(0, try_table(args));
+}
+
+TEST(channel_device_lifetime)
+{
+	char args[256];
+
+	snprintf(args, sizeof(args),
+		 "dmsetup create blobcr-life --table '0 8192 blobcr %s 512 life'",
+		 scratch_disk());
+	ASSERT_EQ(0, run(args));
+	ASSERT_EQ(0, access("/dev/blobcr/life", F_OK));
+	/* A second device may not take the same channel with another geometry. */
+	snprintf(args, sizeof(args),
+		 "dmsetup create blobcr-life2 --table '0 4096 blobcr %s 512 life' 2>/dev/null",
+		 scratch_disk());
+	EXPECT_NE(0, run(args));
+	ASSERT_EQ(0, run("dmsetup remove blobcr-life"));
+	ASSERT_NE(0, access("/dev/blobcr/life", F_OK));
+}
+
+TEST_HARNESS_MAIN

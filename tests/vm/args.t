@@ -1,0 +1,18 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# The VM runner refuses bad invocations before starting anything.
+run=tests/vm/run
+n=0
+check() {
+	local want=$1 name=$2 rc
+	shift 2
+	n=$((n + 1))
+	"$@" >/dev/null 2>&1
+	rc=$?
+	if [ "$rc" -eq "$want" ]; then echo "ok $n $name"; else echo "not ok $n $name (exit $rc, want $want)"; fi
+}
+echo "1..4"
+check 0 help $run --help
+check 2 no_command $run
+check 2 unknown_option $run --frobnicate -- true
+check 125 bad_accel env VM_ACCEL=xen $run -- true
