@@ -69,7 +69,7 @@ check-vm: module tests
 lint: deps $(BUILD)/linux-src/.stamp
 	$(BUILD)/linux-src/scripts/checkpatch.pl --strict --no-tree --terse \
 		--ignore FILE_PATH_CHANGES,SPDX_LICENSE_TAG \
-		-f $(wildcard kernel/*.c kernel/*.h include/uapi/linux/*.h)
+		-f $(filter-out %.mod.c,$(wildcard kernel/*.c kernel/*.h include/uapi/linux/*.h))
 	$(MAKE) -C $(KDIR) M=$(TOP) C=2 CF="-D__CHECK_ENDIAN__" modules 2>&1 | \
 		tee $(BUILD)/sparse.log
 	@! grep -E 'warning|error' $(BUILD)/sparse.log
