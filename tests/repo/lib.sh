@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared helpers of the repository tests: TAP output, daemons on random free
+# loopback ports, a scratch directory, cleanup on exit.  Source it from a
+# .t script run from the top of the tree.
+
+TOP=${TOP:-$(pwd)}
+NODED=$TOP/userspace/noded/blobcr-noded
+METAD=$TOP/userspace/metad/blobcr-metad
+CTL=$TOP/tools/blobcrctl
+T_N=0
+T_FAILED=0
+PIDS=""
+WORK=$(mktemp -d /tmp/blobcr-test.XXXXXX)
+
+ok() { T_N=$((T_N + 1)); echo "ok $T_N - $1"; }
+not_ok() { T_N=$((T_N + 1)); T_FAILED=$((T_FAILED + 1)); echo "not ok $T_N - $1"; }
+skip() { T_N=$((T_N + 1)); echo "ok $T_N - $1 # SKIP $2"; }
+# check NAME CMD...: one TAP line from a command's exit status
+check() { local name=$1; shift; if "$@"; then ok "$name"; else not_ok "$name"; fi; }
+diag() { echo "# $*"; }
+
+cleanup() {
+	local p
+	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
+	for p in $PIDS; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null
+	done
+	if [ "$T_FAILED" -gt 0 ] && [ -d "$WORK" ]; then
+		for f in "$WORK"/*.log; do
+			[ -f "$f" ] || continue
+			echo "# --- $f (last 20 lines)"; tail -n 20 "$f" | sed 's/^/# /'
+		done
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# free_port: a TCP port nothing listens on (the daemon's bind is the check)
+free_port() {
+	local p
+	for _ in $(seq 100); do
+		p=$((20000 + RANDOM % 40000))
+		if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
+			echo "$p"; return 0
+		fi
+	done
+	return 1
+}
+
+# wait_until SECONDS CMD...: poll a condition, bounded
+wait_until() {
+	local t=$1; shift
+	local i
+	for i in $(seq $((t * 10))); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# start_metad [extra options]: sets META, METAD_PID, exports BLOBCR_META
+start_metad() {
+	local port; port=$(free_port) || return 1
+	META=tcp://127.0.0.1:$port
+	META_DIR=${META_DIR:-$WORK/meta}
+	"$METAD" --listen "$META" --data "$META_DIR" --dead-after-ms 2000 "$@" \
+		>>"$WORK/metad.log" 2>&1 &
+	METAD_PID=$!
+	PIDS="$PIDS $METAD_PID"
+	export BLOBCR_META=$META
+	wait_until 10 "$CTL" -t 500 node list
+}
+
+# start_node I [extra options]: node I on a fresh port, NODE_ADDR[I], NODE_PID[I]
+declare -a NODE_ADDR NODE_PID
+start_node() {
+	local i=$1; shift
+	local port
+	if [ -z "${NODE_ADDR[$i]:-}" ]; then
+		port=$(free_port) || return 1
+		NODE_ADDR[$i]=tcp://127.0.0.1:$port
+	fi
+	"$NODED" --listen "${NODE_ADDR[$i]}" --data "$WORK/node$i" --meta "$META" \
+		--heartbeat-ms 200 "$@" >>"$WORK/node$i.log" 2>&1 &
+	NODE_PID[$i]=$!
+	PIDS="$PIDS ${NODE_PID[$i]}"
+	wait_until 10 "$CTL" -t 500 node stat "${NODE_ADDR[$i]}"
+}
+
+# live_nodes: how many nodes metad reports live
+live_nodes() { "$CTL" node list | grep -c ' live ' ; }
+wait_live() { wait_until "${2:-10}" test "$(live_nodes)" -eq "$1"; }
+
+# node_chunks I: chunks node I holds
+node_chunks() { "$CTL" node stat "${NODE_ADDR[$1]}" | sed -n 's/^chunks=//p'; }
+total_chunks() {
+	local i s=0
+	for i in "$@"; do s=$((s + $(node_chunks "$i"))); done
+	echo $s
+}
+
+# make_image FILE MIB: random content with holes (every 4th MiB stays a hole)
+make_image() {
+	local f=$1 mib=$2 i
+	truncate -s "${mib}M" "$f"
+	for i in $(seq 0 $((mib - 1))); do
+		[ $((i % 4)) -eq 3 ] && continue
+		echo "$i"
+	done | xargs -P 2 -I{} dd if=/dev/urandom of="$f" bs=1M count=1 \
+		seek={} conv=notrunc status=none
+}
+
+done_testing() {
+	echo "1..$T_N"
+	[ "$T_FAILED" -eq 0 ]
+}

@@ -1,0 +1,639 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * blobcrctl - the operator's command line for the dm-blobcr repository.
+ *
+ * Exit status: 0 success, 1 failure, 2 usage error, 3 not found,
+ * 4 conflict (busy, or a gc ran: retry), 5 repository unavailable
+ * (metad or too many storage nodes down).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nanomsg/nn.h>
+
+#include "blobcr.h"
+#include "blobcr_util.h"
+
+enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOTFOUND = 3, EXIT_CONFLICT = 4,
+       EXIT_UNAVAIL = 5 };
+
+struct ctl {
+	const char *meta;
+	int timeout_ms;
+	int quiet;
+	struct blobcr_client *c;
+};
+
+struct verb {
+	const char *group, *name, *args, *help;
+	int (*fn)(struct ctl *ctl, int argc, char **argv);
+	int min_args, max_args;
+};
+
+static int exit_code(int err)
+{
+	switch (err) {
+	case 0:
+		return 0;
+	case -ENOENT:
+		return EXIT_NOTFOUND;
+	case -EBUSY:
+	case -EAGAIN:
+	case -EEXIST:
+		return EXIT_CONFLICT;
+	case -ETIMEDOUT:
+	case -EHOSTDOWN:
+	case -ECONNREFUSED:
+		return EXIT_UNAVAIL;
+	default:
+		return EXIT_FAIL;
+	}
+}
+
+static int fail(int err, const char *what, const char *obj)
+{
+	fprintf(stderr, "blobcrctl: %s%s%s: %s\n", what, obj ? " " : "",
+		obj ? obj : "", blobcr_strerror(err));
+	return exit_code(err);
+}
+
+static int connect_ctl(struct ctl *ctl)
+{
+	struct blobcr_client_opts o = { .timeout_ms = ctl->timeout_ms };
+	int err;
+
+	if (!ctl->meta) {
+		fprintf(stderr, "blobcrctl: no version manager: give --meta ADDR "
+				"or set BLOBCR_META\n");
+		return EXIT_USAGE;
+	}
+	err = blobcr_connect(ctl->meta, &o, &ctl->c);
+	if (err)
+		return fail(err, "cannot reach blobcr-metad at", ctl->meta);
+	return 0;
+}
+
+/* NAME or NAME@VERSION; a missing version is 0 (latest). */
+static int parse_ref(const char *s, char *name, uint32_t *version)
+{
+	const char *at = strchr(s, '@');
+	uint64_t v = 0;
+	size_t n = at ? (size_t)(at - s) : strlen(s);
+
+	if (n == 0 || n >= BLOBCR_NAME_MAX)
+		return -EINVAL;
+	memcpy(name, s, n);
+	name[n] = 0;
+	if (at && (blobcr_parse_u64(at + 1, &v) || v == 0 || v > UINT32_MAX))
+		return -EINVAL;
+	*version = (uint32_t)v;
+	return 0;
+}
+
+static int bad_ref(const char *s)
+{
+	fprintf(stderr, "blobcrctl: '%s' is not NAME or NAME@VERSION\n", s);
+	return EXIT_USAGE;
+}
+
+/* ---- progress bar, on a terminal only ---- */
+
+struct progress {
+	const char *what;
+	uint64_t start_ms, last_ms;
+};
+
+static void progress_cb(void *arg, uint64_t done, uint64_t total)
+{
+	struct progress *p = arg;
+	uint64_t now = blobcr_now_ms();
+	double secs = (double)(now - p->start_ms) / 1000.0;
+	int width = 30, fill = total ? (int)(done * (uint64_t)width / total) : width;
+
+	if (now - p->last_ms < 100 && done < total)
+		return;
+	p->last_ms = now;
+	fprintf(stderr, "\r%s [%.*s%*s] %3d%% %8.1f MiB %7.1f MiB/s", p->what,
+		fill, "##############################", width - fill, "",
+		total ? (int)(done * 100 / total) : 100,
+		(double)done / (1 << 20), secs > 0 ? (double)done / (1 << 20) / secs : 0.0);
+	if (done >= total)
+		fputc('\n', stderr);
+}
+
+static blobcr_progress_fn progress_for(struct ctl *ctl, struct progress *p,
+				       const char *what)
+{
+	p->what = what;
+	p->start_ms = blobcr_now_ms();
+	p->last_ms = 0;
+	return !ctl->quiet && isatty(STDERR_FILENO) ? progress_cb : NULL;
+}
+
+/* ---- image verbs ---- */
+
+static int cmd_import(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "extent-size", required_argument, NULL, 'e' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t es = 256 << 10;
+	struct progress p;
+	struct stat sb;
+	int c, fd, err;
+
+	while ((c = getopt_long(argc, argv, "+e:", opts, NULL)) != -1) {
+		if (c != 'e' || blobcr_parse_u64(optarg, &es) || es > UINT32_MAX) {
+			fprintf(stderr, "blobcrctl: bad --extent-size\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "blobcrctl: image import NAME FILE\n");
+		return EXIT_USAGE;
+	}
+	fd = open(argv[optind + 1], O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb)) {
+		fprintf(stderr, "blobcrctl: %s: %s\n", argv[optind + 1], strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (!S_ISREG(sb.st_mode) || sb.st_size == 0) {
+		fprintf(stderr, "blobcrctl: %s: not a non-empty regular file\n",
+			argv[optind + 1]);
+		close(fd);
+		return EXIT_FAIL;
+	}
+	err = blobcr_image_import(ctl->c, argv[optind], fd, (uint64_t)sb.st_size,
+				  (uint32_t)es, progress_for(ctl, &p, "import"), &p);
+	close(fd);
+	if (err)
+		return fail(err, "import of", argv[optind]);
+	if (!ctl->quiet)
+		printf("imported %s: %" PRIu64 " bytes\n", argv[optind],
+		       (uint64_t)sb.st_size);
+	return 0;
+}
+
+static int cmd_export(struct ctl *ctl, int argc, char **argv)
+{
+	char name[BLOBCR_NAME_MAX];
+	struct progress p;
+	uint32_t ver;
+	int fd, err;
+
+	(void)argc;
+	if (parse_ref(argv[1], name, &ver))
+		return bad_ref(argv[1]);
+	fd = open(argv[2], O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "blobcrctl: %s: %s\n", argv[2], strerror(errno));
+		return EXIT_FAIL;
+	}
+	err = blobcr_image_export(ctl->c, name, ver, fd,
+				  progress_for(ctl, &p, "export"), &p);
+	if (close(fd) && !err)
+		err = -errno;
+	if (err)
+		return fail(err, "export of", argv[1]);
+	return 0;
+}
+
+/*
+ * Commit FILE as a new version of NAME: only the extents whose content
+ * differs from the latest version are sent (shadowing).
+ */
+static int commit_changed(struct ctl *ctl, const char *name, int fd,
+			  const struct blobcr_image_info *info, uint32_t *ver,
+			  uint64_t *changed)
+{
+	uint64_t next = (info->size + info->extent_size - 1) / info->extent_size;
+	struct blobcr_extent_loc loc;
+	struct blobcr_commit *cm;
+	uint8_t *buf = malloc(info->extent_size), id[BLOBCR_ID_SIZE];
+	int err = buf ? blobcr_commit_begin(ctl->c, name, &cm) : -ENOMEM;
+
+	for (uint64_t e = 0; e < next && !err; e++) {
+		ssize_t n = pread(fd, buf, info->extent_size,
+				  (off_t)(e * info->extent_size));
+		bool zero = true;
+
+		if (n < 0) {
+			err = -errno;
+			break;
+		}
+		memset(buf + n, 0, info->extent_size - (size_t)n);
+		for (uint32_t i = 0; i < info->extent_size && zero; i++)
+			zero = !buf[i];
+		err = blobcr_lookup(ctl->c, name, 0, &e, 1, &loc);
+		if (!err && !zero)
+			err = blobcr_chunk_id(buf, info->extent_size, id);
+		if (err)
+			break;
+		if (zero ? loc.kind == BLOBCR_EXT_ZERO :
+			   loc.kind == BLOBCR_EXT_DATA &&
+			   !memcmp(loc.id, id, BLOBCR_ID_SIZE))
+			continue;
+		err = blobcr_commit_extent(cm, e, buf);
+		(*changed)++;
+	}
+	if (!err)
+		err = blobcr_commit_publish(cm, "commit", ver);
+	if (buf)
+		blobcr_commit_free(cm);
+	free(buf);
+	return err;
+}
+
+static int cmd_commit(struct ctl *ctl, int argc, char **argv)
+{
+	struct blobcr_image_info info;
+	uint64_t changed = 0;
+	uint32_t ver = 0;
+	int fd, err;
+
+	(void)argc;
+	err = blobcr_image_info(ctl->c, argv[1], &info);
+	if (err)
+		return fail(err, "image", argv[1]);
+	fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "blobcrctl: %s: %s\n", argv[2], strerror(errno));
+		return EXIT_FAIL;
+	}
+	err = commit_changed(ctl, argv[1], fd, &info, &ver, &changed);
+	close(fd);
+	if (err)
+		return fail(err, "commit to", argv[1]);
+	if (!ctl->quiet)
+		printf("%s@%" PRIu32 ": %" PRIu64 " extents changed\n", argv[1],
+		       ver, changed);
+	return 0;
+}
+
+static int cmd_list(struct ctl *ctl, int argc, char **argv)
+{
+	struct blobcr_image_info *v;
+	size_t n;
+	int err = blobcr_image_list(ctl->c, &v, &n);
+
+	(void)argc;
+	(void)argv;
+	if (err)
+		return fail(err, "image list", NULL);
+	printf("%-24s %14s %8s %7s %8s  %s\n", "NAME", "SIZE", "EXTENT",
+	       "LATEST", "VERSIONS", "PARENT");
+	for (size_t i = 0; i < n; i++) {
+		char parent[BLOBCR_NAME_MAX + 16] = "-";
+
+		if (v[i].parent[0])
+			snprintf(parent, sizeof(parent), "%s@%" PRIu32,
+				 v[i].parent, v[i].parent_version);
+		printf("%-24s %14" PRIu64 " %8" PRIu32 " %7" PRIu32 " %8" PRIu32
+		       "  %s\n", v[i].name, v[i].size, v[i].extent_size,
+		       v[i].latest, v[i].nversions, parent);
+	}
+	free(v);
+	return 0;
+}
+
+static int cmd_versions(struct ctl *ctl, int argc, char **argv)
+{
+	struct blobcr_version_info *v;
+	size_t n;
+	int err = blobcr_version_list(ctl->c, argv[1], &v, &n);
+
+	(void)argc;
+	if (err)
+		return fail(err, "versions of", argv[1]);
+	printf("%-8s %-8s %-20s %10s  %s\n", "VERSION", "BASE", "TIME (UTC)",
+	       "CHANGED", "LABEL");
+	for (size_t i = 0; i < n; i++) {
+		char when[32];
+		time_t t = (time_t)v[i].time;
+		struct tm tm;
+
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", gmtime_r(&t, &tm));
+		printf("%-8" PRIu32 " %-8" PRIu32 " %-20s %10" PRIu64 "  %s\n",
+		       v[i].version, v[i].base, when, v[i].changed, v[i].label);
+	}
+	free(v);
+	return 0;
+}
+
+static int cmd_clone(struct ctl *ctl, int argc, char **argv)
+{
+	char name[BLOBCR_NAME_MAX];
+	uint32_t ver;
+	int err;
+
+	(void)argc;
+	if (parse_ref(argv[1], name, &ver))
+		return bad_ref(argv[1]);
+	err = blobcr_image_clone(ctl->c, name, ver, argv[2]);
+	if (err)
+		return fail(err, "clone of", argv[1]);
+	return 0;
+}
+
+static int cmd_delete(struct ctl *ctl, int argc, char **argv)
+{
+	char name[BLOBCR_NAME_MAX];
+	uint32_t ver;
+	int err;
+
+	(void)argc;
+	if (parse_ref(argv[1], name, &ver))
+		return bad_ref(argv[1]);
+	err = blobcr_image_delete(ctl->c, name, ver);
+	if (err)
+		return fail(err, "delete of", argv[1]);
+	return 0;
+}
+
+static int cmd_info(struct ctl *ctl, int argc, char **argv)
+{
+	struct blobcr_image_info i;
+	int err = blobcr_image_info(ctl->c, argv[1], &i);
+
+	(void)argc;
+	if (err)
+		return fail(err, "image", argv[1]);
+	printf("name=%s\nsize=%" PRIu64 "\nextent_size=%" PRIu32
+	       "\nlatest=%" PRIu32 "\nversions=%" PRIu32 "\nparent=%s\n"
+	       "parent_version=%" PRIu32 "\n", i.name, i.size, i.extent_size,
+	       i.latest, i.nversions, i.parent, i.parent_version);
+	return 0;
+}
+
+/* ---- repository verbs ---- */
+
+static int cmd_gc(struct ctl *ctl, int argc, char **argv)
+{
+	struct blobcr_gc_stats st;
+	int err = blobcr_gc(ctl->c, &st);
+
+	(void)argc;
+	(void)argv;
+	if (err)
+		return fail(err, "gc", NULL);
+	printf("deleted=%" PRIu64 " kept=%" PRIu64 " deferred=%" PRIu64 "\n",
+	       st.chunks_deleted, st.chunks_kept, st.delete_failures);
+	return 0;
+}
+
+static int cmd_node_list(struct ctl *ctl, int argc, char **argv)
+{
+	struct blobcr_node_info *v;
+	size_t n;
+	int err = blobcr_node_list(ctl->c, &v, &n);
+
+	(void)argc;
+	(void)argv;
+	if (err)
+		return fail(err, "node list", NULL);
+	printf("%-5s %-5s %-32s %12s %10s %14s\n", "ID", "STATE", "ADDRESS",
+	       "HEARTBEAT", "CHUNKS", "USED");
+	for (size_t i = 0; i < n; i++) {
+		char age[32] = "never";
+
+		if (v[i].heartbeat_age_ms != UINT64_MAX)
+			snprintf(age, sizeof(age), "%" PRIu64 "ms ago",
+				 v[i].heartbeat_age_ms);
+		printf("%-5" PRIu32 " %-5s %-32s %12s %10" PRIu64 " %14" PRIu64 "\n",
+		       v[i].id, v[i].state == BLOBCR_NODE_LIVE ? "live" : "dead",
+		       v[i].addr, age, v[i].chunks, v[i].used);
+	}
+	free(v);
+	return 0;
+}
+
+static int cmd_node_repair(struct ctl *ctl, int argc, char **argv)
+{
+	struct blobcr_repair_stats st;
+	int err = blobcr_repair(ctl->c, &st);
+
+	(void)argc;
+	(void)argv;
+	printf("under_replicated=%" PRIu64 " repaired=%" PRIu64 " failed=%" PRIu64
+	       "\n", st.under_replicated, st.repaired, st.failed);
+	return err ? fail(err, "repair", NULL) : 0;
+}
+
+/* Talks to one storage node directly: no --meta needed. */
+static int cmd_node_stat(struct ctl *ctl, int argc, char **argv)
+{
+	static const char *const names[] = { "chunks", "live_bytes", "used_bytes",
+		"capacity", "segments_open", "corrupt", "requests", "malformed" };
+	int sock = blobcr_req_socket(argv[1], ctl->timeout_ms);
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	void *msg = NULL;
+	int err;
+
+	(void)argc;
+	if (sock < 0)
+		return fail(sock, "node", argv[1]);
+	err = blobcr_enc_init(&e, 0);
+	if (!err)
+		err = blobcr_call(sock, BLOBCR_OP_STAT, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	for (size_t i = 0; !err && i < sizeof(names) / sizeof(names[0]); i++) {
+		uint64_t v = blobcr_dec_u64(&d);
+
+		if (!d.err)
+			printf("%s=%" PRIu64 "\n", names[i], v);
+	}
+	if (!err)
+		err = blobcr_dec_end(&d);
+	if (msg)
+		nn_freemsg(msg);
+	nn_close(sock);
+	return err ? fail(err, "stat of node", argv[1]) : 0;
+}
+
+static int cmd_group_publish(struct ctl *ctl, int argc, char **argv)
+{
+	const char **names = calloc((size_t)argc, sizeof(*names));
+	char (*bufs)[BLOBCR_NAME_MAX] = calloc((size_t)argc, sizeof(*bufs));
+	uint32_t *vers = calloc((size_t)argc, sizeof(*vers));
+	int n = argc - 2, err = names && bufs && vers ? 0 : -ENOMEM;
+
+	for (int i = 0; i < n && !err; i++) {
+		if (parse_ref(argv[i + 2], bufs[i], &vers[i]) || !vers[i]) {
+			fprintf(stderr, "blobcrctl: '%s' is not NAME@VERSION\n",
+				argv[i + 2]);
+			free(names), free(bufs), free(vers);
+			return EXIT_USAGE;
+		}
+		names[i] = bufs[i];
+	}
+	if (!err)
+		err = blobcr_group_publish(ctl->c, argv[1], (size_t)n, names, vers);
+	free(names);
+	free(bufs);
+	free(vers);
+	return err ? fail(err, "group", argv[1]) : 0;
+}
+
+static const struct verb verbs[] = {
+	{ "image", "import", "[--extent-size BYTES] NAME FILE",
+	  "create image NAME from FILE as version 1 (zero extents become holes,\n"
+	  "identical extents are stored once; default extent size 256K)",
+	  cmd_import, 2, 4 },
+	{ "image", "export", "NAME[@VERSION] FILE",
+	  "write the image (latest version by default) to FILE, verified, byte-exact",
+	  cmd_export, 2, 2 },
+	{ "image", "commit", "NAME FILE",
+	  "publish FILE as a new version of NAME; only changed extents are stored",
+	  cmd_commit, 2, 2 },
+	{ "image", "list", "", "list the images", cmd_list, 0, 0 },
+	{ "image", "info", "NAME", "show one image as key=value lines", cmd_info, 1, 1 },
+	{ "image", "versions", "NAME", "list the versions of NAME", cmd_versions, 1, 1 },
+	{ "image", "clone", "NAME@VERSION NEW",
+	  "create NEW sharing every chunk of NAME@VERSION", cmd_clone, 2, 2 },
+	{ "image", "delete", "NAME[@VERSION]",
+	  "delete one version, or the whole image; gc frees the chunks",
+	  cmd_delete, 1, 1 },
+	{ "group", "publish", "NAME IMAGE@VERSION...",
+	  "record a checkpoint group (one global checkpoint) atomically",
+	  cmd_group_publish, 2, 100000 },
+	{ NULL, "gc", "", "delete the chunks no remaining version needs", cmd_gc, 0, 0 },
+	{ "node", "list", "", "list the storage nodes", cmd_node_list, 0, 0 },
+	{ "node", "repair", "",
+	  "re-replicate chunks that have fewer than R live replicas",
+	  cmd_node_repair, 0, 0 },
+	{ "node", "stat", "ADDR", "counters of the storage node at ADDR",
+	  cmd_node_stat, 1, 1 },
+};
+
+#define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
+
+static void verb_usage(FILE *f, const struct verb *v)
+{
+	fprintf(f, "Usage: blobcrctl [global options] %s%s%s %s\n%s\n",
+		v->group ? v->group : "", v->group ? " " : "", v->name, v->args,
+		v->help);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: blobcrctl [global options] VERB [args]\n"
+		"The dm-blobcr repository's command line.\n\n"
+		"Global options:\n"
+		"  -m, --meta ADDR     blobcr-metad address (default: $BLOBCR_META)\n"
+		"  -t, --timeout MS    per-request timeout (default 10000)\n"
+		"  -q, --quiet         no progress bar, no summary lines\n"
+		"  -h, --help          this help; VERB --help for a verb's\n\nVerbs:\n");
+	for (size_t i = 0; i < NVERBS; i++)
+		fprintf(f, "  %s%s%-10s %s\n", verbs[i].group ? verbs[i].group : "",
+			verbs[i].group ? " " : "", verbs[i].name, verbs[i].args);
+	fprintf(f, "\nExit status: 0 ok, 1 failure, 2 usage, 3 not found, "
+		   "4 conflict (retry), 5 repository unavailable.\n");
+}
+
+static const struct verb *find_verb(int argc, char **argv, int *used)
+{
+	for (size_t i = 0; i < NVERBS; i++) {
+		const struct verb *v = &verbs[i];
+
+		if (!v->group && argc >= 1 && !strcmp(argv[0], v->name)) {
+			*used = 1;
+			return v;
+		}
+		if (v->group && argc >= 2 && !strcmp(argv[0], v->group) &&
+		    !strcmp(argv[1], v->name)) {
+			*used = 2;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+static int parse_global(int argc, char **argv, struct ctl *ctl)
+{
+	static const struct option opts[] = {
+		{ "meta", required_argument, NULL, 'm' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+m:t:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': ctl->meta = optarg; break;
+		case 'q': ctl->quiet = 1; break;
+		case 'h': usage(stdout); exit(0);
+		case 't':
+			if (blobcr_parse_u64(optarg, &v) || !v || v > 3600000) {
+				fprintf(stderr, "blobcrctl: bad --timeout\n");
+				return -EINVAL;
+			}
+			ctl->timeout_ms = (int)v;
+			break;
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl ctl = { .meta = getenv("BLOBCR_META"), .timeout_ms = 10000 };
+	const struct verb *v;
+	int used, nargs, rc;
+
+	blobcr_log_init("blobcrctl", BLOBCR_LOG_WARN);
+	if (parse_global(argc, argv, &ctl))
+		return EXIT_USAGE;
+	argc -= optind;
+	argv += optind;
+	v = find_verb(argc, argv, &used);
+	if (!v) {
+		if (argc)
+			fprintf(stderr, "blobcrctl: unknown verb '%s%s%s'\n", argv[0],
+				argc > 1 ? " " : "", argc > 1 ? argv[1] : "");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	/* The verb sees argv[0] = its name, then its own arguments. */
+	argc -= used - 1;
+	argv += used - 1;
+	if (wants_help(argc, argv)) {
+		verb_usage(stdout, v);
+		return 0;
+	}
+	nargs = argc - 1;
+	if (nargs < v->min_args || nargs > v->max_args) {
+		verb_usage(stderr, v);
+		return EXIT_USAGE;
+	}
+	if (v->fn != cmd_node_stat && (rc = connect_ctl(&ctl)))
+		return rc;
+	optind = 0; /* GNU getopt: start afresh for the verb's options */
+	rc = v->fn(&ctl, argc, argv);
+	blobcr_close(ctl.c);
+	return rc;
+}

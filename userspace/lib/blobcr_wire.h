@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * blobcr_wire.h - the repository's wire protocol: frame header, opcodes,
+ * big-endian field codec.  Shared by the client library, blobcr-noded and
+ * blobcr-metad.  Documentation/repository.rst describes every opcode.
+ *
+ * A frame is a 32-byte header followed by the payload:
+ *
+ *   off size field
+ *     0    4 magic        "BLCR" (0x424c4352)
+ *     4    1 version      BLOBCR_WIRE_VERSION
+ *     5    1 opcode       enum blobcr_op
+ *     6    2 flags        BLOBCR_F_*
+ *     8    4 status       0 or a negative errno (two's complement), replies
+ *    12    8 request id   chosen by the client, echoed in the reply
+ *    20    4 payload len  bytes after the header, <= BLOBCR_MAX_PAYLOAD
+ *    24    4 payload crc  CRC32C of the payload
+ *    28    4 header crc   CRC32C of bytes 0..27
+ *
+ * Every integer is big-endian.  Payloads are sequences of fields written
+ * by the blobcr_enc_*() helpers and read back by blobcr_dec_*(), never raw
+ * structs.
+ */
+#ifndef BLOBCR_WIRE_H
+#define BLOBCR_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BLOBCR_WIRE_MAGIC 0x424c4352u
+#define BLOBCR_WIRE_VERSION 1
+#define BLOBCR_HDR_SIZE 32
+/* Largest payload: one 4 MiB chunk plus room for its fields. */
+#define BLOBCR_MAX_PAYLOAD (8u << 20)
+#define BLOBCR_MAX_FRAME (BLOBCR_HDR_SIZE + BLOBCR_MAX_PAYLOAD)
+
+#define BLOBCR_F_REPLY 0x0001 /* set on every reply */
+
+#define BLOBCR_ID_SIZE 32 /* SHA-256 chunk id */
+#define BLOBCR_NAME_MAX 128 /* image, group and label names */
+#define BLOBCR_ADDR_MAX 256 /* nanomsg address strings */
+#define BLOBCR_MIN_EXTENT (4u << 10)
+#define BLOBCR_MAX_EXTENT (4u << 20)
+#define BLOBCR_MAX_REPLICAS 8
+
+enum blobcr_op {
+	/* common */
+	BLOBCR_OP_PING = 1,
+	/* blobcr-noded */
+	BLOBCR_OP_PUT = 10,
+	BLOBCR_OP_GET = 11,
+	BLOBCR_OP_HAS = 12,
+	BLOBCR_OP_DELETE = 13,
+	BLOBCR_OP_STAT = 14,
+	BLOBCR_OP_COMPACT = 15,
+	/* blobcr-metad */
+	BLOBCR_OP_NODE_HEARTBEAT = 30,
+	BLOBCR_OP_NODE_LIST = 31,
+	BLOBCR_OP_IMAGE_CREATE = 32,
+	BLOBCR_OP_IMAGE_CLONE = 33,
+	BLOBCR_OP_IMAGE_LIST = 34,
+	BLOBCR_OP_IMAGE_INFO = 35,
+	BLOBCR_OP_VERSION_LIST = 36,
+	BLOBCR_OP_LOOKUP = 37,
+	BLOBCR_OP_CHUNK_LOCATE = 38,
+	BLOBCR_OP_PUBLISH = 39,
+	BLOBCR_OP_VERSION_DELETE = 40,
+	BLOBCR_OP_IMAGE_DELETE = 41,
+	BLOBCR_OP_GC = 42,
+	BLOBCR_OP_CHUNK_ADD_LOCATIONS = 43,
+	BLOBCR_OP_CHUNK_DROP_LOCATION = 44,
+	BLOBCR_OP_UNDER_REPLICATED = 45,
+	BLOBCR_OP_GROUP_PUBLISH = 46,
+	BLOBCR_OP_GROUP_LIST = 47,
+};
+
+/* A decoded frame header. */
+struct blobcr_hdr {
+	uint8_t version;
+	uint8_t opcode;
+	uint16_t flags;
+	int32_t status;
+	uint64_t req_id;
+	uint32_t payload_len;
+	uint32_t payload_crc;
+};
+
+/** blobcr_crc32c() - CRC32C (Castagnoli) of @len bytes, seeded by @crc (0 to start). */
+uint32_t blobcr_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/**
+ * blobcr_hdr_encode() - write the 32-byte header for @h into @out, with the
+ * header CRC.  @h->payload_crc must already hold the payload's CRC.
+ */
+void blobcr_hdr_encode(const struct blobcr_hdr *h, uint8_t out[BLOBCR_HDR_SIZE]);
+
+/**
+ * blobcr_frame_decode() - check and decode a whole received frame.
+ * Return: 0 and @h filled, @payload pointing into @buf;
+ * -EBADMSG for a short frame, bad magic, bad header or payload CRC, or a
+ * length that disagrees with @len; -EPROTO for an unknown protocol version;
+ * -EMSGSIZE for a payload over BLOBCR_MAX_PAYLOAD.  On error, @h holds
+ * whatever could be read (request id, opcode) so that an error reply can
+ * echo them.
+ */
+int blobcr_frame_decode(const void *buf, size_t len, struct blobcr_hdr *h,
+			const uint8_t **payload);
+
+/*
+ * Payload encoder: a growable buffer.  Errors (allocation) are sticky and
+ * reported once by blobcr_enc_finish().
+ */
+struct blobcr_enc {
+	uint8_t *buf; /* header space + payload */
+	size_t len; /* bytes used, header included */
+	size_t cap;
+	int err;
+};
+
+/** blobcr_enc_init() - start a frame; reserves the header.  Return: 0 or -ENOMEM. */
+int blobcr_enc_init(struct blobcr_enc *e, size_t payload_hint);
+void blobcr_enc_u8(struct blobcr_enc *e, uint8_t v);
+void blobcr_enc_u16(struct blobcr_enc *e, uint16_t v);
+void blobcr_enc_u32(struct blobcr_enc *e, uint32_t v);
+void blobcr_enc_u64(struct blobcr_enc *e, uint64_t v);
+void blobcr_enc_bytes(struct blobcr_enc *e, const void *p, size_t n);
+/** blobcr_enc_str() - a u16 length then the bytes, no NUL. */
+void blobcr_enc_str(struct blobcr_enc *e, const char *s);
+/** blobcr_enc_reserve() - append @n bytes and return where they start, or NULL. */
+uint8_t *blobcr_enc_reserve(struct blobcr_enc *e, size_t n);
+/**
+ * blobcr_enc_finish() - fill in the header (request fields from @h, length
+ * and CRCs computed here).  Return: 0, -ENOMEM or -EMSGSIZE.
+ */
+int blobcr_enc_finish(struct blobcr_enc *e, const struct blobcr_hdr *h);
+void blobcr_enc_free(struct blobcr_enc *e);
+
+/* Payload decoder over a received payload; underflow is sticky. */
+struct blobcr_dec {
+	const uint8_t *p;
+	size_t left;
+	int err; /* -EBADMSG once a read ran past the end */
+};
+
+void blobcr_dec_init(struct blobcr_dec *d, const void *p, size_t len);
+uint8_t blobcr_dec_u8(struct blobcr_dec *d);
+uint16_t blobcr_dec_u16(struct blobcr_dec *d);
+uint32_t blobcr_dec_u32(struct blobcr_dec *d);
+uint64_t blobcr_dec_u64(struct blobcr_dec *d);
+/** blobcr_dec_bytes() - return a pointer to the next @n bytes, or NULL on underflow. */
+const uint8_t *blobcr_dec_bytes(struct blobcr_dec *d, size_t n);
+/**
+ * blobcr_dec_str() - read a string field into @out (size @cap, NUL added).
+ * Return: 0, or -EBADMSG on underflow, an embedded NUL or a string that
+ * does not fit.
+ */
+int blobcr_dec_str(struct blobcr_dec *d, char *out, size_t cap);
+/** blobcr_dec_end() - Return: 0 if the payload was consumed exactly, else -EBADMSG. */
+int blobcr_dec_end(const struct blobcr_dec *d);
+
+/** blobcr_op_name() - a short printable name for an opcode ("?" if unknown). */
+const char *blobcr_op_name(unsigned int op);
+
+#endif /* BLOBCR_WIRE_H */

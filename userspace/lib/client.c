@@ -1,0 +1,619 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * client.c - the client handle and the version manager's requests.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nanomsg/nn.h>
+
+#include "blobcr_util.h"
+#include "client_internal.h"
+
+#define LOOKUP_BATCH 4096
+
+int meta_call(struct blobcr_client *c, uint8_t op, struct blobcr_enc *e,
+	      void **msg, struct blobcr_dec *d)
+{
+	int err = blobcr_call(c->meta_sock, op, e, msg, d);
+
+	if (err == -ETIMEDOUT || err == -EBADMSG || err == -EPROTO) {
+		/* The REQ socket may hold a stale request: start afresh. */
+		int s = blobcr_req_socket(c->meta_addr, c->timeout_ms);
+
+		if (s >= 0) {
+			nn_close(c->meta_sock);
+			c->meta_sock = s;
+		}
+	}
+	return err;
+}
+
+/* A call whose request is built by the caller and whose reply is empty. */
+static int meta_simple(struct blobcr_client *c, uint8_t op, struct blobcr_enc *e)
+{
+	struct blobcr_dec d;
+	void *msg;
+	int err = meta_call(c, op, e, &msg, &d);
+
+	if (!err)
+		err = blobcr_dec_end(&d);
+	if (msg)
+		nn_freemsg(msg);
+	blobcr_enc_free(e);
+	return err;
+}
+
+const char *blobcr_strerror(int err)
+{
+	switch (err) {
+	case -EHOSTDOWN:
+		return "not enough live storage nodes hold the data";
+	case -EAGAIN:
+		return "a garbage collection ran meanwhile, try again";
+	case -EBUSY:
+		return "busy: another commit published first, or a clone depends on it";
+	case -EUCLEAN:
+		return "corrupt chunk";
+	case -ETIMEDOUT:
+		return "timed out (is the service running?)";
+	case -EBADMSG:
+		return "malformed message";
+	default:
+		return strerror(err < 0 ? -err : err);
+	}
+}
+
+int blobcr_replicas(const struct blobcr_client *c)
+{
+	return c->replicas;
+}
+
+/* ---- nodes ---- */
+
+struct node_conn *client_node(struct blobcr_client *c, uint32_t id)
+{
+	for (size_t i = 0; i < c->nnodes; i++)
+		if (c->nodes[i].id == id)
+			return &c->nodes[i];
+	return NULL;
+}
+
+bool client_node_usable(const struct node_conn *n)
+{
+	return n && n->state == BLOBCR_NODE_LIVE &&
+	       n->down_until <= blobcr_now_ms();
+}
+
+static int decode_node(struct blobcr_dec *d, struct blobcr_node_info *ni)
+{
+	ni->id = blobcr_dec_u32(d);
+	ni->state = blobcr_dec_u8(d);
+	if (blobcr_dec_str(d, ni->addr, sizeof(ni->addr)))
+		return -EBADMSG;
+	ni->heartbeat_age_ms = blobcr_dec_u64(d);
+	ni->capacity = blobcr_dec_u64(d);
+	ni->used = blobcr_dec_u64(d);
+	ni->chunks = blobcr_dec_u64(d);
+	return d->err;
+}
+
+static int node_list_raw(struct blobcr_client *c, struct blobcr_node_info **out,
+			 size_t *n, int *replicas)
+{
+	struct blobcr_node_info *v = NULL;
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	uint32_t cnt;
+	void *msg;
+	int err = blobcr_enc_init(&e, 0);
+
+	if (err)
+		return err;
+	err = meta_call(c, BLOBCR_OP_NODE_LIST, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	if (!err) {
+		*replicas = blobcr_dec_u8(&d);
+		cnt = blobcr_dec_u32(&d);
+		err = d.err ? d.err : cnt > 65536 ? -EBADMSG : 0;
+	}
+	if (!err) {
+		v = calloc(cnt ? cnt : 1, sizeof(*v));
+		err = v ? 0 : -ENOMEM;
+	}
+	for (uint32_t i = 0; !err && i < cnt; i++)
+		err = decode_node(&d, &v[i]);
+	if (!err)
+		err = blobcr_dec_end(&d);
+	if (msg)
+		nn_freemsg(msg);
+	if (err) {
+		free(v);
+		return err;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+int blobcr_node_list(struct blobcr_client *c, struct blobcr_node_info **out,
+		     size_t *n)
+{
+	int r;
+
+	return node_list_raw(c, out, n, &r);
+}
+
+static void node_conn_close(struct node_conn *n)
+{
+	for (int i = 0; i < MAX_INFLIGHT; i++)
+		if (n->socks[i] >= 0)
+			nn_close(n->socks[i]);
+}
+
+int client_refresh_nodes(struct blobcr_client *c)
+{
+	struct blobcr_node_info *v;
+	struct node_conn *nc;
+	size_t n;
+	int r, err = node_list_raw(c, &v, &n, &r);
+
+	if (err)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		nc = client_node(c, v[i].id);
+		if (!nc) {
+			nc = realloc(c->nodes, (c->nnodes + 1) * sizeof(*nc));
+			if (!nc) {
+				free(v);
+				return -ENOMEM;
+			}
+			c->nodes = nc;
+			nc = &c->nodes[c->nnodes++];
+			memset(nc, 0, sizeof(*nc));
+			nc->id = v[i].id;
+			for (int k = 0; k < MAX_INFLIGHT; k++) {
+				nc->socks[k] = -1;
+				nc->sock_op[k] = -1;
+			}
+		}
+		if (strcmp(nc->addr, v[i].addr)) {
+			node_conn_close(nc);
+			for (int k = 0; k < MAX_INFLIGHT; k++)
+				nc->socks[k] = -1;
+			snprintf(nc->addr, sizeof(nc->addr), "%s", v[i].addr);
+		}
+		nc->state = v[i].state;
+	}
+	free(v);
+	if (r < 1 || r > BLOBCR_MAX_REPLICAS)
+		return -EBADMSG;
+	if (!c->replicas)
+		c->replicas = r;
+	return 0;
+}
+
+/* ---- placement ---- */
+
+static uint64_t mix64(uint64_t x)
+{
+	/* splitmix64's finaliser */
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static uint64_t rendezvous_score(const uint8_t *id, uint32_t node)
+{
+	uint64_t h = 0;
+
+	for (int i = 0; i < 8; i++)
+		h = h << 8 | id[i];
+	return mix64(h ^ mix64(node + 0x9e3779b97f4a7c15ull));
+}
+
+int place_chunk(struct blobcr_client *c, const uint8_t *id,
+		const uint32_t *skip, int nskip, uint32_t *out, int max)
+{
+	int k = 0;
+
+	/* Selection of the best @max: node counts are small. */
+	while (k < max) {
+		uint64_t best_score = 0;
+		int best = -1;
+
+		for (size_t i = 0; i < c->nnodes; i++) {
+			struct node_conn *n = &c->nodes[i];
+			uint64_t s = rendezvous_score(id, n->id);
+			bool taken = false;
+
+			if (!client_node_usable(n))
+				continue;
+			for (int j = 0; j < nskip && !taken; j++)
+				taken = skip[j] == n->id;
+			for (int j = 0; j < k && !taken; j++)
+				taken = out[j] == n->id;
+			if (!taken && (best < 0 || s > best_score)) {
+				best = (int)i;
+				best_score = s;
+			}
+		}
+		if (best < 0)
+			break;
+		out[k++] = c->nodes[best].id;
+	}
+	return k;
+}
+
+/* ---- connect ---- */
+
+int blobcr_connect(const char *meta_addr, const struct blobcr_client_opts *opts,
+		   struct blobcr_client **out)
+{
+	struct blobcr_client *c = calloc(1, sizeof(*c));
+	int err;
+
+	if (!c)
+		return -ENOMEM;
+	if (strlen(meta_addr) >= sizeof(c->meta_addr)) {
+		free(c);
+		return -ENAMETOOLONG;
+	}
+	strcpy(c->meta_addr, meta_addr);
+	c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
+	c->inflight = opts && opts->inflight > 0 ? opts->inflight : 4;
+	if (c->inflight > MAX_INFLIGHT)
+		c->inflight = MAX_INFLIGHT;
+	c->replicas = opts ? opts->replicas : 0;
+	if (c->replicas < 0 || c->replicas > BLOBCR_MAX_REPLICAS) {
+		free(c);
+		return -EINVAL;
+	}
+	c->meta_sock = blobcr_req_socket(meta_addr, c->timeout_ms);
+	if (c->meta_sock < 0) {
+		err = c->meta_sock;
+		free(c);
+		return err;
+	}
+	err = client_refresh_nodes(c);
+	if (err) {
+		blobcr_close(c);
+		return err;
+	}
+	*out = c;
+	return 0;
+}
+
+void blobcr_close(struct blobcr_client *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nnodes; i++)
+		node_conn_close(&c->nodes[i]);
+	free(c->nodes);
+	if (c->meta_sock >= 0)
+		nn_close(c->meta_sock);
+	free(c);
+}
+
+/* ---- images ---- */
+
+static int enc_start(struct blobcr_enc *e, const char *name)
+{
+	int err = blobcr_enc_init(e, 256);
+
+	if (!err && name)
+		blobcr_enc_str(e, name);
+	return err;
+}
+
+int blobcr_image_create(struct blobcr_client *c, const char *name,
+			uint64_t size, uint32_t extent_size)
+{
+	struct blobcr_enc e;
+	int err = enc_start(&e, name);
+
+	if (err)
+		return err;
+	blobcr_enc_u64(&e, size);
+	blobcr_enc_u32(&e, extent_size);
+	return meta_simple(c, BLOBCR_OP_IMAGE_CREATE, &e);
+}
+
+int blobcr_image_clone(struct blobcr_client *c, const char *src,
+		       uint32_t version, const char *dst)
+{
+	struct blobcr_enc e;
+	int err = enc_start(&e, src);
+
+	if (err)
+		return err;
+	blobcr_enc_u32(&e, version);
+	blobcr_enc_str(&e, dst);
+	return meta_simple(c, BLOBCR_OP_IMAGE_CLONE, &e);
+}
+
+static int decode_image(struct blobcr_dec *d, struct blobcr_image_info *ii)
+{
+	memset(ii, 0, sizeof(*ii));
+	if (blobcr_dec_str(d, ii->name, sizeof(ii->name)))
+		return -EBADMSG;
+	ii->size = blobcr_dec_u64(d);
+	ii->extent_size = blobcr_dec_u32(d);
+	ii->latest = blobcr_dec_u32(d);
+	ii->nversions = blobcr_dec_u32(d);
+	if (blobcr_dec_str(d, ii->parent, sizeof(ii->parent)))
+		return -EBADMSG;
+	ii->parent_version = blobcr_dec_u32(d);
+	ii->created = blobcr_dec_u64(d);
+	return d->err;
+}
+
+int blobcr_image_info(struct blobcr_client *c, const char *name,
+		      struct blobcr_image_info *out)
+{
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	void *msg;
+	int err = enc_start(&e, name);
+
+	if (err)
+		return err;
+	err = meta_call(c, BLOBCR_OP_IMAGE_INFO, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	if (!err)
+		err = decode_image(&d, out);
+	if (!err)
+		err = blobcr_dec_end(&d);
+	if (msg)
+		nn_freemsg(msg);
+	return err;
+}
+
+/* Call @op and decode a count then @count records of @size bytes each. */
+static int list_call(struct blobcr_client *c, uint8_t op, const char *name,
+		     size_t size, int (*decode)(struct blobcr_dec *, void *),
+		     void **out, size_t *n)
+{
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	uint32_t cnt = 0;
+	char *v = NULL;
+	void *msg;
+	int err = enc_start(&e, name);
+
+	if (err)
+		return err;
+	err = meta_call(c, op, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	if (!err) {
+		cnt = blobcr_dec_u32(&d);
+		err = d.err ? d.err : cnt > d.left ? -EBADMSG : 0;
+	}
+	if (!err) {
+		v = calloc(cnt ? cnt : 1, size);
+		err = v ? 0 : -ENOMEM;
+	}
+	for (uint32_t i = 0; !err && i < cnt; i++)
+		err = decode(&d, v + i * size);
+	if (!err)
+		err = blobcr_dec_end(&d);
+	if (msg)
+		nn_freemsg(msg);
+	if (err) {
+		free(v);
+		return err;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+static int decode_image_any(struct blobcr_dec *d, void *p)
+{
+	return decode_image(d, p);
+}
+
+static int decode_version(struct blobcr_dec *d, void *p)
+{
+	struct blobcr_version_info *vi = p;
+
+	vi->version = blobcr_dec_u32(d);
+	vi->base = blobcr_dec_u32(d);
+	vi->time = blobcr_dec_u64(d);
+	vi->changed = blobcr_dec_u64(d);
+	return blobcr_dec_str(d, vi->label, sizeof(vi->label)) ?: d->err;
+}
+
+int blobcr_image_list(struct blobcr_client *c, struct blobcr_image_info **out,
+		      size_t *n)
+{
+	return list_call(c, BLOBCR_OP_IMAGE_LIST, NULL, sizeof(**out),
+			 decode_image_any, (void **)out, n);
+}
+
+int blobcr_version_list(struct blobcr_client *c, const char *name,
+			struct blobcr_version_info **out, size_t *n)
+{
+	return list_call(c, BLOBCR_OP_VERSION_LIST, name, sizeof(**out),
+			 decode_version, (void **)out, n);
+}
+
+int blobcr_image_delete(struct blobcr_client *c, const char *name,
+			uint32_t version)
+{
+	struct blobcr_enc e;
+	int err = enc_start(&e, name);
+
+	if (err)
+		return err;
+	if (version)
+		blobcr_enc_u32(&e, version);
+	return meta_simple(c, version ? BLOBCR_OP_VERSION_DELETE :
+					BLOBCR_OP_IMAGE_DELETE, &e);
+}
+
+/* ---- lookups ---- */
+
+static int decode_loc(struct blobcr_dec *d, struct blobcr_extent_loc *l)
+{
+	const uint8_t *id;
+
+	l->kind = blobcr_dec_u8(d);
+	l->nreplicas = 0;
+	if (l->kind == BLOBCR_EXT_ZERO)
+		return d->err;
+	if (l->kind != BLOBCR_EXT_DATA)
+		return -EBADMSG;
+	id = blobcr_dec_bytes(d, BLOBCR_ID_SIZE);
+	l->nreplicas = blobcr_dec_u8(d);
+	if (!id || l->nreplicas > BLOBCR_MAX_REPLICAS)
+		return -EBADMSG;
+	memcpy(l->id, id, BLOBCR_ID_SIZE);
+	for (int i = 0; i < l->nreplicas; i++)
+		l->replicas[i] = blobcr_dec_u32(d);
+	return d->err;
+}
+
+static int lookup_batch(struct blobcr_client *c, const char *name,
+			uint32_t version, const uint64_t *extents, size_t n,
+			struct blobcr_extent_loc *out)
+{
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	void *msg;
+	int err = enc_start(&e, name);
+
+	if (err)
+		return err;
+	blobcr_enc_u32(&e, version);
+	blobcr_enc_u32(&e, (uint32_t)n);
+	for (size_t i = 0; i < n; i++)
+		blobcr_enc_u64(&e, extents[i]);
+	err = meta_call(c, BLOBCR_OP_LOOKUP, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	if (!err) {
+		blobcr_dec_u32(&d); /* the version resolved */
+		blobcr_dec_u32(&d); /* extent size */
+		err = blobcr_dec_u32(&d) == n ? d.err : -EBADMSG;
+	}
+	for (size_t i = 0; !err && i < n; i++) {
+		out[i].extent = extents[i];
+		err = decode_loc(&d, &out[i]);
+	}
+	if (!err)
+		err = blobcr_dec_end(&d);
+	if (msg)
+		nn_freemsg(msg);
+	return err;
+}
+
+int blobcr_lookup(struct blobcr_client *c, const char *name, uint32_t version,
+		  const uint64_t *extents, size_t n,
+		  struct blobcr_extent_loc *out)
+{
+	for (size_t off = 0; off < n; off += LOOKUP_BATCH) {
+		size_t cnt = n - off < LOOKUP_BATCH ? n - off : LOOKUP_BATCH;
+		int err = lookup_batch(c, name, version, extents + off, cnt,
+				       out + off);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int chunk_locate(struct blobcr_client *c, const uint8_t (*ids)[BLOBCR_ID_SIZE],
+		 size_t n, uint64_t *epoch, struct blobcr_put *out)
+{
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	void *msg;
+	int err = blobcr_enc_init(&e, 4 + n * BLOBCR_ID_SIZE);
+
+	if (err)
+		return err;
+	blobcr_enc_u32(&e, (uint32_t)n);
+	blobcr_enc_bytes(&e, ids, n * BLOBCR_ID_SIZE);
+	err = meta_call(c, BLOBCR_OP_CHUNK_LOCATE, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	if (!err) {
+		*epoch = blobcr_dec_u64(&d);
+		err = blobcr_dec_u32(&d) == n ? d.err : -EBADMSG;
+	}
+	for (size_t i = 0; !err && i < n; i++) {
+		out[i].nhave = blobcr_dec_u8(&d);
+		if (out[i].nhave > BLOBCR_MAX_REPLICAS)
+			err = -EBADMSG;
+		for (int k = 0; !err && k < out[i].nhave; k++)
+			out[i].replicas[k] = blobcr_dec_u32(&d);
+		err = err ? err : d.err;
+	}
+	if (!err)
+		err = blobcr_dec_end(&d);
+	if (msg)
+		nn_freemsg(msg);
+	return err;
+}
+
+void report_corrupt(struct blobcr_client *c, const uint8_t *id, uint32_t node)
+{
+	struct blobcr_enc e;
+	int err;
+
+	if (blobcr_enc_init(&e, 40))
+		return;
+	blobcr_enc_bytes(&e, id, BLOBCR_ID_SIZE);
+	blobcr_enc_u32(&e, node);
+	err = meta_simple(c, BLOBCR_OP_CHUNK_DROP_LOCATION, &e);
+	if (err)
+		log_warn("could not report a corrupt chunk to metad: %s",
+			 blobcr_strerror(err));
+}
+
+/* ---- gc, groups ---- */
+
+int blobcr_gc(struct blobcr_client *c, struct blobcr_gc_stats *st)
+{
+	struct blobcr_gc_stats s;
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	void *msg;
+	int err = blobcr_enc_init(&e, 0);
+
+	if (err)
+		return err;
+	err = meta_call(c, BLOBCR_OP_GC, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	if (!err) {
+		s.chunks_deleted = blobcr_dec_u64(&d);
+		s.chunks_kept = blobcr_dec_u64(&d);
+		s.delete_failures = blobcr_dec_u64(&d);
+		err = blobcr_dec_end(&d);
+	}
+	if (msg)
+		nn_freemsg(msg);
+	if (!err && st)
+		*st = s;
+	return err;
+}
+
+int blobcr_group_publish(struct blobcr_client *c, const char *name, size_t n,
+			 const char *const *images, const uint32_t *versions)
+{
+	struct blobcr_enc e;
+	int err = enc_start(&e, name);
+
+	if (err)
+		return err;
+	blobcr_enc_u32(&e, (uint32_t)n);
+	for (size_t i = 0; i < n; i++) {
+		blobcr_enc_str(&e, images[i]);
+		blobcr_enc_u32(&e, versions[i]);
+	}
+	return meta_simple(c, BLOBCR_OP_GROUP_PUBLISH, &e);
+}

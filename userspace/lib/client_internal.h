@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * client_internal.h - the client handle's insides, shared by client.c
+ * (version manager calls), engine.c (parallel chunk I/O), commit.c and
+ * imageio.c.
+ */
+#ifndef BLOBCR_CLIENT_INTERNAL_H
+#define BLOBCR_CLIENT_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "blobcr.h"
+
+#define MAX_INFLIGHT 16
+
+struct node_conn {
+	uint32_t id;
+	uint8_t state; /* as metad last reported it */
+	char addr[BLOBCR_ADDR_MAX];
+	int socks[MAX_INFLIGHT]; /* -1: not opened yet */
+	int sock_op[MAX_INFLIGHT]; /* engine op using the socket, -1: idle */
+	uint64_t down_until; /* blobcr_now_ms(): skipped until then */
+	int qhead, qtail; /* engine: ops queued for this node, -1: none */
+};
+
+struct blobcr_client {
+	char meta_addr[BLOBCR_ADDR_MAX];
+	int meta_sock;
+	int timeout_ms;
+	int inflight;
+	int replicas;
+	struct node_conn *nodes;
+	size_t nnodes;
+};
+
+/** meta_call() - one request to metad; see blobcr_call(). */
+int meta_call(struct blobcr_client *c, uint8_t op, struct blobcr_enc *e,
+	      void **msg, struct blobcr_dec *d);
+
+/** client_refresh_nodes() - reload the node list (and R) from metad. */
+int client_refresh_nodes(struct blobcr_client *c);
+
+struct node_conn *client_node(struct blobcr_client *c, uint32_t id);
+bool client_node_usable(const struct node_conn *n);
+
+/**
+ * place_chunk() - rank the live nodes for chunk @id by rendezvous hashing,
+ * best first, leaving out the @nskip nodes in @skip.  Return: how many
+ * ids were written to @out (at most @max).
+ */
+int place_chunk(struct blobcr_client *c, const uint8_t *id,
+		const uint32_t *skip, int nskip, uint32_t *out, int max);
+
+/** report_corrupt() - tell metad that @node's copy of @id is bad. */
+void report_corrupt(struct blobcr_client *c, const uint8_t *id, uint32_t node);
+
+/** chunk_locate() - live holders of @n ids; *@epoch gets the gc epoch. */
+int chunk_locate(struct blobcr_client *c, const uint8_t (*ids)[BLOBCR_ID_SIZE],
+		 size_t n, uint64_t *epoch, struct blobcr_put *out);
+
+#endif /* BLOBCR_CLIENT_INTERNAL_H */

@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * commit.c - building and publishing a new version of an image.
+ *
+ * Extents are hashed as they come, buffered, and uploaded by batches: ids
+ * already seen in this commit are not sent again, ids metad knows on R
+ * live nodes are not sent at all (dedup), the others go to R nodes.  The
+ * publish then names every changed extent, its chunk and its holders in one
+ * request, which metad applies in one transaction.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nanomsg/nn.h>
+
+#include "blobcr_util.h"
+#include "client_internal.h"
+
+#define BATCH_BYTES (32u << 20)
+
+struct centry {
+	uint64_t extent;
+	uint8_t kind;
+	uint8_t nrep;
+	uint8_t id[BLOBCR_ID_SIZE];
+	uint32_t nodes[BLOBCR_MAX_REPLICAS];
+};
+
+struct blobcr_commit {
+	struct blobcr_client *c;
+	struct blobcr_image_info info;
+	bool base_empty; /* no version and no parent: zeros need no entry */
+	uint64_t epoch;
+	bool have_epoch;
+	/* extents hashed but not uploaded yet */
+	uint8_t *batch;
+	size_t batch_cap, npend;
+	struct centry *pend;
+	/* extents ready to publish */
+	struct centry *ents;
+	size_t nents, cap;
+	/* ids uploaded in this commit: open addressing on the id's bytes */
+	size_t *seen; /* index + 1 into ents, 0: empty slot */
+	size_t seen_cap, nseen;
+};
+
+int blobcr_commit_begin(struct blobcr_client *c, const char *image,
+			struct blobcr_commit **out)
+{
+	struct blobcr_commit *cm = calloc(1, sizeof(*cm));
+	int err;
+
+	if (!cm)
+		return -ENOMEM;
+	cm->c = c;
+	err = blobcr_image_info(c, image, &cm->info);
+	if (err) {
+		free(cm);
+		return err;
+	}
+	cm->base_empty = cm->info.latest == 0 && !cm->info.parent[0];
+	cm->batch_cap = BATCH_BYTES / cm->info.extent_size;
+	cm->batch = malloc(cm->batch_cap * cm->info.extent_size);
+	cm->pend = calloc(cm->batch_cap, sizeof(*cm->pend));
+	if (!cm->batch || !cm->pend) {
+		blobcr_commit_free(cm);
+		return -ENOMEM;
+	}
+	*out = cm;
+	return 0;
+}
+
+void blobcr_commit_free(struct blobcr_commit *cm)
+{
+	if (!cm)
+		return;
+	free(cm->batch);
+	free(cm->pend);
+	free(cm->ents);
+	free(cm->seen);
+	free(cm);
+}
+
+static struct centry *add_entry(struct blobcr_commit *cm)
+{
+	if (cm->nents == cm->cap) {
+		size_t cap = cm->cap ? cm->cap * 2 : 1024;
+		struct centry *nv = realloc(cm->ents, cap * sizeof(*nv));
+
+		if (!nv)
+			return NULL;
+		cm->ents = nv;
+		cm->cap = cap;
+	}
+	return &cm->ents[cm->nents++];
+}
+
+static size_t id_slot(const uint8_t *id, size_t cap)
+{
+	uint64_t h;
+
+	memcpy(&h, id, sizeof(h));
+	return (size_t)(h % cap);
+}
+
+/* The entry that uploaded @id in this commit, or NULL. */
+static struct centry *seen_find(struct blobcr_commit *cm, const uint8_t *id)
+{
+	if (!cm->seen_cap)
+		return NULL;
+	for (size_t s = id_slot(id, cm->seen_cap);; s = (s + 1) % cm->seen_cap) {
+		struct centry *e;
+
+		if (!cm->seen[s])
+			return NULL;
+		e = &cm->ents[cm->seen[s] - 1];
+		if (!memcmp(e->id, id, BLOBCR_ID_SIZE))
+			return e;
+	}
+}
+
+static void seen_insert(struct blobcr_commit *cm, size_t idx)
+{
+	size_t s = id_slot(cm->ents[idx].id, cm->seen_cap);
+
+	while (cm->seen[s])
+		s = (s + 1) % cm->seen_cap;
+	cm->seen[s] = idx + 1;
+	cm->nseen++;
+}
+
+/* Remember that ents[@idx] uploaded its id; the table stays half empty. */
+static int seen_add(struct blobcr_commit *cm, size_t idx)
+{
+	if (2 * (cm->nseen + 1) > cm->seen_cap) {
+		size_t cap = cm->seen_cap ? cm->seen_cap * 2 : 4096;
+		size_t *old = cm->seen, old_cap = cm->seen_cap;
+
+		cm->seen = calloc(cap, sizeof(*cm->seen));
+		if (!cm->seen) {
+			cm->seen = old;
+			return -ENOMEM;
+		}
+		cm->seen_cap = cap;
+		cm->nseen = 0;
+		for (size_t s = 0; s < old_cap; s++)
+			if (old[s])
+				seen_insert(cm, old[s] - 1);
+		free(old);
+	}
+	seen_insert(cm, idx);
+	return 0;
+}
+
+/* Record a pending extent as an entry held by @nrep @nodes. */
+static int commit_entry(struct blobcr_commit *cm, const struct centry *p,
+			uint8_t nrep, const uint32_t *nodes)
+{
+	struct centry *e = add_entry(cm);
+
+	if (!e)
+		return -ENOMEM;
+	*e = *p;
+	e->nrep = nrep;
+	memcpy(e->nodes, nodes, nrep * sizeof(*nodes));
+	return seen_add(cm, cm->nents - 1);
+}
+
+static int upload(struct blobcr_commit *cm, struct blobcr_put *puts,
+		  const size_t *which, size_t n)
+{
+	uint64_t epoch;
+	uint8_t (*ids)[BLOBCR_ID_SIZE] = malloc((n ? n : 1) * BLOBCR_ID_SIZE);
+	int err;
+
+	if (!ids)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		memcpy(ids[i], cm->pend[which[i]].id, BLOBCR_ID_SIZE);
+	err = n ? chunk_locate(cm->c, (const uint8_t (*)[BLOBCR_ID_SIZE])ids,
+			       n, &epoch, puts) : 0;
+	free(ids);
+	if (err || !n)
+		return err;
+	if (cm->have_epoch && epoch != cm->epoch)
+		return -EAGAIN;
+	cm->epoch = epoch;
+	cm->have_epoch = true;
+	for (size_t i = 0; i < n; i++) {
+		struct blobcr_put *p = &puts[i];
+
+		memcpy(p->id, cm->pend[which[i]].id, BLOBCR_ID_SIZE);
+		p->data = cm->batch + which[i] * cm->info.extent_size;
+		p->len = cm->info.extent_size;
+	}
+	return blobcr_put_chunks(cm->c, puts, n);
+}
+
+/* Upload the pending batch, then turn it into publishable entries. */
+static int flush(struct blobcr_commit *cm)
+{
+	struct blobcr_put *puts = calloc(cm->npend + 1, sizeof(*puts));
+	size_t *which = calloc(cm->npend + 1, sizeof(*which));
+	size_t nput = 0;
+	int err = 0;
+
+	if (!puts || !which) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* Ids seen before in this commit need no upload; others, once. */
+	for (size_t i = 0; i < cm->npend && !err; i++) {
+		bool dup = seen_find(cm, cm->pend[i].id) != NULL;
+
+		for (size_t j = 0; j < nput && !dup; j++)
+			dup = !memcmp(cm->pend[which[j]].id, cm->pend[i].id,
+				      BLOBCR_ID_SIZE);
+		if (!dup)
+			which[nput++] = i;
+	}
+	if (!err)
+		err = upload(cm, puts, which, nput);
+	for (size_t j = 0; j < nput && !err; j++)
+		err = commit_entry(cm, &cm->pend[which[j]], puts[j].nreplicas,
+				   puts[j].replicas);
+	for (size_t i = 0; i < cm->npend && !err; i++) {
+		struct centry *s = seen_find(cm, cm->pend[i].id), *e;
+		size_t src;
+
+		if (!s || s->extent == cm->pend[i].extent)
+			continue; /* uploaded above as itself */
+		src = (size_t)(s - cm->ents); /* add_entry may move ents */
+		e = add_entry(cm);
+		if (!e) {
+			err = -ENOMEM;
+			break;
+		}
+		*e = cm->ents[src];
+		e->extent = cm->pend[i].extent;
+	}
+	cm->npend = 0;
+out:
+	free(puts);
+	free(which);
+	return err;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	static const uint8_t zero[4096];
+
+	for (size_t off = 0; off < n; off += sizeof(zero)) {
+		size_t k = n - off < sizeof(zero) ? n - off : sizeof(zero);
+
+		if (memcmp(p + off, zero, k))
+			return false;
+	}
+	return true;
+}
+
+int blobcr_commit_extent(struct blobcr_commit *cm, uint64_t extent,
+			 const void *data)
+{
+	uint32_t es = cm->info.extent_size;
+	struct centry *p;
+	int err;
+
+	if (extent >= (cm->info.size + es - 1) / es)
+		return -ERANGE;
+	if (all_zero(data, es)) {
+		struct centry *e;
+
+		if (cm->base_empty)
+			return 0; /* a hole already */
+		e = add_entry(cm);
+		if (!e)
+			return -ENOMEM;
+		memset(e, 0, sizeof(*e));
+		e->extent = extent;
+		e->kind = BLOBCR_EXT_ZERO;
+		return 0;
+	}
+	p = &cm->pend[cm->npend];
+	memset(p, 0, sizeof(*p));
+	p->extent = extent;
+	p->kind = BLOBCR_EXT_DATA;
+	err = blobcr_chunk_id(data, es, p->id);
+	if (err)
+		return err;
+	memcpy(cm->batch + cm->npend * es, data, es);
+	if (++cm->npend == cm->batch_cap)
+		return flush(cm);
+	return 0;
+}
+
+int blobcr_commit_publish(struct blobcr_commit *cm, const char *label,
+			  uint32_t *version)
+{
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	void *msg;
+	int err = flush(cm);
+
+	if (!err && !cm->have_epoch) {
+		/* Nothing was uploaded: ask for the gc epoch now. */
+		err = chunk_locate(cm->c, NULL, 0, &cm->epoch, NULL);
+		cm->have_epoch = !err;
+	}
+	if (err)
+		return err;
+	err = blobcr_enc_init(&e, 64 + cm->nents * 50);
+	if (err)
+		return err;
+	blobcr_enc_str(&e, cm->info.name);
+	blobcr_enc_u32(&e, cm->info.latest);
+	blobcr_enc_str(&e, label ? label : "");
+	blobcr_enc_u64(&e, cm->epoch);
+	blobcr_enc_u32(&e, (uint32_t)cm->nents);
+	for (size_t i = 0; i < cm->nents; i++) {
+		const struct centry *ce = &cm->ents[i];
+
+		blobcr_enc_u64(&e, ce->extent);
+		blobcr_enc_u8(&e, ce->kind);
+		if (ce->kind != BLOBCR_EXT_DATA)
+			continue;
+		blobcr_enc_bytes(&e, ce->id, BLOBCR_ID_SIZE);
+		blobcr_enc_u8(&e, ce->nrep);
+		for (int k = 0; k < ce->nrep; k++)
+			blobcr_enc_u32(&e, ce->nodes[k]);
+	}
+	err = meta_call(cm->c, BLOBCR_OP_PUBLISH, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	if (!err) {
+		*version = blobcr_dec_u32(&d);
+		err = blobcr_dec_end(&d);
+	}
+	if (msg)
+		nn_freemsg(msg);
+	return err;
+}

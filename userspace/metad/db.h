@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * db.h - blobcr-metad's LMDB schema.  Every key and value is encoded field
+ * by field in big-endian, so that keys sort numerically.
+ *
+ *   images     name                        -> struct image fields
+ *   image_ids  image id (u64)              -> name
+ *   versions   image id, version (u64,u32) -> base, time, changed, label
+ *   extmap     image id, extent, version   -> kind (u8) [, chunk id]
+ *   chunks     chunk id  (dupsort)         -> node id (u32), one per replica
+ *   nodes      node id (u32)               -> address
+ *   node_addrs address                     -> node id
+ *   groups     name                        -> time, count, (image, version)*
+ *   doomed     chunk id                    -> node ids: a gc deleting it
+ *   orphans    chunk id, node id           -> (): a node delete to retry
+ *   meta       "gc_epoch", "next_image", "next_node" -> u64
+ *
+ * All functions take the caller's transaction and return 0 or -errno
+ * (-ENOENT for a missing record).
+ */
+#ifndef BLOBCR_METAD_DB_H
+#define BLOBCR_METAD_DB_H
+
+#include <stdint.h>
+
+#include <lmdb.h>
+
+#include "blobcr_wire.h"
+
+struct db {
+	MDB_env *env;
+	MDB_dbi images, image_ids, versions, extmap, chunks, nodes, node_addrs,
+		groups, doomed, orphans, meta;
+};
+
+struct image {
+	char name[BLOBCR_NAME_MAX];
+	uint64_t id;
+	uint64_t size;
+	uint32_t extent_size;
+	uint32_t latest; /* 0: no version yet */
+	uint32_t next_version; /* never reused, even after deletes */
+	uint32_t nversions;
+	uint64_t parent_id; /* 0: not a clone */
+	uint32_t parent_version;
+	uint64_t created;
+};
+
+struct version {
+	uint32_t version;
+	uint32_t base;
+	uint64_t time;
+	uint64_t changed;
+	char label[BLOBCR_NAME_MAX];
+};
+
+#define EXT_KEY 20
+
+int db_open(const char *dir, struct db *db);
+void db_close(struct db *db);
+int db_err(int rc);
+
+int db_image_get(MDB_txn *txn, struct db *db, const char *name,
+		 struct image *img);
+int db_image_get_by_id(MDB_txn *txn, struct db *db, uint64_t id,
+		       struct image *img);
+int db_image_put(MDB_txn *txn, struct db *db, const struct image *img);
+int db_image_del(MDB_txn *txn, struct db *db, const struct image *img);
+
+int db_version_get(MDB_txn *txn, struct db *db, uint64_t image, uint32_t v,
+		   struct version *out);
+int db_version_put(MDB_txn *txn, struct db *db, uint64_t image,
+		   const struct version *v);
+int db_version_del(MDB_txn *txn, struct db *db, uint64_t image, uint32_t v);
+
+void db_ext_key(uint8_t k[EXT_KEY], uint64_t image, uint64_t extent,
+		uint32_t version);
+void db_ext_key_parse(const uint8_t *k, uint64_t *image, uint64_t *extent,
+		      uint32_t *version);
+
+/**
+ * db_extent_find() - the entry of @extent visible in @image@@version: the
+ * greatest version not above @version, else the clone parent's, else none.
+ * Return: 1 found (*@kind, @id set), 0 a hole, -errno.
+ */
+int db_extent_find(MDB_cursor *cur, struct db *db, MDB_txn *txn,
+		   const struct image *img, uint32_t version, uint64_t extent,
+		   uint8_t *kind, uint8_t id[BLOBCR_ID_SIZE]);
+
+/** db_chunk_nodes() - the nodes holding @id; Return: how many (<= @max). */
+int db_chunk_nodes(MDB_cursor *cur, const uint8_t *id, uint32_t *nodes,
+		   int max);
+int db_chunk_add(MDB_txn *txn, struct db *db, const uint8_t *id,
+		 uint32_t node);
+
+int db_meta_get(MDB_txn *txn, struct db *db, const char *key, uint64_t *v);
+int db_meta_put(MDB_txn *txn, struct db *db, const char *key, uint64_t v);
+
+void put_be32(uint8_t *p, uint32_t v);
+void put_be64(uint8_t *p, uint64_t v);
+uint32_t get_be32(const uint8_t *p);
+uint64_t get_be64(const uint8_t *p);
+
+#endif /* BLOBCR_METAD_DB_H */

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * store.h - blobcr-noded's content-addressed chunk store.
+ *
+ * Chunks are appended to segment files (DIR/seg-NNNNNNNN.dat), each behind
+ * a 48-byte record header (magic, length, CRC32C, id).  An LMDB index in
+ * DIR/index maps chunk id -> (segment, offset, length, CRC32C) and keeps
+ * the live bytes of each segment.
+ *
+ * Durability: a PUT is acknowledged after its record is fdatasync'ed and
+ * the index transaction that names it is committed (LMDB syncs on commit).
+ * A crash before that leaves unindexed bytes in a segment: dead space,
+ * reclaimed by compaction.  Compaction copies live records to the active
+ * segment, syncs, repoints the index in one transaction, then unlinks the
+ * old segment; a crash in between leaves both copies, one of them dead.
+ *
+ * All functions are thread-safe and may block on disk I/O.
+ */
+#ifndef BLOBCR_STORE_H
+#define BLOBCR_STORE_H
+
+#include <stdint.h>
+
+#include "blobcr_wire.h"
+
+struct store;
+
+struct store_opts {
+	const char *dir;
+	uint64_t capacity; /* bytes of segment files, 0: unlimited */
+	uint64_t segment_size; /* roll over to a new segment past this */
+};
+
+struct store_stat {
+	uint64_t chunks;
+	uint64_t live_bytes; /* chunk bytes the index points to */
+	uint64_t used_bytes; /* segment file bytes, records and dead space */
+	uint64_t capacity;
+	uint64_t segments;
+	uint64_t corrupt; /* corrupt reads detected since start */
+};
+
+/** store_open() - open or create the store in @o->dir.  Return: 0 or -errno. */
+int store_open(const struct store_opts *o, struct store **out);
+void store_close(struct store *st);
+
+/**
+ * store_put() - store @len bytes under @id, durably.  Idempotent.
+ * Return: 0; -EINVAL (@id is not the SHA-256 of the bytes, or bad length);
+ * -ENOSPC (capacity or disk full); -EIO.
+ */
+int store_put(struct store *st, const uint8_t id[BLOBCR_ID_SIZE],
+	      const void *data, uint32_t len);
+
+/**
+ * store_get_len() - Return: the chunk's length (> 0), -ENOENT if absent.
+ */
+int64_t store_get_len(struct store *st, const uint8_t id[BLOBCR_ID_SIZE]);
+
+/**
+ * store_get() - read chunk @id into @buf (@cap bytes), checking its record
+ * header and CRC.  Return: its length; -ENOENT; -EUCLEAN if the stored copy
+ * is corrupt (counted and logged, never returned as data); -EIO.
+ */
+int64_t store_get(struct store *st, const uint8_t id[BLOBCR_ID_SIZE],
+		  void *buf, uint32_t cap);
+
+/** store_has() - Return: 1 if present, 0 if not, -errno. */
+int store_has(struct store *st, const uint8_t id[BLOBCR_ID_SIZE]);
+
+/** store_delete() - forget chunk @id.  Return: 1 deleted, 0 absent, -errno. */
+int store_delete(struct store *st, const uint8_t id[BLOBCR_ID_SIZE]);
+
+/**
+ * store_compact() - rewrite every closed segment whose live bytes are at
+ * most half its size.  Return: bytes reclaimed (>= 0) or -errno.
+ */
+int64_t store_compact(struct store *st);
+
+int store_stat(struct store *st, struct store_stat *out);
+
+#endif /* BLOBCR_STORE_H */
