@@ -207,7 +207,7 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-static uint64_t rendezvous_score(const uint8_t *id, uint32_t node)
+uint64_t rendezvous_score(const uint8_t *id, uint32_t node)
 {
 	uint64_t h = 0;
 

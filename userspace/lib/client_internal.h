@@ -51,6 +51,9 @@ bool client_node_usable(const struct node_conn *n);
 int place_chunk(struct blobcr_client *c, const uint8_t *id,
 		const uint32_t *skip, int nskip, uint32_t *out, int max);
 
+/** rendezvous_score() - the weight of @node for chunk @id (highest wins). */
+uint64_t rendezvous_score(const uint8_t *id, uint32_t node);
+
 /** report_corrupt() - tell metad that @node's copy of @id is bad. */
 void report_corrupt(struct blobcr_client *c, const uint8_t *id, uint32_t node);
 

@@ -377,18 +377,34 @@ static void engine_free(struct engine *en)
 
 /* ---- GET ---- */
 
-/* Usable replicas first, in the order metad gave; unknown nodes dropped. */
+/*
+ * Usable replicas first, each group by rendezvous score: the node a chunk
+ * was placed on first is read first, which spreads reads like placement.
+ * Nodes this client does not know are dropped.
+ */
 static void order_replicas(struct blobcr_client *c,
 			   const struct blobcr_extent_loc *l, struct eop *op)
 {
 	op->ncands = 0;
-	for (int pass = 0; pass < 2; pass++)
+	for (int pass = 0; pass < 2; pass++) {
+		int first = op->ncands;
+
 		for (int i = 0; i < l->nreplicas && i < BLOBCR_MAX_REPLICAS; i++) {
 			struct node_conn *n = client_node(c, l->replicas[i]);
+			uint32_t id = l->replicas[i];
+			int j;
 
-			if (n && client_node_usable(n) == (pass == 0))
-				op->cands[op->ncands++] = l->replicas[i];
+			if (!n || client_node_usable(n) != (pass == 0))
+				continue;
+			/* insertion sort, highest score first */
+			for (j = op->ncands; j > first &&
+			     rendezvous_score(l->id, op->cands[j - 1]) <
+			     rendezvous_score(l->id, id); j--)
+				op->cands[j] = op->cands[j - 1];
+			op->cands[j] = id;
+			op->ncands++;
 		}
+	}
 }
 
 int blobcr_get_chunks(struct blobcr_client *c, struct blobcr_get *gets, size_t n)

@@ -386,13 +386,14 @@ static int do_image_list(struct metad *m, struct blobcr_dec *req,
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	uint32_t n = 0;
-	uint8_t *count;
+	size_t count_off;
 	int err = blobcr_dec_end(req);
 
 	if (err || (err = txn_begin(m, MDB_RDONLY, &txn)))
 		return err;
 	err = db_err(mdb_cursor_open(txn, m->db.images, &cur));
-	count = blobcr_enc_reserve(reply, 4);
+	count_off = reply->len; /* the buffer may move: remember an offset */
+	blobcr_enc_u32(reply, 0);
 	while (!err && !mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		struct image img;
 		char name[BLOBCR_NAME_MAX];
@@ -410,8 +411,8 @@ static int do_image_list(struct metad *m, struct blobcr_dec *req,
 	if (cur)
 		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
-	if (!err && count)
-		put_be32(count, n);
+	if (!err && !reply->err)
+		put_be32(reply->buf + count_off, n);
 	return err ? err : reply->err;
 }
 
@@ -424,7 +425,7 @@ static int do_version_list(struct metad *m, struct blobcr_dec *req,
 	MDB_cursor *cur;
 	MDB_txn *txn;
 	uint32_t n = 0;
-	uint8_t *count;
+	size_t count_off;
 	int rc, err = txn_begin(m, MDB_RDONLY, &txn);
 
 	if (err)
@@ -438,7 +439,8 @@ static int do_version_list(struct metad *m, struct blobcr_dec *req,
 		mdb_txn_abort(txn);
 		return err;
 	}
-	count = blobcr_enc_reserve(reply, 4);
+	count_off = reply->len; /* the buffer may move: remember an offset */
+	blobcr_enc_u32(reply, 0);
 	put_be64(kb, img.id);
 	put_be32(kb + 8, 0);
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -459,8 +461,8 @@ static int do_version_list(struct metad *m, struct blobcr_dec *req,
 	}
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
-	if (!err && count)
-		put_be32(count, n);
+	if (!err && !reply->err)
+		put_be32(reply->buf + count_off, n);
 	return err ? err : reply->err;
 }
 
@@ -1298,7 +1300,7 @@ static int do_under_replicated(struct metad *m, struct blobcr_dec *req,
 	uint8_t has_after = blobcr_dec_u8(req);
 	const uint8_t *after = blobcr_dec_bytes(req, BLOBCR_ID_SIZE);
 	uint32_t max = blobcr_dec_u32(req), n = 0;
-	uint8_t *count, *more;
+	size_t count_off;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
 	MDB_txn *txn;
@@ -1309,7 +1311,8 @@ static int do_under_replicated(struct metad *m, struct blobcr_dec *req,
 	if (max > MAX_BATCH)
 		max = MAX_BATCH;
 	err = db_err(mdb_cursor_open(txn, m->db.chunks, &cur));
-	count = blobcr_enc_reserve(reply, 4);
+	count_off = reply->len; /* the buffer may move: remember an offset */
+	blobcr_enc_u32(reply, 0);
 	k.mv_size = BLOBCR_ID_SIZE;
 	k.mv_data = (void *)after;
 	rc = err ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -1337,14 +1340,12 @@ static int do_under_replicated(struct metad *m, struct blobcr_dec *req,
 		if (mdb_cursor_get(cur, &k, &v, MDB_SET_KEY))
 			break;
 	}
-	more = blobcr_enc_reserve(reply, 1);
-	if (more)
-		*more = rc == 0;
+	blobcr_enc_u8(reply, rc == 0); /* more to come */
 	if (cur)
 		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
-	if (count)
-		put_be32(count, n);
+	if (!reply->err)
+		put_be32(reply->buf + count_off, n);
 	return err ? err : reply->err;
 }
 
@@ -1404,13 +1405,14 @@ static int do_group_list(struct metad *m, struct blobcr_dec *req,
 	MDB_txn *txn;
 	MDB_val k, v;
 	uint32_t n = 0;
-	uint8_t *count;
+	size_t count_off;
 	int err = blobcr_dec_end(req);
 
 	if (err || (err = txn_begin(m, MDB_RDONLY, &txn)))
 		return err;
 	err = db_err(mdb_cursor_open(txn, m->db.groups, &cur));
-	count = blobcr_enc_reserve(reply, 4);
+	count_off = reply->len; /* the buffer may move: remember an offset */
+	blobcr_enc_u32(reply, 0);
 	while (!err && !mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		/* name as a string field, then the stored record verbatim */
 		blobcr_enc_u16(reply, (uint16_t)k.mv_size);
@@ -1421,8 +1423,8 @@ static int do_group_list(struct metad *m, struct blobcr_dec *req,
 	if (cur)
 		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
-	if (count)
-		put_be32(count, n);
+	if (!reply->err)
+		put_be32(reply->buf + count_off, n);
 	return err ? err : reply->err;
 }
 

@@ -107,6 +107,8 @@ static int loc_decode(const MDB_val *v, struct loc *l)
 
 static int mdb_to_errno(int rc)
 {
+	if (rc == 0)
+		return 0;
 	if (rc == MDB_NOTFOUND)
 		return -ENOENT;
 	if (rc == MDB_MAP_FULL)
@@ -478,7 +480,11 @@ int64_t store_get(struct store *st, const uint8_t id[BLOBCR_ID_SIZE],
 		__atomic_fetch_add(&st->corrupt, 1, __ATOMIC_RELAXED);
 		blobcr_id_hex(id, hex);
 		log_err("chunk %s is corrupt in segment %" PRIu32
-			" at %" PRIu64 ": not served", hex, l.seg, l.off);
+			" at %" PRIu64 ": not served, dropped from the index",
+			hex, l.seg, l.off);
+		/* Forget the bad copy so that a repair PUT stores a good one. */
+		if (store_delete(st, id) < 0)
+			log_err("could not drop corrupt chunk %s", hex);
 	}
 	return n;
 }

@@ -60,7 +60,8 @@ int64_t store_get_len(struct store *st, const uint8_t id[BLOBCR_ID_SIZE]);
 /**
  * store_get() - read chunk @id into @buf (@cap bytes), checking its record
  * header and CRC.  Return: its length; -ENOENT; -EUCLEAN if the stored copy
- * is corrupt (counted and logged, never returned as data); -EIO.
+ * is corrupt (counted, logged, dropped from the index so that a later PUT
+ * stores a good copy; never returned as data); -EIO.
  */
 int64_t store_get(struct store *st, const uint8_t id[BLOBCR_ID_SIZE],
 		  void *buf, uint32_t cap);
