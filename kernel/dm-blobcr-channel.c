@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-blobcr: the character device /dev/blobcr/<channel_name>.
+ *
+ * A helper attaches (BLOBCR_IOC_ATTACH), read()s requests and write()s
+ * replies.  Nothing a file hands in is trusted: every reply is checked
+ * against the request it names, every range against the device.
+ */
+
+#include <linux/device-mapper.h>
+#include <linux/fs.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "dm-blobcr-core.h"
+
+#define BLOBCR_FEATURES	(BLOBCR_F_FETCH_RUNS | BLOBCR_F_COMMIT | \
+			 BLOBCR_F_UPLOADED | BLOBCR_F_SET_PRESENT)
+
+/* Words of a bitmap copied per step of GET_BITMAP and SET_PRESENT. */
+#define BLOBCR_BITMAP_CHUNK	512
+
+static int blobcr_open(struct inode *inode, struct file *file)
+{
+	/* misc_open() set private_data; misc_mtx keeps @st registered. */
+	struct miscdevice *misc = file->private_data;
+	struct blobcr_state *st = container_of(misc, struct blobcr_state,
+					       misc);
+	struct blobcr_file *f;
+
+	f = kzalloc(sizeof(*f), GFP_KERNEL);
+	if (!f)
+		return -ENOMEM;
+	INIT_LIST_HEAD(&f->inflight);
+	f->st = st;
+	kref_get(&st->kref);
+
+	spin_lock_irq(&st->lock);
+	list_add(&f->node, &st->files);
+	spin_unlock_irq(&st->lock);
+
+	file->private_data = f;
+	return stream_open(inode, file);
+}
+
+static int blobcr_release(struct inode *inode, struct file *file)
+{
+	struct blobcr_file *f = file->private_data;
+	struct blobcr_state *st = f->st;
+
+	spin_lock_irq(&st->lock);
+	list_del(&f->node);
+	if (f->helper) {
+		f->helper = false;
+		st->nr_helpers--;
+		blobcr_requeue_file(st, f);
+	}
+	spin_unlock_irq(&st->lock);
+
+	kfree(f);
+	kref_put(&st->kref, blobcr_state_release);
+	return 0;
+}
+
+/* Take the oldest queued request, hand it to @f, fill @out. */
+static bool take_request(struct blobcr_state *st, struct blobcr_file *f,
+			 struct blobcr_request *out)
+{
+	struct blobcr_req *req;
+
+	lockdep_assert_held(&st->lock);
+	req = list_first_entry_or_null(&st->queue, struct blobcr_req, list);
+	if (!req)
+		return false;
+	blobcr_req_unqueue(st, req);
+	req->rstate = BLOBCR_REQ_INFLIGHT;
+	req->owner = f;
+	list_add_tail(&req->list, &f->inflight);
+	if (req->op == BLOBCR_OP_FETCH)
+		st->fetches_inflight++;
+
+	memset(out, 0, sizeof(*out));
+	out->id = req->id;
+	out->op = req->op;
+	out->extent = req->extent;
+	out->nr_extents = req->nr;
+	if (req->op == BLOBCR_OP_FETCH && bio_list_empty(&req->bios))
+		out->flags = BLOBCR_REQ_F_PREFETCH;
+	return true;
+}
+
+/* A copy to userspace failed: give the request back if still ours. */
+static void untake_request(struct blobcr_state *st, struct blobcr_file *f,
+			   u64 id)
+{
+	struct blobcr_req *req;
+
+	spin_lock_irq(&st->lock);
+	req = blobcr_req_lookup(st, id);
+	if (req && req->rstate == BLOBCR_REQ_INFLIGHT && req->owner == f) {
+		req->rstate = BLOBCR_REQ_QUEUED;
+		req->owner = NULL;
+		list_move(&req->list, &st->queue);
+		if (req->op == BLOBCR_OP_FETCH) {
+			st->fetches_inflight--;
+			st->fetches_queued++;
+		}
+	}
+	spin_unlock_irq(&st->lock);
+}
+
+static ssize_t blobcr_read(struct file *file, char __user *buf, size_t count,
+			   loff_t *ppos)
+{
+	struct blobcr_file *f = file->private_data;
+	struct blobcr_state *st = f->st;
+	struct blobcr_request rq;
+	size_t done = 0;
+	int r;
+
+	if (count < sizeof(rq))
+		return -EINVAL;
+	count = min_t(size_t, count / sizeof(rq), BLOBCR_READ_BATCH);
+
+	for (;;) {
+		spin_lock_irq(&st->lock);
+		if (st->dead) {
+			r = -ENODEV;
+			goto out_unlock;
+		}
+		if (!f->helper) {
+			r = -ENOTCONN;
+			goto out_unlock;
+		}
+		if (take_request(st, f, &rq))
+			break;
+		spin_unlock_irq(&st->lock);
+		if (file->f_flags & O_NONBLOCK)
+			return -EAGAIN;
+		r = wait_event_interruptible(st->req_wq,
+					     READ_ONCE(st->dead) ||
+					     !READ_ONCE(f->helper) ||
+					     !list_empty(&st->queue));
+		if (r)
+			return r;
+	}
+
+	for (;;) {
+		spin_unlock_irq(&st->lock);
+		if (copy_to_user(buf + done * sizeof(rq), &rq, sizeof(rq))) {
+			untake_request(st, f, rq.id);
+			wake_up_interruptible(&st->req_wq);
+			return done ? done * sizeof(rq) : -EFAULT;
+		}
+		if (++done == count)
+			break;
+		spin_lock_irq(&st->lock);
+		if (st->dead || !f->helper || !take_request(st, f, &rq))
+			goto out_unlock_done;
+	}
+	return done * sizeof(rq);
+
+out_unlock_done:
+	spin_unlock_irq(&st->lock);
+	return done * sizeof(rq);
+out_unlock:
+	spin_unlock_irq(&st->lock);
+	return r;
+}
+
+/* Apply one reply.  Returns 0 or -EINVAL; changes nothing on error. */
+static int handle_reply(struct blobcr_state *st, struct blobcr_file *f,
+			const struct blobcr_reply *rp)
+{
+	struct bio_list failed = BIO_EMPTY_LIST;
+	struct blobcr_req *req;
+	unsigned int i;
+	int r = -EINVAL;
+
+	if (rp->flags || rp->status > 0 || rp->status < -MAX_ERRNO)
+		return -EINVAL;
+	for (i = 0; i < ARRAY_SIZE(rp->reserved); i++)
+		if (rp->reserved[i])
+			return -EINVAL;
+
+	spin_lock_irq(&st->lock);
+	if (st->dead) {
+		r = -ENODEV;
+		goto out_unlock;
+	}
+	req = blobcr_req_lookup(st, rp->id);
+	if (!req || req->rstate != BLOBCR_REQ_INFLIGHT || req->owner != f)
+		goto out_unlock;
+
+	switch (rp->op) {
+	case BLOBCR_OP_FETCH:
+		if (req->op != BLOBCR_OP_FETCH || rp->extent != req->extent ||
+		    rp->nr_extents != req->nr || rp->version)
+			goto out_unlock;
+		blobcr_fetch_done(st, req, rp->status, &failed);
+		break;
+	case BLOBCR_OP_COMMIT:
+		if (req->op != BLOBCR_OP_COMMIT || rp->extent ||
+		    rp->nr_extents)
+			goto out_unlock;
+		blobcr_commit_done(st, rp->status, rp->version);
+		break;
+	case BLOBCR_OP_UPLOADED:
+		if (req->op != BLOBCR_OP_COMMIT || rp->status || rp->version ||
+		    !rp->nr_extents || rp->extent >= st->nr_extents ||
+		    rp->nr_extents > st->nr_extents - rp->extent)
+			goto out_unlock;
+		req->uploaded_any = true;
+		blobcr_uploaded(st, rp->extent, rp->nr_extents);
+		break;
+	default:
+		goto out_unlock;
+	}
+	r = 0;
+
+out_unlock:
+	spin_unlock_irq(&st->lock);
+	if (!bio_list_empty(&failed)) {
+		DMERR_LIMIT("%s: helper failed a fetch: %d", st->name,
+			    rp->status);
+		blobcr_fail_bios(&failed);
+	}
+	return r;
+}
+
+static ssize_t blobcr_write(struct file *file, const char __user *buf,
+			    size_t count, loff_t *ppos)
+{
+	struct blobcr_file *f = file->private_data;
+	struct blobcr_state *st = f->st;
+	struct blobcr_reply rp;
+	size_t done;
+	int r = 0;
+
+	if (!count || count % sizeof(rp))
+		return -EINVAL;
+	if (!READ_ONCE(f->helper))
+		return -ENOTCONN;
+
+	for (done = 0; done < count; done += sizeof(rp)) {
+		if (copy_from_user(&rp, buf + done, sizeof(rp))) {
+			r = -EFAULT;
+			break;
+		}
+		r = handle_reply(st, f, &rp);
+		if (r)
+			break;
+	}
+	return done ? done : r;
+}
+
+static __poll_t blobcr_poll(struct file *file, poll_table *wait)
+{
+	struct blobcr_file *f = file->private_data;
+	struct blobcr_state *st = f->st;
+	__poll_t mask = EPOLLOUT | EPOLLWRNORM;
+
+	poll_wait(file, &st->req_wq, wait);
+	spin_lock_irq(&st->lock);
+	if (st->dead)
+		mask |= EPOLLHUP | EPOLLERR;
+	else if (f->helper && !list_empty(&st->queue))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	spin_unlock_irq(&st->lock);
+	return mask;
+}
+
+static bool all_zero(const __u64 *v, unsigned int n)
+{
+	while (n--)
+		if (v[n])
+			return false;
+	return true;
+}
+
+static long ioc_attach(struct blobcr_state *st, struct blobcr_file *f,
+		       struct file *file, void __user *argp)
+{
+	struct blobcr_attach a;
+
+	if (copy_from_user(&a, argp, sizeof(a)))
+		return -EFAULT;
+	if (a.flags || a.pad || !all_zero(a.reserved, ARRAY_SIZE(a.reserved)))
+		return -EINVAL;
+	if ((file->f_mode & (FMODE_READ | FMODE_WRITE)) !=
+	    (FMODE_READ | FMODE_WRITE))
+		return -EBADF;
+
+	spin_lock_irq(&st->lock);
+	if (st->dead) {
+		spin_unlock_irq(&st->lock);
+		return -ENODEV;
+	}
+	if (!f->helper) {
+		f->helper = true;
+		st->nr_helpers++;
+	}
+	spin_unlock_irq(&st->lock);
+
+	a.features = BLOBCR_FEATURES;
+	return copy_to_user(argp, &a, sizeof(a)) ? -EFAULT : 0;
+}
+
+static long ioc_get_info(struct blobcr_state *st, void __user *argp)
+{
+	struct blobcr_info info;
+
+	memset(&info, 0, sizeof(info));
+	info.features = BLOBCR_FEATURES;
+	info.nr_extents = st->nr_extents;
+	info.dev_sectors = st->geo.dev_sectors;
+	info.extent_sectors = st->geo.extent_sectors;
+	info.cache_major = MAJOR(st->geo.cache_dev);
+	info.cache_minor = MINOR(st->geo.cache_dev);
+
+	spin_lock_irq(&st->lock);
+	info.mode = st->mode;
+	info.nr_present = st->nr_present;
+	info.nr_dirty = st->nr_dirty;
+	info.nr_committing = st->nr_committing;
+	info.commits_done = st->commits_done;
+	info.last_version = st->last_version;
+	info.fetches_queued = st->fetches_queued;
+	info.fetches_inflight = st->fetches_inflight;
+	info.nr_helpers = st->nr_helpers;
+	spin_unlock_irq(&st->lock);
+
+	return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static int check_bitmap_arg(struct blobcr_state *st, struct blobcr_bitmap *b,
+			    void __user *argp)
+{
+	if (copy_from_user(b, argp, sizeof(*b)))
+		return -EFAULT;
+	if (b->which > BLOBCR_BITMAP_COMMIT || b->flags ||
+	    !all_zero(b->reserved, ARRAY_SIZE(b->reserved)))
+		return -EINVAL;
+	if (b->start % 64 || !b->count || b->start >= st->nr_extents ||
+	    b->count > st->nr_extents - b->start)
+		return -EINVAL;
+	return 0;
+}
+
+static long ioc_get_bitmap(struct blobcr_state *st, void __user *argp)
+{
+	struct blobcr_bitmap b;
+	u64 __user *uaddr;
+	u64 w, words, *buf;
+	int r;
+
+	r = check_bitmap_arg(st, &b, argp);
+	if (r)
+		return r;
+	buf = kmalloc_array(BLOBCR_BITMAP_CHUNK, sizeof(u64), GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	uaddr = u64_to_user_ptr(b.addr);
+	words = DIV_ROUND_UP(b.count, 64);
+
+	for (w = 0; w < words; w += BLOBCR_BITMAP_CHUNK) {
+		unsigned int n = min_t(u64, BLOBCR_BITMAP_CHUNK, words - w);
+		u64 first = b.start + w * 64;
+		u64 end = min(b.start + b.count, first + (u64)n * 64);
+		unsigned long *map;
+		u64 e;
+
+		memset(buf, 0, n * sizeof(u64));
+		spin_lock_irq(&st->lock);
+		if (b.which == BLOBCR_BITMAP_PRESENT)
+			map = st->present;
+		else if (b.which == BLOBCR_BITMAP_DIRTY)
+			map = st->dirty;
+		else
+			map = st->commit_set;
+		for (e = first; e < end; e++)
+			if (test_bit(e, map))
+				buf[(e - first) / 64] |= 1ULL << ((e - first) % 64);
+		spin_unlock_irq(&st->lock);
+
+		if (copy_to_user(uaddr + w, buf, n * sizeof(u64))) {
+			r = -EFAULT;
+			break;
+		}
+	}
+	kfree(buf);
+	return r;
+}
+
+static long ioc_set_present(struct blobcr_state *st, void __user *argp)
+{
+	struct blobcr_bitmap b;
+	u64 __user *uaddr;
+	u64 w, words, *buf;
+	int r;
+
+	r = check_bitmap_arg(st, &b, argp);
+	if (r)
+		return r;
+	if (b.which != BLOBCR_BITMAP_PRESENT)
+		return -EINVAL;
+	buf = kmalloc_array(BLOBCR_BITMAP_CHUNK, sizeof(u64), GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	uaddr = u64_to_user_ptr(b.addr);
+	words = DIV_ROUND_UP(b.count, 64);
+
+	for (w = 0; w < words; w += BLOBCR_BITMAP_CHUNK) {
+		unsigned int n = min_t(u64, BLOBCR_BITMAP_CHUNK, words - w);
+		u64 first = b.start + w * 64;
+		u64 end = min(b.start + b.count, first + (u64)n * 64);
+		u64 e;
+
+		if (copy_from_user(buf, uaddr + w, n * sizeof(u64))) {
+			r = -EFAULT;
+			break;
+		}
+		spin_lock_irq(&st->lock);
+		for (e = first; e < end; e++) {
+			if (!(buf[(e - first) / 64] & (1ULL << ((e - first) % 64))))
+				continue;
+			if (test_bit(e, st->present) || blobcr_fetching(st, e))
+				continue;
+			__set_bit(e, st->present);
+			st->nr_present++;
+		}
+		spin_unlock_irq(&st->lock);
+	}
+	kfree(buf);
+	/* Bios parked in the worker's list see the new bits. */
+	blobcr_kick(st);
+	return r;
+}
+
+static long ioc_commit(struct blobcr_state *st, struct file *file,
+		       void __user *argp)
+{
+	struct blobcr_commit c;
+	int r;
+
+	if (!(file->f_mode & FMODE_WRITE))
+		return -EBADF;
+	if (copy_from_user(&c, argp, sizeof(c)))
+		return -EFAULT;
+	if (c.flags || c.pad || c.version || c.nr_extents || c.pause_ns ||
+	    !all_zero(c.reserved, ARRAY_SIZE(c.reserved)))
+		return -EINVAL;
+	r = blobcr_commit(st, &c);
+	if (copy_to_user(argp, &c, sizeof(c)))
+		return r ? r : -EFAULT;
+	return r;
+}
+
+static long blobcr_ioctl(struct file *file, unsigned int cmd,
+			 unsigned long arg)
+{
+	struct blobcr_file *f = file->private_data;
+	struct blobcr_state *st = f->st;
+	void __user *argp = (void __user *)arg;
+
+	if (READ_ONCE(st->dead))
+		return -ENODEV;
+
+	switch (cmd) {
+	case BLOBCR_IOC_ATTACH:
+		return ioc_attach(st, f, file, argp);
+	case BLOBCR_IOC_GET_INFO:
+		return ioc_get_info(st, argp);
+	case BLOBCR_IOC_GET_BITMAP:
+		return ioc_get_bitmap(st, argp);
+	case BLOBCR_IOC_SET_PRESENT:
+		if (!(file->f_mode & FMODE_WRITE))
+			return -EBADF;
+		return ioc_set_present(st, argp);
+	case BLOBCR_IOC_COMMIT:
+		return ioc_commit(st, file, argp);
+	default:
+		return -ENOTTY;
+	}
+}
+
+const struct file_operations blobcr_channel_fops = {
+	.owner = THIS_MODULE,
+	.open = blobcr_open,
+	.release = blobcr_release,
+	.read = blobcr_read,
+	.write = blobcr_write,
+	.poll = blobcr_poll,
+	.unlocked_ioctl = blobcr_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+};

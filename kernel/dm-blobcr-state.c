@@ -1,0 +1,992 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-blobcr: per-device state.  Present, dirty and commit bitmaps, the
+ * requests to the helper, the parked bios and the worker that resubmits
+ * them, the commit.  Lock order and lock comments: dm-blobcr-core.h.
+ */
+
+#include <linux/blkdev.h>
+#include <linux/device-mapper.h>
+#include <linux/ktime.h>
+#include <linux/log2.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+
+#include "dm-blobcr-core.h"
+
+static DEFINE_MUTEX(blobcr_states_mutex);
+static LIST_HEAD(blobcr_states);	/* blobcr_states_mutex */
+
+/* ---- Helpers, all called with st->lock held. ---- */
+
+static u64 bio_extent(struct blobcr_state *st, struct bio *bio)
+{
+	return bio->bi_iter.bi_sector >> st->extent_shift;
+}
+
+/* Sectors of @extent (the last one may be short). */
+static sector_t extent_len(struct blobcr_state *st, u64 extent)
+{
+	sector_t start = (sector_t)extent << st->extent_shift;
+
+	return min_t(sector_t, st->geo.extent_sectors,
+		     st->geo.dev_sectors - start);
+}
+
+static bool bio_covers_extent(struct blobcr_state *st, struct bio *bio,
+			      u64 extent)
+{
+	sector_t start = (sector_t)extent << st->extent_shift;
+
+	return bio->bi_iter.bi_sector == start &&
+	       bio_sectors(bio) == extent_len(st, extent);
+}
+
+static struct blobcr_req *fetch_find(struct blobcr_state *st, u64 extent)
+{
+	struct rb_node *n = st->fetches.rb_node;
+
+	lockdep_assert_held(&st->lock);
+	while (n) {
+		struct blobcr_req *req = rb_entry(n, struct blobcr_req, rb);
+
+		if (extent < req->extent)
+			n = n->rb_left;
+		else if (extent >= req->extent + req->nr)
+			n = n->rb_right;
+		else
+			return req;
+	}
+	return NULL;
+}
+
+bool blobcr_fetching(struct blobcr_state *st, u64 extent)
+{
+	return fetch_find(st, extent);
+}
+
+static void fetch_insert(struct blobcr_state *st, struct blobcr_req *req)
+{
+	struct rb_node **link = &st->fetches.rb_node, *parent = NULL;
+
+	lockdep_assert_held(&st->lock);
+	while (*link) {
+		struct blobcr_req *r = rb_entry(*link, struct blobcr_req, rb);
+
+		parent = *link;
+		if (req->extent < r->extent)
+			link = &parent->rb_left;
+		else
+			link = &parent->rb_right;
+	}
+	rb_link_node(&req->rb, parent, link);
+	rb_insert_color(&req->rb, &st->fetches);
+}
+
+struct blobcr_req *blobcr_req_lookup(struct blobcr_state *st, u64 id)
+{
+	struct blobcr_req *req;
+
+	lockdep_assert_held(&st->lock);
+	hash_for_each_possible(st->req_hash, req, hnode, id)
+		if (req->id == id)
+			return req;
+	return NULL;
+}
+
+/* Initialise @req and put it at the tail of the queue. */
+static void req_queue(struct blobcr_state *st, struct blobcr_req *req,
+		      u16 op, u64 extent, u64 nr)
+{
+	lockdep_assert_held(&st->lock);
+	memset(req, 0, sizeof(*req));
+	req->id = ++st->next_id;
+	req->op = op;
+	req->extent = extent;
+	req->nr = nr;
+	req->rstate = BLOBCR_REQ_QUEUED;
+	req->queued_at = jiffies;
+	bio_list_init(&req->bios);
+	hash_add(st->req_hash, &req->hnode, req->id);
+	list_add_tail(&req->list, &st->queue);
+	if (op == BLOBCR_OP_FETCH) {
+		fetch_insert(st, req);
+		st->fetches_queued++;
+		st->last_fetch = req;
+	}
+}
+
+/* Take a QUEUED request off the queue (to hand it out or to end it). */
+void blobcr_req_unqueue(struct blobcr_state *st, struct blobcr_req *req)
+{
+	lockdep_assert_held(&st->lock);
+	list_del_init(&req->list);
+	if (req->op == BLOBCR_OP_FETCH)
+		st->fetches_queued--;
+	if (st->last_fetch == req)
+		st->last_fetch = NULL;
+}
+
+/* Forget a request that is off every list but the hash and the tree. */
+static void req_forget(struct blobcr_state *st, struct blobcr_req *req)
+{
+	lockdep_assert_held(&st->lock);
+	hash_del(&req->hnode);
+	if (req->op == BLOBCR_OP_FETCH)
+		rb_erase(&req->rb, &st->fetches);
+}
+
+/* End a request in whatever state it is, without completing it. */
+static void req_detach(struct blobcr_state *st, struct blobcr_req *req)
+{
+	lockdep_assert_held(&st->lock);
+	if (req->rstate == BLOBCR_REQ_QUEUED) {
+		blobcr_req_unqueue(st, req);
+	} else {
+		list_del_init(&req->list);
+		if (req->op == BLOBCR_OP_FETCH)
+			st->fetches_inflight--;
+	}
+	req_forget(st, req);
+}
+
+void blobcr_kick(struct blobcr_state *st)
+{
+	queue_work(st->wq, &st->worker);
+}
+
+static void arm_timeout(struct blobcr_state *st)
+{
+	unsigned long t = READ_ONCE(st->timeout);
+
+	if (t)
+		queue_delayed_work(st->wq, &st->timeout_work, t);
+}
+
+void blobcr_fail_bios(struct bio_list *bios)
+{
+	struct bio *bio;
+
+	while ((bio = bio_list_pop(bios)))
+		bio_io_error(bio);
+}
+
+/* Writes to this extent must wait for the commit (barrier or upload). */
+static bool write_held(struct blobcr_state *st, u64 extent)
+{
+	lockdep_assert_held(&st->lock);
+	if (st->commit_phase == BLOBCR_COMMIT_DRAIN)
+		return true;
+	return st->commit_phase == BLOBCR_COMMIT_UPLOAD &&
+	       test_bit(extent, st->commit_set) &&
+	       !test_bit(extent, st->uploaded);
+}
+
+static void account_write(struct blobcr_state *st, struct bio *bio,
+			  u64 extent)
+{
+	struct blobcr_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+
+	lockdep_assert_held(&st->lock);
+	if (!__test_and_set_bit(extent, st->dirty))
+		st->nr_dirty++;
+	pb->flags |= BLOBCR_BIO_COUNTED;
+	atomic_inc(&st->inflight_writes);
+}
+
+/* Release every held write to the worker. */
+static void release_held(struct blobcr_state *st)
+{
+	lockdep_assert_held(&st->lock);
+	if (bio_list_empty(&st->held))
+		return;
+	bio_list_merge(&st->deferred, &st->held);
+	bio_list_init(&st->held);
+	blobcr_kick(st);
+}
+
+/* ---- Fast path and worker. ---- */
+
+int blobcr_state_map(struct blobcr_state *st, struct bio *bio)
+{
+	u64 extent = bio_extent(st, bio);
+	int mode = READ_ONCE(st->mode);
+	unsigned long flags;
+	bool fast = false;
+
+	if (mode == BLOBCR_MODE_FAIL)
+		return DM_MAPIO_KILL;
+
+	if (!op_is_write(bio_op(bio))) {
+		if (test_bit(extent, st->present))
+			return DM_MAPIO_REMAPPED;
+	} else {
+		if (mode == BLOBCR_MODE_RO)
+			return DM_MAPIO_KILL;
+		spin_lock_irqsave(&st->lock, flags);
+		if (test_bit(extent, st->present) && !write_held(st, extent)) {
+			account_write(st, bio, extent);
+			fast = true;
+		}
+		spin_unlock_irqrestore(&st->lock, flags);
+		if (fast)
+			return DM_MAPIO_REMAPPED;
+	}
+
+	spin_lock_irqsave(&st->lock, flags);
+	bio_list_add(&st->deferred, bio);
+	spin_unlock_irqrestore(&st->lock, flags);
+	blobcr_kick(st);
+	return DM_MAPIO_SUBMITTED;
+}
+
+void blobcr_state_end_io(struct blobcr_state *st, struct bio *bio)
+{
+	struct blobcr_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+
+	if (pb->flags & BLOBCR_BIO_COUNTED) {
+		pb->flags &= ~BLOBCR_BIO_COUNTED;
+		/* Pairs with wait_event() in blobcr_commit(). */
+		if (atomic_dec_and_test(&st->inflight_writes))
+			wake_up(&st->drain_wq);
+	}
+}
+
+enum {
+	PB_SUBMIT,
+	PB_FAIL,
+	PB_PARKED,
+	PB_NEED_REQ,
+};
+
+/* Decide what to do with one parked bio. */
+static int process_bio(struct blobcr_state *st, struct bio *bio,
+		       struct blobcr_req **spare, bool *queued)
+{
+	u64 extent = bio_extent(st, bio);
+	bool write = op_is_write(bio_op(bio));
+	struct blobcr_req *req;
+
+	lockdep_assert_held(&st->lock);
+	if (st->dead || st->mode == BLOBCR_MODE_FAIL ||
+	    (write && st->mode == BLOBCR_MODE_RO))
+		return PB_FAIL;
+
+	if (test_bit(extent, st->present)) {
+		if (write) {
+			if (write_held(st, extent)) {
+				bio_list_add(&st->held, bio);
+				return PB_PARKED;
+			}
+			account_write(st, bio, extent);
+		}
+		return PB_SUBMIT;
+	}
+
+	req = fetch_find(st, extent);
+	if (req) {
+		bio_list_add(&req->bios, bio);
+		return PB_PARKED;
+	}
+
+	if (write && bio_covers_extent(st, bio, extent)) {
+		/* Nothing to fetch: the write replaces the whole extent. */
+		if (write_held(st, extent)) {
+			bio_list_add(&st->held, bio);
+			return PB_PARKED;
+		}
+		__set_bit(extent, st->present);
+		st->nr_present++;
+		account_write(st, bio, extent);
+		return PB_SUBMIT;
+	}
+
+	req = st->last_fetch;
+	if (req && req->extent + req->nr == extent && req->nr < BLOBCR_MAX_RUN) {
+		req->nr++;
+		bio_list_add(&req->bios, bio);
+		return PB_PARKED;
+	}
+
+	if (!*spare)
+		return PB_NEED_REQ;
+	req = *spare;
+	*spare = NULL;
+	req_queue(st, req, BLOBCR_OP_FETCH, extent, 1);
+	bio_list_add(&req->bios, bio);
+	*queued = true;
+	return PB_PARKED;
+}
+
+static void blobcr_worker(struct work_struct *work)
+{
+	struct blobcr_state *st = container_of(work, struct blobcr_state,
+					       worker);
+	struct bio_list bios = BIO_EMPTY_LIST;
+	struct bio_list submit = BIO_EMPTY_LIST;
+	struct bio_list failed = BIO_EMPTY_LIST;
+	struct blobcr_req *spare = NULL;
+	struct blk_plug plug;
+	bool queued = false;
+	struct bio *bio;
+
+	spin_lock_irq(&st->lock);
+	bio_list_merge(&bios, &st->deferred);
+	bio_list_init(&st->deferred);
+	spin_unlock_irq(&st->lock);
+
+	while ((bio = bio_list_pop(&bios))) {
+		int r;
+
+		spin_lock_irq(&st->lock);
+		r = process_bio(st, bio, &spare, &queued);
+		if (r == PB_NEED_REQ) {
+			spin_unlock_irq(&st->lock);
+			/* GFP_NOIO mempool allocations do not fail. */
+			spare = mempool_alloc(&st->req_pool, GFP_NOIO);
+			spin_lock_irq(&st->lock);
+			r = process_bio(st, bio, &spare, &queued);
+		}
+		spin_unlock_irq(&st->lock);
+
+		if (r == PB_SUBMIT)
+			bio_list_add(&submit, bio);
+		else if (r == PB_FAIL)
+			bio_list_add(&failed, bio);
+	}
+	if (spare)
+		mempool_free(spare, &st->req_pool);
+
+	if (queued) {
+		wake_up_interruptible(&st->req_wq);
+		arm_timeout(st);
+	}
+	blobcr_fail_bios(&failed);
+	blk_start_plug(&plug);
+	while ((bio = bio_list_pop(&submit)))
+		submit_bio_noacct(bio);
+	blk_finish_plug(&plug);
+}
+
+/* ---- Request completion, called by the channel with st->lock held. ---- */
+
+void blobcr_fetch_done(struct blobcr_state *st, struct blobcr_req *req,
+		       int status, struct bio_list *failed)
+{
+	u64 e;
+
+	lockdep_assert_held(&st->lock);
+	req_detach(st, req);
+	if (status) {
+		bio_list_merge(failed, &req->bios);
+	} else {
+		for (e = req->extent; e < req->extent + req->nr; e++)
+			if (!__test_and_set_bit(e, st->present))
+				st->nr_present++;
+		if (!bio_list_empty(&req->bios)) {
+			bio_list_merge(&st->deferred, &req->bios);
+			blobcr_kick(st);
+		}
+	}
+	mempool_free(req, &st->req_pool);
+}
+
+void blobcr_commit_done(struct blobcr_state *st, int status, u64 version)
+{
+	struct blobcr_req *req = st->commit_req;
+
+	lockdep_assert_held(&st->lock);
+	if (req) {
+		req_detach(st, req);
+		mempool_free(req, &st->req_pool);
+		st->commit_req = NULL;
+	}
+	if (!status) {
+		st->commits_done++;
+		st->last_version = version;
+	} else {
+		/* Nothing of this commit is published: all of it is dirty. */
+		bitmap_or(st->dirty, st->dirty, st->commit_set, st->nr_extents);
+		st->nr_dirty = bitmap_weight(st->dirty, st->nr_extents);
+	}
+	bitmap_zero(st->commit_set, st->nr_extents);
+	bitmap_zero(st->uploaded, st->nr_extents);
+	st->nr_committing = 0;
+	st->commit_phase = BLOBCR_COMMIT_NONE;
+	st->commit_result = status;
+	st->commit_version = status ? 0 : version;
+	st->commit_done_seq = st->commit_seq;
+	release_held(st);
+	wake_up_all(&st->commit_wq);
+}
+
+void blobcr_uploaded(struct blobcr_state *st, u64 extent, u64 nr)
+{
+	u64 e;
+
+	lockdep_assert_held(&st->lock);
+	for (e = extent; e < extent + nr; e++)
+		if (test_bit(e, st->commit_set))
+			__set_bit(e, st->uploaded);
+	release_held(st);
+}
+
+/*
+ * The file @f stops being a helper (closed or dropped): hand its requests
+ * to the next one.  A COMMIT is handed on only if no part of it was
+ * declared uploaded (writes may have changed those extents since);
+ * otherwise the commit fails and its extents are dirty again.
+ */
+void blobcr_requeue_file(struct blobcr_state *st, struct blobcr_file *f)
+{
+	struct blobcr_req *req, *tmp;
+	bool requeued = false;
+
+	lockdep_assert_held(&st->lock);
+	list_for_each_entry_safe_reverse(req, tmp, &f->inflight, list) {
+		if (req->op == BLOBCR_OP_COMMIT && req->uploaded_any) {
+			blobcr_commit_done(st, -EIO, 0);
+			continue;
+		}
+		req->rstate = BLOBCR_REQ_QUEUED;
+		req->owner = NULL;
+		req->queued_at = jiffies;
+		list_move(&req->list, &st->queue);
+		if (req->op == BLOBCR_OP_FETCH) {
+			st->fetches_inflight--;
+			st->fetches_queued++;
+		}
+		requeued = true;
+	}
+	if (requeued) {
+		wake_up_interruptible(&st->req_wq);
+		arm_timeout(st);
+	}
+}
+
+/* ---- Timeouts: a request nobody has read for st->timeout fails. ---- */
+
+static void blobcr_timeout_work(struct work_struct *work)
+{
+	struct blobcr_state *st = container_of(to_delayed_work(work),
+					       struct blobcr_state,
+					       timeout_work);
+	struct bio_list failed = BIO_EMPTY_LIST;
+	struct blobcr_req *req, *tmp;
+	unsigned long next = 0, now = jiffies;
+	bool again = false;
+
+	spin_lock_irq(&st->lock);
+	if (st->dead || !st->timeout) {
+		spin_unlock_irq(&st->lock);
+		return;
+	}
+	list_for_each_entry_safe(req, tmp, &st->queue, list) {
+		unsigned long deadline = req->queued_at + st->timeout;
+
+		if (time_before(now, deadline)) {
+			if (!again || time_before(deadline, next))
+				next = deadline;
+			again = true;
+			continue;
+		}
+		if (req->op == BLOBCR_OP_FETCH) {
+			DMERR_LIMIT("%s: no helper read fetch of extent %llu in time",
+				    st->name, req->extent);
+			blobcr_fetch_done(st, req, -ETIMEDOUT, &failed);
+		} else {
+			DMERR_LIMIT("%s: no helper read commit in time", st->name);
+			blobcr_commit_done(st, -ETIMEDOUT, 0);
+		}
+	}
+	if (again)
+		queue_delayed_work(st->wq, &st->timeout_work,
+				   next - now + 1);
+	spin_unlock_irq(&st->lock);
+	blobcr_fail_bios(&failed);
+}
+
+/* ---- Commit. ---- */
+
+int blobcr_commit(struct blobcr_state *st, struct blobcr_commit *c)
+{
+	struct blobcr_req *req;
+	u64 seq, t0;
+	long r;
+
+	req = mempool_alloc(&st->req_pool, GFP_KERNEL);
+	t0 = ktime_get_ns();
+
+	spin_lock_irq(&st->lock);
+	if (st->dead || st->mode != BLOBCR_MODE_RW) {
+		spin_unlock_irq(&st->lock);
+		mempool_free(req, &st->req_pool);
+		return st->dead ? -ENODEV : -EROFS;
+	}
+	if (st->commit_phase != BLOBCR_COMMIT_NONE) {
+		spin_unlock_irq(&st->lock);
+		mempool_free(req, &st->req_pool);
+		return -EBUSY;
+	}
+	st->commit_phase = BLOBCR_COMMIT_DRAIN;
+	seq = ++st->commit_seq;
+	spin_unlock_irq(&st->lock);
+
+	/*
+	 * No write starts now (write_held()); wait for those under way.  The
+	 * wait is bounded by the cache device's latency, not by dirty data.
+	 * Pairs with atomic_dec_and_test() in blobcr_state_end_io().
+	 */
+	r = wait_event_killable(st->drain_wq,
+				!atomic_read(&st->inflight_writes));
+
+	spin_lock_irq(&st->lock);
+	if (r || st->dead) {
+		st->commit_phase = BLOBCR_COMMIT_NONE;
+		st->commit_done_seq = seq;
+		release_held(st);
+		spin_unlock_irq(&st->lock);
+		mempool_free(req, &st->req_pool);
+		return r ? -EINTR : -ENODEV;
+	}
+	/* The atomic step: commit_set and uploaded are empty here. */
+	swap(st->dirty, st->commit_set);
+	st->nr_committing = st->nr_dirty;
+	st->nr_dirty = 0;
+	st->commit_phase = BLOBCR_COMMIT_UPLOAD;
+	req_queue(st, req, BLOBCR_OP_COMMIT, 0, st->nr_committing);
+	st->commit_req = req;
+	c->nr_extents = st->nr_committing;
+	release_held(st);
+	spin_unlock_irq(&st->lock);
+	c->pause_ns = ktime_get_ns() - t0;
+
+	wake_up_interruptible(&st->req_wq);
+	arm_timeout(st);
+
+	r = wait_event_killable(st->commit_wq,
+				READ_ONCE(st->commit_done_seq) >= seq);
+	if (r)
+		return -EINTR;	/* the commit goes on; status shows the end */
+
+	spin_lock_irq(&st->lock);
+	if (st->commit_done_seq == seq) {
+		r = st->commit_result;
+		c->version = st->commit_version;
+	} else {
+		r = -EAGAIN;
+	}
+	spin_unlock_irq(&st->lock);
+	return r;
+}
+
+/* ---- Target-facing interface. ---- */
+
+void blobcr_state_set_all_present(struct blobcr_state *st)
+{
+	spin_lock_irq(&st->lock);
+	bitmap_fill(st->present, st->nr_extents);
+	st->nr_present = st->nr_extents;
+	spin_unlock_irq(&st->lock);
+}
+
+void blobcr_state_set_timeout(struct blobcr_state *st, unsigned int ms)
+{
+	spin_lock_irq(&st->lock);
+	WRITE_ONCE(st->timeout, ms ? max(msecs_to_jiffies(ms), 1UL) : 0);
+	spin_unlock_irq(&st->lock);
+	/* Re-evaluate the queue now: the work re-arms for the next deadline. */
+	mod_delayed_work(st->wq, &st->timeout_work, 0);
+}
+
+void blobcr_state_requeue_parked(struct blobcr_state *st)
+{
+	struct bio_list bios = BIO_EMPTY_LIST;
+	struct blobcr_req *req;
+	struct rb_node *n;
+	struct bio *bio;
+
+	flush_work(&st->worker);
+	spin_lock_irq(&st->lock);
+	bio_list_merge(&bios, &st->deferred);
+	bio_list_init(&st->deferred);
+	bio_list_merge(&bios, &st->held);
+	bio_list_init(&st->held);
+	for (n = rb_first(&st->fetches); n; n = rb_next(n)) {
+		req = rb_entry(n, struct blobcr_req, rb);
+		bio_list_merge(&bios, &req->bios);
+		bio_list_init(&req->bios);
+	}
+	spin_unlock_irq(&st->lock);
+
+	while ((bio = bio_list_pop(&bios))) {
+		bio->bi_status = BLK_STS_DM_REQUEUE;
+		bio_endio(bio);
+	}
+}
+
+void blobcr_state_flush(struct blobcr_state *st)
+{
+	flush_workqueue(st->wq);
+}
+
+static const char *mode_name(int mode)
+{
+	switch (mode) {
+	case BLOBCR_MODE_RW:
+		return "rw";
+	case BLOBCR_MODE_RO:
+		return "ro";
+	default:
+		return "fail";
+	}
+}
+
+unsigned int blobcr_state_status(struct blobcr_state *st, char *result,
+				 unsigned int maxlen)
+{
+	unsigned int sz = 0;
+
+	spin_lock_irq(&st->lock);
+	DMEMIT("%llu/%llu %llu %llu %u %llu %llu %u %s",
+	       st->nr_present, st->nr_extents, st->nr_dirty,
+	       st->nr_committing, st->fetches_queued + st->fetches_inflight,
+	       st->commits_done, st->last_version, st->nr_helpers,
+	       mode_name(st->mode));
+	spin_unlock_irq(&st->lock);
+	return sz;
+}
+
+static int parse_u64(const char *s, u64 *v)
+{
+	unsigned long long x;
+	char dummy;
+
+	if (sscanf(s, "%llu%c", &x, &dummy) != 1)
+		return -EINVAL;
+	*v = x;
+	return 0;
+}
+
+static int blobcr_prefetch(struct blobcr_state *st, u64 start, u64 count)
+{
+	struct blobcr_req *spare = NULL;
+	bool queued = false;
+	u64 e = start;
+
+	while (e < start + count) {
+		struct blobcr_req *req;
+
+		if (!spare)
+			spare = mempool_alloc(&st->req_pool, GFP_NOIO);
+		spin_lock_irq(&st->lock);
+		for (; e < start + count; e++) {
+			if (test_bit(e, st->present) || fetch_find(st, e))
+				continue;
+			req = st->last_fetch;
+			if (req && req->extent + req->nr == e &&
+			    req->nr < BLOBCR_MAX_RUN) {
+				req->nr++;
+				continue;
+			}
+			if (!spare)
+				break;
+			req_queue(st, spare, BLOBCR_OP_FETCH, e, 1);
+			spare = NULL;
+			queued = true;
+		}
+		spin_unlock_irq(&st->lock);
+	}
+	if (spare)
+		mempool_free(spare, &st->req_pool);
+	if (queued) {
+		wake_up_interruptible(&st->req_wq);
+		arm_timeout(st);
+	}
+	return 0;
+}
+
+static void drop_helpers(struct blobcr_state *st)
+{
+	struct blobcr_file *f;
+
+	spin_lock_irq(&st->lock);
+	list_for_each_entry(f, &st->files, node) {
+		if (!f->helper)
+			continue;
+		f->helper = false;
+		st->nr_helpers--;
+		blobcr_requeue_file(st, f);
+	}
+	spin_unlock_irq(&st->lock);
+	wake_up_interruptible(&st->req_wq);
+}
+
+int blobcr_state_message(struct blobcr_state *st, unsigned int argc,
+			 char **argv, char *result, unsigned int maxlen,
+			 bool *mode_changed)
+{
+	unsigned int sz = 0;
+	u64 a, b;
+
+	if (!strcasecmp(argv[0], "prefetch")) {
+		if (argc != 3 || parse_u64(argv[1], &a) ||
+		    parse_u64(argv[2], &b) || !b || a >= st->nr_extents ||
+		    b > st->nr_extents - a) {
+			DMWARN("%s: usage: prefetch <first_extent> <count>",
+			       st->name);
+			return -EINVAL;
+		}
+		return blobcr_prefetch(st, a, b);
+	}
+	if (!strcasecmp(argv[0], "drop_helper")) {
+		if (argc != 1)
+			return -EINVAL;
+		drop_helpers(st);
+		return 0;
+	}
+	if (!strcasecmp(argv[0], "mode")) {
+		int mode;
+
+		if (argc != 2)
+			return -EINVAL;
+		if (!strcasecmp(argv[1], "rw"))
+			mode = BLOBCR_MODE_RW;
+		else if (!strcasecmp(argv[1], "ro"))
+			mode = BLOBCR_MODE_RO;
+		else if (!strcasecmp(argv[1], "fail"))
+			mode = BLOBCR_MODE_FAIL;
+		else
+			return -EINVAL;
+		spin_lock_irq(&st->lock);
+		*mode_changed = st->mode != mode;
+		WRITE_ONCE(st->mode, mode);
+		spin_unlock_irq(&st->lock);
+		/* Parked bios see the new mode. */
+		blobcr_kick(st);
+		return 0;
+	}
+	if (!strcasecmp(argv[0], "dirty")) {
+		if (argc != 1)
+			return -EINVAL;
+		spin_lock_irq(&st->lock);
+		DMEMIT("%llu %llu", st->nr_dirty,
+		       st->nr_dirty << st->extent_shift);
+		spin_unlock_irq(&st->lock);
+		return 0;
+	}
+	return 1;
+}
+
+/* ---- Life cycle. ---- */
+
+void blobcr_state_release(struct kref *kref)
+{
+	struct blobcr_state *st = container_of(kref, struct blobcr_state,
+					       kref);
+
+	destroy_workqueue(st->wq);
+	mempool_exit(&st->req_pool);
+	kvfree(st->present);
+	kvfree(st->dirty);
+	kvfree(st->commit_set);
+	kvfree(st->uploaded);
+	kfree(st->misc_name);
+	kfree(st->misc_nodename);
+	kfree(st);
+}
+
+static unsigned long *alloc_bitmap(u64 nbits)
+{
+	return kvcalloc(BITS_TO_LONGS(nbits), sizeof(unsigned long),
+			GFP_KERNEL);
+}
+
+static struct blobcr_state *state_create(const char *name,
+					 const struct blobcr_geometry *geo,
+					 char **error)
+{
+	struct blobcr_state *st;
+	int r;
+
+	st = kzalloc(sizeof(*st), GFP_KERNEL);
+	if (!st) {
+		*error = "Cannot allocate state";
+		return ERR_PTR(-ENOMEM);
+	}
+	kref_init(&st->kref);
+	strscpy(st->name, name, sizeof(st->name));
+	st->geo = *geo;
+	st->extent_shift = ilog2(geo->extent_sectors);
+	st->nr_extents = DIV_ROUND_UP_ULL((u64)geo->dev_sectors,
+					  geo->extent_sectors);
+	spin_lock_init(&st->lock);
+	st->mode = BLOBCR_MODE_RW;
+	INIT_LIST_HEAD(&st->queue);
+	st->fetches = RB_ROOT;
+	hash_init(st->req_hash);
+	INIT_LIST_HEAD(&st->files);
+	init_waitqueue_head(&st->req_wq);
+	init_waitqueue_head(&st->commit_wq);
+	init_waitqueue_head(&st->drain_wq);
+	atomic_set(&st->inflight_writes, 0);
+	bio_list_init(&st->deferred);
+	bio_list_init(&st->held);
+	INIT_WORK(&st->worker, blobcr_worker);
+	INIT_DELAYED_WORK(&st->timeout_work, blobcr_timeout_work);
+
+	r = -ENOMEM;
+	*error = "Cannot allocate bitmaps";
+	st->present = alloc_bitmap(st->nr_extents);
+	st->dirty = alloc_bitmap(st->nr_extents);
+	st->commit_set = alloc_bitmap(st->nr_extents);
+	st->uploaded = alloc_bitmap(st->nr_extents);
+	if (!st->present || !st->dirty || !st->commit_set || !st->uploaded)
+		goto out_free_bitmaps;
+
+	*error = "Cannot allocate request pool";
+	r = mempool_init_kmalloc_pool(&st->req_pool, BLOBCR_MAX_RUN,
+				      sizeof(struct blobcr_req));
+	if (r)
+		goto out_free_bitmaps;
+
+	*error = "Cannot allocate workqueue";
+	r = -ENOMEM;
+	st->wq = alloc_workqueue("dm-" DM_MSG_PREFIX, WQ_MEM_RECLAIM, 0);
+	if (!st->wq)
+		goto out_exit_pool;
+
+	*error = "Cannot allocate device names";
+	st->misc_name = kasprintf(GFP_KERNEL, "blobcr-%s", name);
+	st->misc_nodename = kasprintf(GFP_KERNEL, "blobcr/%s", name);
+	if (!st->misc_name || !st->misc_nodename)
+		goto out_free_names;
+
+	st->misc.minor = MISC_DYNAMIC_MINOR;
+	st->misc.name = st->misc_name;
+	st->misc.nodename = st->misc_nodename;
+	st->misc.mode = 0600;
+	st->misc.fops = &blobcr_channel_fops;
+	*error = "Cannot register the channel device";
+	r = misc_register(&st->misc);
+	if (r)
+		goto out_free_names;
+
+	*error = NULL;
+	return st;
+
+out_free_names:
+	kfree(st->misc_name);
+	kfree(st->misc_nodename);
+	destroy_workqueue(st->wq);
+out_exit_pool:
+	mempool_exit(&st->req_pool);
+out_free_bitmaps:
+	kvfree(st->present);
+	kvfree(st->dirty);
+	kvfree(st->commit_set);
+	kvfree(st->uploaded);
+	kfree(st);
+	return ERR_PTR(r);
+}
+
+int blobcr_state_get(const char *name, const struct blobcr_geometry *geo,
+		     struct blobcr_state **stp, char **error)
+{
+	struct blobcr_state *st;
+	int r = 0;
+
+	mutex_lock(&blobcr_states_mutex);
+	list_for_each_entry(st, &blobcr_states, node) {
+		if (strcmp(st->name, name))
+			continue;
+		if (st->geo.cache_dev != geo->cache_dev ||
+		    st->geo.dev_sectors != geo->dev_sectors ||
+		    st->geo.extent_sectors != geo->extent_sectors) {
+			*error = "Channel in use with another geometry";
+			r = -EBUSY;
+			goto out_unlock;
+		}
+		st->nr_targets++;
+		kref_get(&st->kref);
+		*stp = st;
+		goto out_unlock;
+	}
+
+	st = state_create(name, geo, error);
+	if (IS_ERR(st)) {
+		r = PTR_ERR(st);
+		goto out_unlock;
+	}
+	st->nr_targets = 1;
+	list_add(&st->node, &blobcr_states);
+	*stp = st;
+
+out_unlock:
+	mutex_unlock(&blobcr_states_mutex);
+	return r;
+}
+
+/* No table left: fail everything still waiting, detach the helpers. */
+static void state_kill(struct blobcr_state *st)
+{
+	struct bio_list failed = BIO_EMPTY_LIST;
+	struct blobcr_req *req, *tmp;
+	struct blobcr_file *f;
+	struct rb_node *n;
+
+	flush_workqueue(st->wq);
+	spin_lock_irq(&st->lock);
+	st->dead = true;
+	list_for_each_entry(f, &st->files, node) {
+		if (f->helper) {
+			f->helper = false;
+			st->nr_helpers--;
+		}
+		list_for_each_entry_safe(req, tmp, &f->inflight, list) {
+			req->rstate = BLOBCR_REQ_QUEUED;
+			req->owner = NULL;
+			list_move_tail(&req->list, &st->queue);
+			if (req->op == BLOBCR_OP_FETCH) {
+				st->fetches_inflight--;
+				st->fetches_queued++;
+			}
+		}
+	}
+	list_for_each_entry_safe(req, tmp, &st->queue, list) {
+		if (req->op == BLOBCR_OP_FETCH)
+			blobcr_fetch_done(st, req, -ENODEV, &failed);
+		else
+			blobcr_commit_done(st, -ENODEV, 0);
+	}
+	/* Nothing can be left in the tree: every FETCH was on a list. */
+	n = rb_first(&st->fetches);
+	WARN_ON_ONCE(n);
+	bio_list_merge(&failed, &st->deferred);
+	bio_list_init(&st->deferred);
+	bio_list_merge(&failed, &st->held);
+	bio_list_init(&st->held);
+	spin_unlock_irq(&st->lock);
+
+	blobcr_fail_bios(&failed);
+	wake_up_all(&st->req_wq);
+	wake_up_all(&st->commit_wq);
+	wake_up_all(&st->drain_wq);
+	cancel_delayed_work_sync(&st->timeout_work);
+	flush_workqueue(st->wq);
+}
+
+void blobcr_state_put(struct blobcr_state *st)
+{
+	mutex_lock(&blobcr_states_mutex);
+	if (!--st->nr_targets) {
+		list_del(&st->node);
+		/* After this no open() can find the state. */
+		misc_deregister(&st->misc);
+		state_kill(st);
+	}
+	mutex_unlock(&blobcr_states_mutex);
+	kref_put(&st->kref, blobcr_state_release);
+}

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * dm-blobcr: the state of one lazily fetched, committed device, and its
+ * channel to the helper.  The target (dm-blobcr-target.c) sees only this
+ * interface; the state outlives a table reload because the old and the new
+ * table of a device share it, looked up by channel name.
+ */
+#ifndef DM_BLOBCR_STATE_H
+#define DM_BLOBCR_STATE_H
+
+#include <linux/bio.h>
+#include <linux/bits.h>
+#include <linux/types.h>
+
+struct blobcr_state;
+
+/**
+ * struct blobcr_geometry - what a table line says about the state
+ * @cache_dev: device number of the cache device
+ * @dev_sectors: length of the device, in sectors
+ * @extent_sectors: extent size, in sectors, a power of two
+ */
+struct blobcr_geometry {
+	dev_t cache_dev;
+	sector_t dev_sectors;
+	u32 extent_sectors;
+};
+
+/* Per-bio data the target reserves (ti->per_io_data_size). */
+struct blobcr_bio {
+	unsigned int flags;
+};
+
+#define BLOBCR_BIO_COUNTED	BIT(0)	/* counted in inflight_writes */
+
+/*
+ * Get the state named @name, creating it (and /dev/blobcr/@name) if no
+ * table uses it yet.  An existing state must have the same geometry.
+ * Process context, may block.  Returns 0 or -errno with *@error set.
+ */
+int blobcr_state_get(const char *name, const struct blobcr_geometry *geo,
+		     struct blobcr_state **st, char **error);
+
+/*
+ * Drop a table's reference.  The last one removes the character device,
+ * fails every request and bio still queued, and detaches the helpers.
+ * Process context, may block.
+ */
+void blobcr_state_put(struct blobcr_state *st);
+
+/* Mark every extent present.  Process context, does not block. */
+void blobcr_state_set_all_present(struct blobcr_state *st);
+
+/* 0 waits for a helper forever.  Any context but hard irq. */
+void blobcr_state_set_timeout(struct blobcr_state *st, unsigned int ms);
+
+/*
+ * Map a bio already remapped to the cache device (sector relative to the
+ * target).  Returns DM_MAPIO_REMAPPED (fast path), DM_MAPIO_SUBMITTED
+ * (parked for the worker) or DM_MAPIO_KILL.  Never sleeps.
+ */
+int blobcr_state_map(struct blobcr_state *st, struct bio *bio);
+
+/* Bio completion bookkeeping.  Any context; never sleeps. */
+void blobcr_state_end_io(struct blobcr_state *st, struct bio *bio);
+
+/*
+ * Presuspend with noflush: hand every parked bio back to device-mapper to
+ * be requeued (fetches go on).  Process context.
+ */
+void blobcr_state_requeue_parked(struct blobcr_state *st);
+
+/* Wait until the worker is idle.  Process context, may block. */
+void blobcr_state_flush(struct blobcr_state *st);
+
+/* Emit the STATUSTYPE_INFO fields.  Any context but hard irq. */
+unsigned int blobcr_state_status(struct blobcr_state *st, char *result,
+				 unsigned int maxlen);
+
+/*
+ * A "dmsetup message" for the state (argv[0] is the verb).  Returns 0,
+ * -EINVAL with a DMWARN, or 1 if the verb is not the state's.  Process
+ * context, may block.  *@mode_changed tells the caller to raise an event.
+ */
+int blobcr_state_message(struct blobcr_state *st, unsigned int argc,
+			 char **argv, char *result, unsigned int maxlen,
+			 bool *mode_changed);
+
+#endif /* DM_BLOBCR_STATE_H */

@@ -1,0 +1,416 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dm-blobcr lazy fetch: cold reads fetch exactly what they touch, through
+ * the reference helper; partial and whole-extent writes; one FETCH for
+ * many waiters; helper death, absence and failure; prefetch; present
+ * bitmap; reload, suspend and modes.
+ */
+#include <pthread.h>
+
+#include "blobcr_helper.h"
+#include "blobcr_test.h"
+#include "kselftest_harness.h"
+
+#define NAME		"blobcr-fetch"
+#define DEV		"/dev/mapper/" NAME
+#define CHANNEL		"fetch"
+#define NR_EXTENTS	64
+#define DEV_SECTORS	(NR_EXTENTS * EXTENT_SECTORS)
+#define DEV_BYTES	(NR_EXTENTS * EXTENT_BYTES)
+
+#define STATUS_PRESENT	3
+#define STATUS_FETCHES	6
+#define STATUS_HELPERS	9
+#define STATUS_MODE	10
+
+FIXTURE(lazy) {
+	struct helper_stats *stats;
+	struct helper_opts opts;
+	pid_t helper;
+	uint64_t seed;
+};
+
+FIXTURE_SETUP(lazy)
+{
+	self->seed = (uint64_t)getpid() * 7919 + (uint64_t)time(NULL);
+	ASSERT_EQ(0, write_pattern(remote_disk(), 0, DEV_BYTES, self->seed));
+	ASSERT_EQ(0, dm_create(NAME, DEV_SECTORS, CHANNEL,
+			       "2 helper_timeout_ms 10000"));
+	self->stats = helper_stats_new();
+	ASSERT_NE(NULL, self->stats);
+	self->opts.channel = CHANNEL;
+	self->opts.remote = remote_disk();
+	self->opts.cache = cache_disk();
+	self->helper = -1;
+}
+
+FIXTURE_TEARDOWN(lazy)
+{
+	helper_kill(self->helper);
+	EXPECT_EQ(0, run("dmsetup remove " NAME));
+}
+
+static void start_helper(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(lazy) *self)
+{
+	self->helper = helper_spawn(&self->opts, self->stats);
+	ASSERT_LT(0, self->helper);
+}
+
+/* Read @len bytes at @off of the device and check the remote's pattern. */
+static long long read_check(uint64_t off, size_t len, uint64_t seed)
+{
+	return verify_pattern(DEV, off, len, seed);
+}
+
+TEST_F(lazy, cold_read_fetches_touched_extents)
+{
+	start_helper(_metadata, self);
+	ASSERT_EQ(0, dm_status_field(NAME, STATUS_PRESENT, NULL, 0));
+
+	EXPECT_EQ(-1, read_check(3 * EXTENT_BYTES + 8192, 4096, self->seed));
+	EXPECT_EQ(1, self->stats->fetch_extents);
+	EXPECT_EQ(1, self->stats->extent_fetches[3]);
+
+	/* Again: no fetch. */
+	EXPECT_EQ(-1, read_check(3 * EXTENT_BYTES, EXTENT_BYTES, self->seed));
+	EXPECT_EQ(1, self->stats->fetch_extents);
+
+	/* Across an extent boundary: both extents, once each. */
+	EXPECT_EQ(-1, read_check(6 * EXTENT_BYTES - 32768, 65536, self->seed));
+	EXPECT_EQ(1, self->stats->extent_fetches[5]);
+	EXPECT_EQ(1, self->stats->extent_fetches[6]);
+	EXPECT_EQ(3, self->stats->fetch_extents);
+	EXPECT_EQ(3, dm_status_field(NAME, STATUS_PRESENT, NULL, 0));
+}
+
+TEST_F(lazy, sequential_read_in_runs)
+{
+	int i;
+
+	start_helper(_metadata, self);
+	EXPECT_EQ(-1, read_check(10 * EXTENT_BYTES, 16 * EXTENT_BYTES,
+				 self->seed));
+	EXPECT_EQ(16, self->stats->fetch_extents);
+	for (i = 10; i < 26; i++)
+		EXPECT_EQ(1, self->stats->extent_fetches[i]);
+	EXPECT_GE(16, self->stats->fetch_reqs);
+	TH_LOG("16 extents in %llu FETCH requests",
+	       (unsigned long long)self->stats->fetch_reqs);
+}
+
+TEST_F(lazy, partial_write_fetches_first)
+{
+	char *buf = xalloc(EXTENT_BYTES);
+	int fd;
+
+	ASSERT_NE(NULL, buf);
+	start_helper(_metadata, self);
+	fill_pattern(buf, 4096, 7 * EXTENT_BYTES + 4096, 42);
+	fd = open(DEV, O_RDWR | O_DIRECT);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(4096, pwrite(fd, buf, 4096, 7 * EXTENT_BYTES + 4096));
+	EXPECT_EQ(1, self->stats->extent_fetches[7]);
+	ASSERT_EQ(EXTENT_BYTES, pread(fd, buf, EXTENT_BYTES, 7 * EXTENT_BYTES));
+	close(fd);
+	EXPECT_EQ(-1, check_pattern(buf, 4096, 7 * EXTENT_BYTES, self->seed));
+	EXPECT_EQ(-1, check_pattern(buf + 4096, 4096, 7 * EXTENT_BYTES + 4096,
+				    42));
+	EXPECT_EQ(-1, check_pattern(buf + 8192, EXTENT_BYTES - 8192,
+				    7 * EXTENT_BYTES + 8192, self->seed));
+	EXPECT_EQ(1, self->stats->fetch_extents);
+	free(buf);
+}
+
+TEST_F(lazy, whole_extent_write_needs_no_fetch)
+{
+	start_helper(_metadata, self);
+	ASSERT_EQ(0, write_pattern(DEV, 8 * EXTENT_BYTES, 2 * EXTENT_BYTES, 43));
+	EXPECT_EQ(0, self->stats->fetch_reqs);
+	EXPECT_EQ(-1, read_check(8 * EXTENT_BYTES, 2 * EXTENT_BYTES, 43));
+	EXPECT_EQ(0, self->stats->fetch_reqs);
+	EXPECT_EQ(2, dm_status_field(NAME, STATUS_PRESENT, NULL, 0));
+}
+
+struct reader {
+	uint64_t off;
+	size_t len;
+	uint64_t seed;
+	long long result;
+	int err;
+};
+
+static void *reader_thread(void *arg)
+{
+	struct reader *r = arg;
+	void *buf = xalloc(r->len);
+	int fd = open(DEV, O_RDONLY | O_DIRECT);
+
+	r->result = -2;
+	if (fd < 0 || !buf) {
+		r->err = errno;
+	} else if (pread(fd, buf, r->len, r->off) != (ssize_t)r->len) {
+		r->err = errno;
+	} else {
+		r->result = check_pattern(buf, r->len, r->off, r->seed);
+		r->err = 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return NULL;
+}
+
+TEST_F(lazy, concurrent_readers_one_fetch)
+{
+	struct reader rd[8];
+	pthread_t t[8];
+	int i;
+
+	self->opts.fetch_delay_ms = 300;
+	start_helper(_metadata, self);
+	for (i = 0; i < 8; i++) {
+		rd[i] = (struct reader){ .off = 12 * EXTENT_BYTES + i * 32768,
+					 .len = 4096, .seed = self->seed };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, reader_thread, &rd[i]));
+	}
+	for (i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_EQ(0, rd[i].err);
+		EXPECT_EQ(-1, rd[i].result);
+	}
+	EXPECT_EQ(1, self->stats->fetch_reqs);
+	EXPECT_EQ(1, self->stats->extent_fetches[12]);
+}
+
+static int wait_requests_read(struct helper_stats *s, uint64_t n)
+{
+	int i;
+
+	for (i = 0; i < 500 && s->requests_read < n; i++)
+		usleep(10000);
+	return s->requests_read >= n ? 0 : -1;
+}
+
+TEST_F(lazy, helper_killed_with_requests_in_flight)
+{
+	struct blobcr_info info;
+	struct reader rd[2];
+	pthread_t t[2];
+	int i;
+
+	self->opts.no_reply = true;
+	start_helper(_metadata, self);
+	for (i = 0; i < 2; i++) {
+		rd[i] = (struct reader){ .off = (20 + 4 * i) * EXTENT_BYTES,
+					 .len = 65536, .seed = self->seed };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, reader_thread, &rd[i]));
+	}
+	ASSERT_EQ(0, wait_requests_read(self->stats, 2));
+	ASSERT_EQ(0, channel_info(CHANNEL, &info));
+	EXPECT_EQ(2, info.fetches_inflight);
+	EXPECT_EQ(1, info.nr_helpers);
+
+	helper_kill(self->helper);
+	self->helper = -1;
+	ASSERT_EQ(0, channel_info(CHANNEL, &info));
+	EXPECT_EQ(0, info.nr_helpers);
+	EXPECT_EQ(0, info.fetches_inflight);
+	EXPECT_EQ(2, info.fetches_queued);
+
+	self->opts.no_reply = false;
+	start_helper(_metadata, self);
+	for (i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_EQ(0, rd[i].err);
+		EXPECT_EQ(-1, rd[i].result);
+	}
+	EXPECT_EQ(1, self->stats->extent_fetches[20]);
+	EXPECT_EQ(1, self->stats->extent_fetches[24]);
+}
+
+TEST_F(lazy, drop_helper_message_requeues)
+{
+	struct reader rd = { .off = 30 * EXTENT_BYTES, .len = 4096 };
+	pthread_t t;
+
+	rd.seed = self->seed;
+	self->opts.no_reply = true;
+	start_helper(_metadata, self);
+	ASSERT_EQ(0, pthread_create(&t, NULL, reader_thread, &rd));
+	ASSERT_EQ(0, wait_requests_read(self->stats, 1));
+	ASSERT_EQ(0, run("dmsetup message " NAME " 0 drop_helper"));
+	EXPECT_EQ(0, dm_status_field(NAME, STATUS_HELPERS, NULL, 0));
+	/* The dropped helper exits (its read() says ENOTCONN). */
+	helper_kill(self->helper);
+	self->opts.no_reply = false;
+	start_helper(_metadata, self);
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, rd.err);
+	EXPECT_EQ(-1, rd.result);
+}
+
+TEST_F(lazy, no_helper_fails_after_timeout)
+{
+	char *buf = xalloc(4096);
+	uint64_t t0, ms;
+	int fd;
+
+	ASSERT_EQ(0, run("dmsetup message " NAME " 0 helper_timeout_ms 500"));
+	fd = open(DEV, O_RDONLY | O_DIRECT);
+	ASSERT_LE(0, fd);
+	t0 = now_ns();
+	EXPECT_EQ(-1, pread(fd, buf, 4096, 0));
+	EXPECT_EQ(EIO, errno);
+	ms = (now_ns() - t0) / 1000000;
+	EXPECT_LE(450, ms);
+	EXPECT_GT(5000, ms);
+	close(fd);
+	free(buf);
+	EXPECT_EQ(0, dm_status_field(NAME, STATUS_PRESENT, NULL, 0));
+	EXPECT_EQ(0, dm_status_field(NAME, STATUS_FETCHES, NULL, 0));
+}
+
+TEST_F(lazy, late_helper_is_served)
+{
+	struct reader rd = { .off = 2 * EXTENT_BYTES, .len = 8192 };
+	pthread_t t;
+
+	rd.seed = self->seed;
+	ASSERT_EQ(0, pthread_create(&t, NULL, reader_thread, &rd));
+	usleep(300000);
+	start_helper(_metadata, self);
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, rd.err);
+	EXPECT_EQ(-1, rd.result);
+}
+
+TEST_F(lazy, failed_fetch_is_eio_and_retried)
+{
+	self->opts.fetch_status = -EIO;
+	start_helper(_metadata, self);
+	EXPECT_EQ(-2, read_check(9 * EXTENT_BYTES, 4096, self->seed));
+	EXPECT_EQ(0, dm_status_field(NAME, STATUS_PRESENT, NULL, 0));
+	helper_kill(self->helper);
+	self->opts.fetch_status = 0;
+	start_helper(_metadata, self);
+	EXPECT_EQ(-1, read_check(9 * EXTENT_BYTES, 4096, self->seed));
+}
+
+TEST_F(lazy, prefetch_message)
+{
+	int i;
+
+	start_helper(_metadata, self);
+	ASSERT_EQ(0, run("dmsetup message " NAME " 0 prefetch 40 8"));
+	for (i = 0; i < 500; i++) {
+		if (dm_status_field(NAME, STATUS_PRESENT, NULL, 0) == 8)
+			break;
+		usleep(10000);
+	}
+	EXPECT_EQ(8, dm_status_field(NAME, STATUS_PRESENT, NULL, 0));
+	EXPECT_LE(1, self->stats->prefetch_reqs);
+	EXPECT_EQ(-1, read_check(40 * EXTENT_BYTES, 8 * EXTENT_BYTES,
+				 self->seed));
+	EXPECT_EQ(8, self->stats->fetch_extents);
+	EXPECT_NE(0, run("dmsetup message " NAME " 0 prefetch 60 5 2>/dev/null"));
+	EXPECT_NE(0, run("dmsetup message " NAME " 0 prefetch 1x 5 2>/dev/null"));
+	EXPECT_NE(0, run("dmsetup message " NAME " 0 prefetch 1 0 2>/dev/null"));
+}
+
+TEST_F(lazy, present_bitmap_get_and_set)
+{
+	struct blobcr_bitmap b = { .which = BLOBCR_BITMAP_PRESENT };
+	uint64_t map[1] = { 3ULL << 48 };
+	int fd;
+
+	start_helper(_metadata, self);
+	EXPECT_EQ(-1, read_check(1 * EXTENT_BYTES, 4096, self->seed));
+
+	fd = channel_open(CHANNEL, O_RDWR);
+	ASSERT_LE(0, fd);
+	b.count = NR_EXTENTS;
+	b.addr = (uintptr_t)map;
+	ASSERT_EQ(0, ioctl(fd, BLOBCR_IOC_SET_PRESENT, &b));
+	map[0] = 0;
+	ASSERT_EQ(0, ioctl(fd, BLOBCR_IOC_GET_BITMAP, &b));
+	EXPECT_EQ((3ULL << 48) | 2, map[0]);
+	close(fd);
+
+	/* Marked present: read from the cache, no fetch. */
+	ASSERT_EQ(0, write_pattern(cache_disk(), 48 * EXTENT_BYTES,
+				   EXTENT_BYTES, 77));
+	EXPECT_EQ(-1, read_check(48 * EXTENT_BYTES, EXTENT_BYTES, 77));
+	EXPECT_EQ(1, self->stats->fetch_extents);
+	EXPECT_EQ(3, dm_status_field(NAME, STATUS_PRESENT, NULL, 0));
+}
+
+TEST_F(lazy, reload_keeps_state)
+{
+	char cmd[512];
+
+	start_helper(_metadata, self);
+	EXPECT_EQ(-1, read_check(4 * EXTENT_BYTES, 4096, self->seed));
+	snprintf(cmd, sizeof(cmd),
+		 "dmsetup reload %s --table '0 %d blobcr %s %d %s' && "
+		 "dmsetup suspend %s && dmsetup resume %s",
+		 NAME, DEV_SECTORS, cache_disk(), EXTENT_SECTORS, CHANNEL,
+		 NAME, NAME);
+	ASSERT_EQ(0, run("%s", cmd));
+	EXPECT_EQ(1, dm_status_field(NAME, STATUS_PRESENT, NULL, 0));
+	EXPECT_EQ(1, dm_status_field(NAME, STATUS_HELPERS, NULL, 0));
+	EXPECT_EQ(-1, read_check(4 * EXTENT_BYTES, EXTENT_BYTES, self->seed));
+	EXPECT_EQ(1, self->stats->fetch_extents);
+
+	/* Another geometry on the same channel is refused. */
+	EXPECT_NE(0, run("dmsetup reload %s --table '0 %d blobcr %s 1024 %s' 2>/dev/null",
+			 NAME, DEV_SECTORS, cache_disk(), CHANNEL));
+	EXPECT_EQ(0, run("dmsetup clear %s", NAME));
+}
+
+TEST_F(lazy, noflush_suspend_with_parked_io)
+{
+	struct reader rd = { .off = 33 * EXTENT_BYTES, .len = 4096 };
+	uint64_t t0;
+	pthread_t t;
+
+	rd.seed = self->seed;
+	ASSERT_EQ(0, pthread_create(&t, NULL, reader_thread, &rd));
+	usleep(200000);
+	t0 = now_ns();
+	ASSERT_EQ(0, run("dmsetup suspend --noflush " NAME));
+	EXPECT_GT(3000, (now_ns() - t0) / 1000000);
+	ASSERT_EQ(0, run("dmsetup resume " NAME));
+	start_helper(_metadata, self);
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, rd.err);
+	EXPECT_EQ(-1, rd.result);
+}
+
+TEST_F(lazy, modes)
+{
+	char mode[16];
+	char *buf = xalloc(4096);
+	int fd;
+
+	start_helper(_metadata, self);
+	dm_status_field(NAME, STATUS_MODE, mode, sizeof(mode));
+	EXPECT_STREQ("rw", mode);
+	ASSERT_EQ(0, run("dmsetup message " NAME " 0 mode ro"));
+	dm_status_field(NAME, STATUS_MODE, mode, sizeof(mode));
+	EXPECT_STREQ("ro", mode);
+	fd = open(DEV, O_RDWR | O_DIRECT);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(4096, pread(fd, buf, 4096, 0));
+	EXPECT_EQ(-1, pwrite(fd, buf, 4096, 0));
+	ASSERT_EQ(0, run("dmsetup message " NAME " 0 mode fail"));
+	EXPECT_EQ(-1, pread(fd, buf, 4096, 0));
+	ASSERT_EQ(0, run("dmsetup message " NAME " 0 mode rw"));
+	EXPECT_EQ(4096, pwrite(fd, buf, 4096, 0));
+	EXPECT_NE(0, run("dmsetup message " NAME " 0 mode bogus 2>/dev/null"));
+	EXPECT_NE(0, run("dmsetup message " NAME " 0 bogus 2>/dev/null"));
+	close(fd);
+	free(buf);
+}
+
+TEST_HARNESS_MAIN
