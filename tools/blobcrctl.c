@@ -21,6 +21,7 @@
 
 #include "blobcr.h"
 #include "blobcr_util.h"
+#include "deploy.h"
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOTFOUND = 3, EXIT_CONFLICT = 4,
        EXIT_UNAVAIL = 5 };
@@ -484,7 +485,53 @@ static int cmd_group_publish(struct ctl *ctl, int argc, char **argv)
 	return err ? fail(err, "group", argv[1]) : 0;
 }
 
+/* ---- deployment verbs (deploy.c) ---- */
+
+static int cmd_deploy(struct ctl *ctl, int argc, char **argv)
+{
+	return deploy_cmd_deploy(ctl->c, ctl->meta, argc, argv);
+}
+
+static int cmd_dm_commit(struct ctl *ctl, int argc, char **argv)
+{
+	(void)ctl;
+	return deploy_cmd_commit(argc, argv);
+}
+
+static int cmd_undeploy(struct ctl *ctl, int argc, char **argv)
+{
+	(void)ctl;
+	return deploy_cmd_undeploy(argc, argv);
+}
+
+static int cmd_status(struct ctl *ctl, int argc, char **argv)
+{
+	(void)ctl;
+	return deploy_cmd_status(argc, argv);
+}
+
 static const struct verb verbs[] = {
+	{ NULL, "deploy", "NAME[@VERSION] --cache FILE|DEV --as DMNAME [options]",
+	  "Options: --commit-to IMAGE, --threads N (blobcrd's, default 4),\n"
+	  "--helper-timeout MS (how long I/O waits for an absent helper).\n"
+	  "Show NAME@VERSION (default: latest) as /dev/mapper/DMNAME, fetching\n"
+	  "extents lazily into the cache (a block device, or a sparse file put on\n"
+	  "a loop device), served by a blobcrd started for it (log and pid file\n"
+	  "in " BLOBCR_RUN_DIR "/).  Commits become new versions of NAME, or of\n"
+	  "IMAGE with --commit-to (created as a clone of NAME@VERSION if needed).\n"
+	  "Prints the device path.",
+	  cmd_deploy, 1, 11 },
+	{ NULL, "commit", "DMNAME",
+	  "checkpoint the device: its writes since the last commit become a new\n"
+	  "version; prints the version number (pause and size on stderr)",
+	  cmd_dm_commit, 1, 1 },
+	{ NULL, "undeploy", "DMNAME",
+	  "stop the device's blobcrd and remove the device (the cache file stays)",
+	  cmd_undeploy, 1, 1 },
+	{ NULL, "status", "[DMNAME]",
+	  "state of one or every blobcr device: mode, present/total extents,\n"
+	  "dirty, fetches queued+in flight, commits, last version, helpers",
+	  cmd_status, 0, 1 },
 	{ "image", "import", "[--extent-size BYTES] NAME FILE",
 	  "create image NAME from FILE as version 1 (zero extents become holes,\n"
 	  "identical extents are stored once; default extent size 256K)",
@@ -516,6 +563,13 @@ static const struct verb verbs[] = {
 };
 
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
+
+/* Verbs that need no version manager: they talk to this host only. */
+static bool is_local(const struct verb *v)
+{
+	return v->fn == cmd_node_stat || v->fn == cmd_dm_commit ||
+	       v->fn == cmd_undeploy || v->fn == cmd_status;
+}
 
 static void verb_usage(FILE *f, const struct verb *v)
 {
@@ -630,7 +684,7 @@ int main(int argc, char **argv)
 		verb_usage(stderr, v);
 		return EXIT_USAGE;
 	}
-	if (v->fn != cmd_node_stat && (rc = connect_ctl(&ctl)))
+	if (!is_local(v) && (rc = connect_ctl(&ctl)))
 		return rc;
 	optind = 0; /* GNU getopt: start afresh for the verb's options */
 	rc = v->fn(&ctl, argc, argv);

@@ -60,10 +60,14 @@ wait_until() {
 	return 1
 }
 
-# start_metad [extra options]: sets META, METAD_PID, exports BLOBCR_META
+# start_metad [extra options]: sets META (kept across restarts), METAD_PID,
+# exports BLOBCR_META
 start_metad() {
-	local port; port=$(free_port) || return 1
-	META=tcp://127.0.0.1:$port
+	local port
+	if [ -z "${META:-}" ]; then
+		port=$(free_port) || return 1
+		META=tcp://127.0.0.1:$port
+	fi
 	META_DIR=${META_DIR:-$WORK/meta}
 	"$METAD" --listen "$META" --data "$META_DIR" --dead-after-ms 2000 "$@" \
 		>>"$WORK/metad.log" 2>&1 &
@@ -91,7 +95,9 @@ start_node() {
 
 # live_nodes: how many nodes metad reports live
 live_nodes() { "$CTL" node list | grep -c ' live ' ; }
-wait_live() { wait_until "${2:-10}" test "$(live_nodes)" -eq "$1"; }
+live_is() { test "$(live_nodes)" -eq "$1"; }
+# wait_live N [SECONDS]: until metad reports exactly N live nodes
+wait_live() { wait_until "${2:-10}" live_is "$1"; }
 
 # node_chunks I: chunks node I holds
 node_chunks() { "$CTL" node stat "${NODE_ADDR[$1]}" | sed -n 's/^chunks=//p'; }

@@ -20,7 +20,7 @@ n2=$(node_chunks 2)
 kill -KILL "${NODE_PID[2]}"
 wait "${NODE_PID[2]}" 2>/dev/null
 check "export byte-exact with node 2 killed (-9)" exports_exact
-check "metad declares node 2 dead" wait_until 10 test "$(live_nodes)" -eq 2
+check "metad declares node 2 dead" wait_live 2
 check "repair copies node 2's chunks" test "$(repair_field repaired)" -eq "$n2"
 check "nothing under-replicated any more" test "$(repair_field under_replicated)" -eq 0
 check "two live copies of every chunk" test "$(total_chunks 1 3)" -eq $((48 * 4 * 2))
@@ -30,7 +30,7 @@ check "export byte-exact from node 3 alone" exports_exact
 
 # Node 2 comes back with its old data: it serves again.
 check "node 2 restarts on its data" start_node 2
-check "node 2 live again" wait_until 10 test "$(live_nodes)" -eq 2
+check "node 2 live again" wait_live 2
 check "node 2 kept its chunks over kill -9" test "$(node_chunks 2)" -eq "$n2"
 
 # Corrupt every record of node 3's first segment (one byte each, past the

@@ -100,6 +100,27 @@ static int decode_node(struct blobcr_dec *d, struct blobcr_node_info *ni)
 	return d->err;
 }
 
+/*
+ * A node registered with a loopback address runs on the version manager's
+ * host.  A client that reaches metad by another address (a guest behind
+ * QEMU's user network, say) reaches such a node through that same host:
+ * rewrite tcp://127.x.y.z:PORT to tcp://<metad's host>:PORT in place.
+ */
+static void reachable_addr(const char *meta, char *node, size_t len)
+{
+	const char *mhost = meta + 6, *mport = strrchr(meta, ':');
+	const char *nport = strrchr(node, ':');
+	char out[BLOBCR_ADDR_MAX];
+
+	if (strncmp(meta, "tcp://", 6) || strncmp(node, "tcp://127.", 10) ||
+	    !strncmp(mhost, "127.", 4) || !strncmp(mhost, "localhost:", 10) ||
+	    !mport || mport < mhost || !nport)
+		return;
+	snprintf(out, sizeof(out), "tcp://%.*s%s", (int)(mport - mhost), mhost,
+		 nport);
+	snprintf(node, len, "%s", out);
+}
+
 static int node_list_raw(struct blobcr_client *c, struct blobcr_node_info **out,
 			 size_t *n, int *replicas)
 {
@@ -179,6 +200,7 @@ int client_refresh_nodes(struct blobcr_client *c)
 				nc->sock_op[k] = -1;
 			}
 		}
+		reachable_addr(c->meta_addr, v[i].addr, sizeof(v[i].addr));
 		if (strcmp(nc->addr, v[i].addr)) {
 			node_conn_close(nc);
 			for (int k = 0; k < MAX_INFLIGHT; k++)

@@ -294,22 +294,77 @@ int blobcr_commit_extent(struct blobcr_commit *cm, uint64_t extent,
 	return 0;
 }
 
-int blobcr_commit_publish(struct blobcr_commit *cm, const char *label,
-			  uint32_t *version)
+/*
+ * Entries whose holders are no longer all live (a node died during the
+ * upload) get new copies: read from a live holder, written to the next
+ * nodes in the ranking.
+ */
+static int rereplicate_entries(struct blobcr_commit *cm)
+{
+	enum { BATCH = 16 };
+	struct blobcr_extent_loc locs[BATCH];
+	struct blobcr_get gets[BATCH];
+	struct blobcr_put puts[BATCH];
+	struct centry *which[BATCH];
+	uint8_t *buf = malloc((size_t)BATCH * cm->info.extent_size);
+	int r = cm->c->replicas, err = buf ? 0 : -ENOMEM;
+	size_t i = 0;
+
+	while (!err && i < cm->nents) {
+		size_t n = 0;
+
+		for (; i < cm->nents && n < BATCH; i++) {
+			struct centry *e = &cm->ents[i];
+			struct blobcr_extent_loc *l = &locs[n];
+
+			if (e->kind != BLOBCR_EXT_DATA)
+				continue;
+			memset(l, 0, sizeof(*l));
+			l->kind = BLOBCR_EXT_DATA;
+			memcpy(l->id, e->id, BLOBCR_ID_SIZE);
+			for (int k = 0; k < e->nrep; k++)
+				if (client_node_usable(client_node(cm->c, e->nodes[k])))
+					l->replicas[l->nreplicas++] = e->nodes[k];
+			if (l->nreplicas >= r || !l->nreplicas)
+				continue; /* fine, or lost: publish will say */
+			which[n] = e;
+			gets[n] = (struct blobcr_get){ .loc = l,
+				.buf = buf + n * cm->info.extent_size,
+				.len = cm->info.extent_size };
+			n++;
+		}
+		if (!n)
+			break;
+		err = blobcr_get_chunks(cm->c, gets, n);
+		for (size_t j = 0; j < n && !err; j++) {
+			memset(&puts[j], 0, sizeof(puts[j]));
+			memcpy(puts[j].id, locs[j].id, BLOBCR_ID_SIZE);
+			puts[j].data = gets[j].buf;
+			puts[j].len = gets[j].len;
+			puts[j].nhave = locs[j].nreplicas;
+			memcpy(puts[j].replicas, locs[j].replicas,
+			       sizeof(puts[j].replicas));
+		}
+		if (!err)
+			err = blobcr_put_chunks(cm->c, puts, n);
+		for (size_t j = 0; j < n && !err; j++) {
+			which[j]->nrep = puts[j].nreplicas;
+			memcpy(which[j]->nodes, puts[j].replicas,
+			       sizeof(which[j]->nodes));
+		}
+	}
+	free(buf);
+	return err;
+}
+
+static int publish_once(struct blobcr_commit *cm, const char *label,
+			uint32_t *version)
 {
 	struct blobcr_enc e;
 	struct blobcr_dec d;
 	void *msg;
-	int err = flush(cm);
+	int err = blobcr_enc_init(&e, 64 + cm->nents * 50);
 
-	if (!err && !cm->have_epoch) {
-		/* Nothing was uploaded: ask for the gc epoch now. */
-		err = chunk_locate(cm->c, NULL, 0, &cm->epoch, NULL);
-		cm->have_epoch = !err;
-	}
-	if (err)
-		return err;
-	err = blobcr_enc_init(&e, 64 + cm->nents * 50);
 	if (err)
 		return err;
 	blobcr_enc_str(&e, cm->info.name);
@@ -337,5 +392,30 @@ int blobcr_commit_publish(struct blobcr_commit *cm, const char *label,
 	}
 	if (msg)
 		nn_freemsg(msg);
+	return err;
+}
+
+int blobcr_commit_publish(struct blobcr_commit *cm, const char *label,
+			  uint32_t *version)
+{
+	int err = flush(cm);
+
+	if (!err && !cm->have_epoch) {
+		/* Nothing was uploaded: ask for the gc epoch now. */
+		err = chunk_locate(cm->c, NULL, 0, &cm->epoch, NULL);
+		cm->have_epoch = !err;
+	}
+	if (!err)
+		err = publish_once(cm, label, version);
+	if (err == -EHOSTDOWN) {
+		/* A holder died since its PUT: copy those chunks once more. */
+		log_warn("publish of %s: some chunks lost live replicas, re-replicating",
+			 cm->info.name);
+		err = client_refresh_nodes(cm->c);
+		if (!err)
+			err = rereplicate_entries(cm);
+		if (!err)
+			err = publish_once(cm, label, version);
+	}
 	return err;
 }

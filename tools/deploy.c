@@ -1,0 +1,550 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * deploy.c - deploy, commit, status and undeploy of dm-blobcr devices.
+ *
+ * deploy: the cache is a block device, or a sparse file put on a loop
+ * device (auto-cleared when the target lets go of it); the "blobcr" table is
+ * loaded through libdevmapper; blobcrd is started in its own session and
+ * deploy returns once it has attached to the target's channel.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libdevmapper.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <linux/loop.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/dm-blobcr.h>
+
+#include "blobcr.h"
+#include "deploy.h"
+
+#define SECTOR 512ULL
+
+enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOTFOUND = 3 };
+
+static int say(int status, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int say(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("blobcrctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return status;
+}
+
+/* ---- libdevmapper ---- */
+
+/* Quiet libdevmapper: we report failures ourselves, in our words. */
+static void dm_quiet(int level, const char *file, int line, int dm_errno,
+		     const char *f, ...)
+{
+	(void)level; (void)file; (void)line; (void)dm_errno; (void)f;
+}
+
+static int dm_run(int type, const char *name, uint64_t sectors,
+		  const char *params)
+{
+	struct dm_task *dmt = dm_task_create(type);
+	uint32_t cookie = 0;
+	int ok;
+
+	if (!dmt)
+		return -ENOMEM;
+	ok = dm_task_set_name(dmt, name);
+	if (ok && params)
+		ok = dm_task_add_target(dmt, 0, sectors, "blobcr", params);
+	if (ok && type == DM_DEVICE_REMOVE)
+		dm_task_retry_remove(dmt);
+	ok = ok && dm_task_set_cookie(dmt, &cookie, 0) && dm_task_run(dmt);
+	if (cookie)
+		dm_udev_wait(cookie);
+	dm_task_destroy(dmt);
+	return ok ? 0 : -EIO;
+}
+
+/* The blobcr table of device @name: "cache extent_sectors channel ...". */
+static int dm_blobcr_params(const char *name, char *params, size_t len)
+{
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_TABLE);
+	uint64_t start, length;
+	char *type = NULL, *p = NULL;
+	int err = -ENOENT;
+
+	if (!dmt)
+		return -ENOMEM;
+	if (dm_task_set_name(dmt, name) && dm_task_run(dmt)) {
+		dm_get_next_target(dmt, NULL, &start, &length, &type, &p);
+		if (type && !strcmp(type, "blobcr") && p) {
+			snprintf(params, len, "%s", p);
+			err = 0;
+		} else {
+			err = -EMEDIUMTYPE;
+		}
+	}
+	dm_task_destroy(dmt);
+	return err;
+}
+
+/* ---- the cache ---- */
+
+/* Put @file on a free loop device; the path goes to @dev. */
+static int loop_attach(const char *file, char *dev, size_t len)
+{
+	struct loop_config cfg = { .info.lo_flags = LO_FLAGS_AUTOCLEAR };
+	int ctl, fd, err = -EBUSY;
+	int file_fd = open(file, O_RDWR | O_CLOEXEC);
+
+	if (file_fd < 0)
+		return -errno;
+	cfg.fd = (__u32)file_fd;
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0) {
+		err = -errno;
+		goto out_close_file;
+	}
+	/* Another process may take the free device first: try again. */
+	for (int tries = 0; tries < 10 && err == -EBUSY; tries++) {
+		int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+
+		if (n < 0) {
+			err = -errno;
+			break;
+		}
+		snprintf(dev, len, "/dev/loop%d", n);
+		fd = open(dev, O_RDWR | O_CLOEXEC);
+		if (fd < 0) {
+			err = -errno;
+			break;
+		}
+		err = ioctl(fd, LOOP_CONFIGURE, &cfg) < 0 ? -errno : 0;
+		close(fd);
+	}
+	close(ctl);
+out_close_file:
+	close(file_fd);
+	return err;
+}
+
+/*
+ * A block device is used as it is; a path that is not one becomes a sparse
+ * file of @bytes (an existing file must have that size) on a loop device.
+ */
+static int prepare_cache(const char *path, uint64_t bytes, char *dev,
+			 size_t len)
+{
+	struct stat st;
+	int fd, err;
+
+	if (!stat(path, &st) && S_ISBLK(st.st_mode)) {
+		int bfd = open(path, O_RDONLY | O_CLOEXEC);
+		uint64_t size = 0;
+
+		if (bfd < 0 || ioctl(bfd, BLKGETSIZE64, &size) < 0)
+			err = -errno;
+		else
+			err = size < bytes ? -ENOSPC : 0;
+		if (bfd >= 0)
+			close(bfd);
+		if (err) {
+			say(0, "cache %s: %s (needs %" PRIu64 " bytes)", path,
+			    strerror(-err), bytes);
+			return err;
+		}
+		snprintf(dev, len, "%s", path);
+		return 0;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (st.st_size && (uint64_t)st.st_size != bytes) {
+		err = -EEXIST;
+		say(0, "cache file %s exists with another size (%lld bytes, needs %" PRIu64 ")",
+		    path, (long long)st.st_size, bytes);
+		goto out;
+	}
+	err = ftruncate(fd, (off_t)bytes) < 0 ? -errno : 0;
+	if (!err)
+		err = loop_attach(path, dev, len);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (err && err != -EEXIST)
+		say(0, "cache %s: %s", path, strerror(-err));
+	return err;
+}
+
+/* ---- the helper ---- */
+
+/* blobcrd next to this program in the build tree, else $BLOBCRD or PATH. */
+static void blobcrd_path(char *out, size_t len)
+{
+	char self[PATH_MAX - 64];
+	ssize_t n;
+	char *slash;
+
+	if (getenv("BLOBCRD")) {
+		snprintf(out, len, "%s", getenv("BLOBCRD"));
+		return;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(out, len, "%s/../userspace/blobcrd/blobcrd", self);
+			if (!access(out, X_OK))
+				return;
+			snprintf(out, len, "%s/blobcrd", self);
+			if (!access(out, X_OK))
+				return;
+		}
+	}
+	snprintf(out, len, "blobcrd");
+}
+
+/*
+ * Start blobcrd (@argv, which passes it the write end of @pipefd as its
+ * --ready-fd) in its own session, logging to BLOBCR_RUN_DIR/NAME.log, and
+ * wait (up to 30 s) until it has attached.
+ */
+static int start_helper(char *const argv[], const char *name, int pipefd[2])
+{
+	char log[PATH_MAX];
+	struct pollfd p;
+	int status;
+	char ok;
+	pid_t pid;
+
+	snprintf(log, sizeof(log), BLOBCR_RUN_DIR "/%s.log", name);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		/* Double fork: the helper must outlive us, unparented. */
+		if (fork())
+			_exit(0);
+		setsid();
+		close(pipefd[0]);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		execvp(argv[0], argv);
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(pipefd[1]);
+	waitpid(pid, &status, 0);
+	p = (struct pollfd){ .fd = pipefd[0], .events = POLLIN };
+	status = poll(&p, 1, 30000) == 1 && read(pipefd[0], &ok, 1) == 1 ? 0 : -EIO;
+	close(pipefd[0]);
+	if (status)
+		say(0, "blobcrd did not start: see %s", log);
+	return status;
+}
+
+/* ---- verbs ---- */
+
+struct deploy_opts {
+	const char *cache, *as, *commit_to;
+	int threads;
+	unsigned int helper_timeout_ms;
+};
+
+static int parse_deploy(int argc, char **argv, struct deploy_opts *o)
+{
+	static const struct option opts[] = {
+		{ "cache", required_argument, NULL, 'c' },
+		{ "as", required_argument, NULL, 'a' },
+		{ "commit-to", required_argument, NULL, 't' },
+		{ "threads", required_argument, NULL, 'j' },
+		{ "helper-timeout", required_argument, NULL, 'T' },
+		{ 0 }
+	};
+	int c;
+
+	o->threads = 4;
+	while ((c = getopt_long(argc, argv, "c:a:t:j:T:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->cache = optarg; break;
+		case 'a': o->as = optarg; break;
+		case 't': o->commit_to = optarg; break;
+		case 'j': o->threads = atoi(optarg); break;
+		case 'T': o->helper_timeout_ms = (unsigned int)atoi(optarg); break;
+		default: return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1 || !o->cache || !o->as)
+		return say(EXIT_USAGE, "deploy needs NAME[@VERSION] --cache PATH --as DMNAME");
+	if (strlen(o->as) > BLOBCR_CHANNEL_MAX || strchr(o->as, '/'))
+		return say(EXIT_USAGE, "'%s' is not a usable device name", o->as);
+	return 0;
+}
+
+/* The image and version to show, and where commits go, on top of what. */
+static int resolve_images(struct blobcr_client *c, const char *ref,
+			  const struct deploy_opts *o, struct blobcr_image_info *ii,
+			  char *image_ref, char *commit_ref, size_t len)
+{
+	struct blobcr_image_info ci;
+	char name[BLOBCR_NAME_MAX];
+	const char *at = strchr(ref, '@');
+	size_t n = at ? (size_t)(at - ref) : strlen(ref);
+	uint32_t version = at ? (uint32_t)strtoul(at + 1, NULL, 10) : 0;
+	int err;
+
+	if (!n || n >= sizeof(name) || (at && !version))
+		return say(EXIT_USAGE, "'%s' is not NAME or NAME@VERSION", ref);
+	memcpy(name, ref, n);
+	name[n] = '\0';
+	err = blobcr_image_info(c, name, ii);
+	if (err)
+		return say(err == -ENOENT ? EXIT_NOTFOUND : EXIT_FAIL,
+			   "image %s: %s", name, blobcr_strerror(err));
+	if (!version)
+		version = ii->latest;
+	if (version > ii->latest)
+		return say(EXIT_NOTFOUND, "image %s has no version %u", name, version);
+	snprintf(image_ref, len, "%s@%u", name, version);
+	if (!o->commit_to) {
+		snprintf(commit_ref, len, "%s", image_ref);
+		return 0;
+	}
+	/* The paper's CLONE: commits go to a clone sharing all of name@version. */
+	err = blobcr_image_info(c, o->commit_to, &ci);
+	if (err == -ENOENT) {
+		err = blobcr_image_clone(c, name, version, o->commit_to);
+		if (!err)
+			err = blobcr_image_info(c, o->commit_to, &ci);
+	}
+	if (err)
+		return say(EXIT_FAIL, "clone %s into %s: %s", image_ref,
+			   o->commit_to, blobcr_strerror(err));
+	snprintf(commit_ref, len, "%s@%u", o->commit_to, ci.latest);
+	return 0;
+}
+
+int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
+		      char **argv)
+{
+	char image_ref[BLOBCR_NAME_MAX + 16], commit_ref[BLOBCR_NAME_MAX + 16];
+	char dev[PATH_MAX], params[PATH_MAX + 128], helper[PATH_MAX];
+	char pidfile[PATH_MAX], threads[16], ready[16];
+	struct blobcr_image_info ii;
+	struct deploy_opts o = { 0 };
+	uint64_t sectors;
+	int pipefd[2], r;
+
+	r = parse_deploy(argc, argv, &o);
+	if (!r)
+		r = resolve_images(c, argv[argc - 1], &o, &ii, image_ref,
+				   commit_ref, sizeof(image_ref));
+	if (r)
+		return r;
+	if (ii.size % SECTOR || ii.extent_size % SECTOR)
+		return say(EXIT_FAIL, "image size and extent size must be multiples of 512");
+	sectors = ii.size / SECTOR;
+	if (prepare_cache(o.cache, ii.size, dev, sizeof(dev)))
+		return EXIT_FAIL;
+	if (o.helper_timeout_ms)
+		snprintf(params, sizeof(params), "%s %u %s 2 helper_timeout_ms %u",
+			 dev, ii.extent_size / 512, o.as, o.helper_timeout_ms);
+	else
+		snprintf(params, sizeof(params), "%s %u %s", dev,
+			 ii.extent_size / 512, o.as);
+	dm_log_with_errno_init(dm_quiet);
+	if (dm_run(DM_DEVICE_CREATE, o.as, sectors, params))
+		return say(EXIT_FAIL, "cannot create /dev/mapper/%s (table: 0 %" PRIu64
+			   " blobcr %s): see the kernel log", o.as, sectors, params);
+
+	mkdir(BLOBCR_RUN_DIR, 0755);
+	blobcrd_path(helper, sizeof(helper));
+	snprintf(pidfile, sizeof(pidfile), BLOBCR_RUN_DIR "/%s.pid", o.as);
+	snprintf(threads, sizeof(threads), "%d", o.threads);
+	if (pipe(pipefd) < 0)
+		return say(EXIT_FAIL, "pipe: %s", strerror(errno));
+	snprintf(ready, sizeof(ready), "%d", pipefd[1]);
+	{
+		char *hargv[] = { helper, "--meta", (char *)meta, "--channel",
+				  (char *)o.as, "--image", image_ref, "--cache",
+				  dev, "--commit-to", commit_ref, "--threads",
+				  threads, "--pidfile", pidfile, "--ready-fd",
+				  ready, NULL };
+
+		if (start_helper(hargv, o.as, pipefd)) {
+			dm_run(DM_DEVICE_REMOVE, o.as, 0, NULL);
+			return EXIT_FAIL;
+		}
+	}
+	printf("/dev/mapper/%s\n", o.as);
+	return 0;
+}
+
+static int open_channel_of(const char *name, int *fd)
+{
+	char params[PATH_MAX + 128], cache[PATH_MAX], channel[BLOBCR_CHANNEL_MAX + 1];
+	char path[PATH_MAX];
+	unsigned int extent_sectors;
+	int err;
+
+	dm_log_with_errno_init(dm_quiet);
+	err = dm_blobcr_params(name, params, sizeof(params));
+	if (err == -ENOENT)
+		return say(EXIT_NOTFOUND, "no device-mapper device %s", name);
+	if (err)
+		return say(EXIT_FAIL, "%s is not a blobcr device", name);
+	if (sscanf(params, "%4095s %u %63s", cache, &extent_sectors, channel) != 3)
+		return say(EXIT_FAIL, "cannot parse the table of %s: %s", name, params);
+	snprintf(path, sizeof(path), BLOBCR_DEV_DIR "%s", channel);
+	*fd = open(path, O_RDWR | O_CLOEXEC);
+	if (*fd < 0)
+		return say(EXIT_FAIL, "%s: %s", path, strerror(errno));
+	return 0;
+}
+
+int deploy_cmd_commit(int argc, char **argv)
+{
+	struct blobcr_commit cm = { 0 };
+	int fd, r;
+
+	if (argc != 2)
+		return say(EXIT_USAGE, "commit needs DMNAME");
+	r = open_channel_of(argv[1], &fd);
+	if (r)
+		return r;
+	r = ioctl(fd, BLOBCR_IOC_COMMIT, &cm) < 0 ? errno : 0;
+	close(fd);
+	if (r)
+		return say(r == EBUSY ? 4 : EXIT_FAIL, "commit of %s failed: %s",
+			   argv[1], strerror(r));
+	printf("%llu\n", (unsigned long long)cm.version);
+	fprintf(stderr, "blobcrctl: %s: version %llu, %llu extents, writes paused %.3f ms\n",
+		argv[1], (unsigned long long)cm.version,
+		(unsigned long long)cm.nr_extents, cm.pause_ns / 1e6);
+	return 0;
+}
+
+static pid_t read_pidfile(const char *name)
+{
+	char path[PATH_MAX];
+	long pid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), BLOBCR_RUN_DIR "/%s.pid", name);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return (pid_t)pid;
+}
+
+int deploy_cmd_undeploy(int argc, char **argv)
+{
+	pid_t pid;
+
+	if (argc != 2)
+		return say(EXIT_USAGE, "undeploy needs DMNAME");
+	pid = read_pidfile(argv[1]);
+	/* Stop the helper first, then take the device down. */
+	if (pid > 0 && !kill(pid, SIGTERM)) {
+		for (int i = 0; i < 100 && !kill(pid, 0); i++)
+			usleep(50000);
+	}
+	dm_log_with_errno_init(dm_quiet);
+	if (dm_run(DM_DEVICE_REMOVE, argv[1], 0, NULL))
+		return say(EXIT_FAIL, "cannot remove /dev/mapper/%s (still open?)",
+			   argv[1]);
+	return 0;
+}
+
+static const char *mode_name(uint32_t mode)
+{
+	switch (mode) {
+	case BLOBCR_MODE_RW: return "rw";
+	case BLOBCR_MODE_RO: return "ro";
+	case BLOBCR_MODE_FAIL: return "fail";
+	default: return "?";
+	}
+}
+
+static int show_status(const char *name)
+{
+	struct blobcr_info in = { 0 };
+	int fd, r;
+
+	r = open_channel_of(name, &fd);
+	if (r)
+		return r;
+	r = ioctl(fd, BLOBCR_IOC_GET_INFO, &in) < 0 ? errno : 0;
+	close(fd);
+	if (r)
+		return say(EXIT_FAIL, "%s: %s", name, strerror(r));
+	printf("%s: mode=%s present=%llu/%llu dirty=%llu committing=%llu fetches=%u+%u commits=%llu last_version=%llu helpers=%u extent=%uKiB\n",
+	       name, mode_name(in.mode), (unsigned long long)in.nr_present,
+	       (unsigned long long)in.nr_extents, (unsigned long long)in.nr_dirty,
+	       (unsigned long long)in.nr_committing, in.fetches_queued,
+	       in.fetches_inflight, (unsigned long long)in.commits_done,
+	       (unsigned long long)in.last_version, in.nr_helpers,
+	       in.extent_sectors / 2);
+	return 0;
+}
+
+int deploy_cmd_status(int argc, char **argv)
+{
+	struct dm_task *dmt;
+	struct dm_names *names;
+	int r = 0;
+	unsigned int next = 0;
+
+	if (argc > 2)
+		return say(EXIT_USAGE, "status takes at most one DMNAME");
+	if (argc == 2)
+		return show_status(argv[1]);
+	/* Every blobcr device. */
+	dm_log_with_errno_init(dm_quiet);
+	dmt = dm_task_create(DM_DEVICE_LIST);
+	if (!dmt || !dm_task_run(dmt) || !(names = dm_task_get_names(dmt))) {
+		if (dmt)
+			dm_task_destroy(dmt);
+		return say(EXIT_FAIL, "cannot list device-mapper devices");
+	}
+	if (names->dev) {
+		do {
+			char params[PATH_MAX + 128];
+
+			names = (struct dm_names *)((char *)names + next);
+			if (!dm_blobcr_params(names->name, params, sizeof(params)) &&
+			    show_status(names->name))
+				r = EXIT_FAIL;
+			next = names->next;
+		} while (next);
+	}
+	dm_task_destroy(dmt);
+	return r;
+}

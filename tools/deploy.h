@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * deploy.h - blobcrctl's host-side verbs: deploy an image as a dm-blobcr
+ * device, commit it, show its state, take it down.  Each returns
+ * blobcrctl's exit status and prints its own errors.
+ */
+#ifndef BLOBCRCTL_DEPLOY_H
+#define BLOBCRCTL_DEPLOY_H
+
+struct blobcr_client;
+
+/* Where deployments keep their helper's pid file and log. */
+#define BLOBCR_RUN_DIR "/run/blobcr"
+
+int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
+		      char **argv);
+int deploy_cmd_commit(int argc, char **argv);
+int deploy_cmd_undeploy(int argc, char **argv);
+int deploy_cmd_status(int argc, char **argv);
+
+#endif /* BLOBCRCTL_DEPLOY_H */

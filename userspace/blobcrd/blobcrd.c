@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * blobcrd - the per-host helper of a dm-blobcr target.
+ *
+ * Attaches to the target's channel and serves it with a few threads, each
+ * with its own repository handle and libaio context, all reading requests
+ * from the one attached file.  Requests this process read and did not
+ * answer when it dies go to the next helper that attaches, so a restarted
+ * blobcrd finishes what this one left.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blobcrd.h"
+
+static const char usage_text[] =
+"Usage: blobcrd [OPTIONS] --meta ADDR --channel NAME --image NAME@VERSION\n"
+"               --cache DEVICE\n"
+"\n"
+"Serve the dm-blobcr target whose channel is /dev/blobcr/NAME: fill the\n"
+"extents it misses from the repository (FETCH) and upload its commits\n"
+"(COMMIT).  Normally started by `blobcrctl deploy`.\n"
+"\n"
+"  -m, --meta ADDR          version manager (nanomsg address, e.g.\n"
+"                           tcp://10.0.2.2:7000); default $BLOBCR_META\n"
+"  -c, --channel NAME       the target's channel name\n"
+"  -i, --image NAME@VER     what the device shows (FETCH source)\n"
+"  -C, --cache DEVICE       the target's cache device (or file)\n"
+"  -t, --commit-to NAME@VER commit into image NAME, on top of version VER\n"
+"                           (default: the deployed image and version)\n"
+"  -j, --threads N          serving threads (default 4)\n"
+"  -r, --ready-fd FD        write one byte to FD once attached, then close it\n"
+"  -p, --pidfile FILE       write the process id to FILE once attached\n"
+"  -v, --verbose            log every request\n"
+"  -h, --help               this help\n"
+"\n"
+"Stops on SIGTERM or SIGINT, or when the target is removed.  Exit status:\n"
+"0 after a clean stop, 1 on a usage error, 2 when the channel or the\n"
+"repository cannot be reached or do not match.\n";
+
+void logmsg(const struct deployment *d, const char *fmt, ...)
+{
+	struct timespec ts;
+	struct tm tm;
+	va_list ap;
+	char line[1024];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%02d:%02d:%02d.%03ld blobcrd[%s]: %s\n", tm.tm_hour,
+		tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, d->channel, line);
+}
+
+static int parse_ref(const char *s, char *name, uint32_t *version)
+{
+	const char *at = strrchr(s, '@');
+	size_t len = at ? (size_t)(at - s) : strlen(s);
+	char *end;
+	unsigned long v;
+
+	if (!len || len >= BLOBCR_NAME_MAX || !at)
+		return -EINVAL;
+	memcpy(name, s, len);
+	name[len] = '\0';
+	errno = 0;
+	v = strtoul(at + 1, &end, 10);
+	if (errno || *end || end == at + 1 || v > UINT32_MAX)
+		return -EINVAL;
+	*version = (uint32_t)v;
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct deployment *d = w->d;
+	struct blobcr_request rq[8];
+
+	for (;;) {
+		int n = channel_read(d->chfd, d->stop_fd, -1, rq, 8);
+
+		if (n < 0) {
+			if (n == -ENODEV)
+				logmsg(d, "the target went away");
+			else
+				logmsg(d, "channel read failed: %s", strerror(-n));
+			kill(getpid(), SIGTERM);
+			return NULL;
+		}
+		if (n == 0 && eventfd_read(d->stop_fd, &(eventfd_t){ 0 }) == 0) {
+			/* Put the token back for the other workers. */
+			eventfd_write(d->stop_fd, 1);
+			return NULL;
+		}
+		for (int i = 0; i < n; i++) {
+			if (rq[i].op == BLOBCR_OP_FETCH)
+				serve_fetch(w, &rq[i]);
+			else if (rq[i].op == BLOBCR_OP_COMMIT)
+				serve_commit(w, &rq[i]);
+			else
+				logmsg(d, "ignoring unknown request op %u", rq[i].op);
+		}
+	}
+}
+
+static void worker_free(struct worker *w)
+{
+	for (int i = 0; i < BLOBCRD_BATCH; i++)
+		free(w->bufs[i]);
+	cacheio_close(&w->io);
+	blobcr_close(w->cl);
+}
+
+static int worker_init(struct worker *w, struct deployment *d)
+{
+	int err;
+
+	memset(w, 0, sizeof(*w));
+	w->d = d;
+	w->io.fd = -1;
+	for (int i = 0; i < BLOBCRD_BATCH; i++)
+		if (posix_memalign(&w->bufs[i], 4096, d->extent_size))
+			return -ENOMEM;
+	err = blobcr_connect(d->meta, NULL, &w->cl);
+	if (err)
+		return err;
+	return cacheio_open(&w->io, d->cache, d->extent_size,
+			    d->info.dev_sectors * 512, BLOBCRD_BATCH);
+}
+
+/* The target and the image must agree on geometry before we serve. */
+static int check_geometry(struct deployment *d)
+{
+	struct blobcr_client *cl;
+	struct blobcr_image_info ii;
+	int err;
+
+	err = blobcr_connect(d->meta, NULL, &cl);
+	if (err) {
+		logmsg(d, "cannot reach the version manager at %s: %s", d->meta,
+		       blobcr_strerror(err));
+		return err;
+	}
+	err = blobcr_image_info(cl, d->image, &ii);
+	if (err) {
+		logmsg(d, "image %s: %s", d->image, blobcr_strerror(err));
+	} else if (ii.extent_size != d->extent_size) {
+		logmsg(d, "image %s has %u-byte extents, the target %u-byte ones",
+		       d->image, ii.extent_size, d->extent_size);
+		err = -EINVAL;
+	} else if ((uint64_t)d->info.dev_sectors * 512 > ii.size) {
+		logmsg(d, "the target (%llu bytes) is larger than image %s (%llu bytes)",
+		       (unsigned long long)d->info.dev_sectors * 512, d->image,
+		       (unsigned long long)ii.size);
+		err = -EINVAL;
+	} else if (d->version > ii.latest) {
+		logmsg(d, "image %s has no version %u", d->image, d->version);
+		err = -ENOENT;
+	}
+	blobcr_close(cl);
+	return err;
+}
+
+static int attach(struct deployment *d)
+{
+	int err;
+
+	d->chfd = channel_open(d->channel);
+	if (d->chfd < 0) {
+		logmsg(d, "cannot open %s%s: %s", BLOBCR_DEV_DIR, d->channel,
+		       strerror(-d->chfd));
+		return d->chfd;
+	}
+	err = channel_info(d->chfd, &d->info);
+	if (!err)
+		err = channel_attach(d->chfd);
+	if (err) {
+		logmsg(d, "cannot attach to %s: %s", d->channel, strerror(-err));
+		return err;
+	}
+	d->extent_size = d->info.extent_sectors * 512;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct deployment *d,
+		      int *ready_fd, const char **pidfile)
+{
+	static const struct option opts[] = {
+		{ "meta", required_argument, NULL, 'm' },
+		{ "channel", required_argument, NULL, 'c' },
+		{ "image", required_argument, NULL, 'i' },
+		{ "cache", required_argument, NULL, 'C' },
+		{ "commit-to", required_argument, NULL, 't' },
+		{ "threads", required_argument, NULL, 'j' },
+		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "pidfile", required_argument, NULL, 'p' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	const char *image = NULL, *commit_to = NULL;
+	int c;
+
+	d->meta = getenv("BLOBCR_META");
+	d->threads = 4;
+	while ((c = getopt_long(argc, argv, "m:c:i:C:t:j:r:p:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': d->meta = optarg; break;
+		case 'c': d->channel = optarg; break;
+		case 'i': image = optarg; break;
+		case 'C': d->cache = optarg; break;
+		case 't': commit_to = optarg; break;
+		case 'j': d->threads = atoi(optarg); break;
+		case 'r': *ready_fd = atoi(optarg); break;
+		case 'p': *pidfile = optarg; break;
+		case 'v': d->verbose = 1; break;
+		case 'h': fputs(usage_text, stdout); exit(0);
+		default: return -EINVAL;
+		}
+	}
+	if (optind != argc || !d->meta || !d->channel || !image || !d->cache) {
+		fprintf(stderr, "blobcrd: --meta, --channel, --image and --cache are required\n");
+		return -EINVAL;
+	}
+	if (d->threads < 1 || d->threads > 64) {
+		fprintf(stderr, "blobcrd: --threads must be 1..64\n");
+		return -EINVAL;
+	}
+	if (parse_ref(image, d->image, &d->version) ||
+	    parse_ref(commit_to ? commit_to : image, d->commit_image,
+		      &d->commit_base)) {
+		fprintf(stderr, "blobcrd: images are given as NAME@VERSION\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void report_ready(int ready_fd, const char *pidfile)
+{
+	if (pidfile) {
+		FILE *f = fopen(pidfile, "w");
+
+		if (f) {
+			fprintf(f, "%d\n", getpid());
+			fclose(f);
+		}
+	}
+	if (ready_fd >= 0) {
+		if (write(ready_fd, "R", 1) != 1)
+			perror("blobcrd: ready-fd");
+		close(ready_fd);
+	}
+}
+
+/* Serve until SIGTERM/SIGINT (or a worker raising SIGTERM). */
+static int serve(struct deployment *d, int ready_fd, const char *pidfile)
+{
+	struct worker *ws = calloc(d->threads, sizeof(*ws));
+	pthread_t *tids = calloc(d->threads, sizeof(*tids));
+	sigset_t sigs;
+	int started = 0, err = 0, sig;
+
+	if (!ws || !tids)
+		return -ENOMEM;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	for (; started < d->threads; started++) {
+		err = worker_init(&ws[started], d);
+		if (err) {
+			logmsg(d, "worker setup failed: %s", blobcr_strerror(err));
+			worker_free(&ws[started]);
+			break;
+		}
+		err = -pthread_create(&tids[started], NULL, worker_main, &ws[started]);
+		if (err) {
+			worker_free(&ws[started]);
+			break;
+		}
+	}
+	if (!err) {
+		logmsg(d, "serving %s@%u (%llu extents of %u KiB), commits into %s, %d threads",
+		       d->image, d->version, (unsigned long long)d->info.nr_extents,
+		       d->extent_size >> 10, d->commit_image, d->threads);
+		report_ready(ready_fd, pidfile);
+		sigwait(&sigs, &sig);
+	}
+	eventfd_write(d->stop_fd, 1);
+	for (int i = 0; i < started; i++) {
+		pthread_join(tids[i], NULL);
+		worker_free(&ws[i]);
+	}
+	free(ws);
+	free(tids);
+	if (pidfile)
+		unlink(pidfile);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	struct deployment d = { .chfd = -1 };
+	const char *pidfile = NULL;
+	int ready_fd = -1, err;
+
+	if (parse_args(argc, argv, &d, &ready_fd, &pidfile)) {
+		fputs("Try 'blobcrd --help'.\n", stderr);
+		return 1;
+	}
+	d.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d.stop_fd < 0) {
+		perror("blobcrd: eventfd");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	err = attach(&d);
+	if (!err)
+		err = check_geometry(&d);
+	if (!err)
+		err = serve(&d, ready_fd, pidfile);
+	logmsg(&d, "stopping: %llu extents fetched, %llu zero, %llu fetch failures, %llu commits",
+	       (unsigned long long)d.fetched_extents,
+	       (unsigned long long)d.zero_extents,
+	       (unsigned long long)d.fetch_failures,
+	       (unsigned long long)d.commits);
+	if (d.chfd >= 0)
+		close(d.chfd);
+	return err ? 2 : 0;
+}

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * serve.c - blobcrd's answers to the target's requests.
+ *
+ * FETCH: look the extents up at the version manager, get the data chunks
+ * from their replicas in parallel (holes need no traffic), write them into
+ * the cache device with libaio, reply.
+ *
+ * COMMIT: read the commit set's extents from the cache device, hand each to
+ * the repository's commit (hash, dedup, upload to R replicas) and tell the
+ * kernel at once that it may let writes to them go on (UPLOADED: the bytes
+ * are in our memory now), publish the version in one transaction, reply
+ * with its number.  If we die before publishing, the target fails the
+ * commit and merges the set back into its dirty set: a half-written version
+ * is never visible.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blobcrd.h"
+
+static void reply(struct worker *w, const struct blobcr_request *rq,
+		  uint16_t op, int status, uint64_t extent, uint64_t n,
+		  uint64_t version)
+{
+	struct blobcr_reply rp = {
+		.id = rq->id,
+		.op = op,
+		.status = status,
+		.extent = extent,
+		.nr_extents = n,
+		.version = version,
+	};
+	int err = channel_reply(w->d->chfd, &rp);
+
+	if (err)
+		logmsg(w->d, "reply to request %llu failed: %s",
+		       (unsigned long long)rq->id, strerror(-err));
+}
+
+/* Fill the @n extents from @first in the cache device. */
+static int fetch_batch(struct worker *w, uint64_t first, size_t n)
+{
+	struct deployment *d = w->d;
+	uint64_t data_exts[BLOBCRD_BATCH];
+	size_t ng = 0;
+	int err;
+
+	for (size_t i = 0; i < n; i++)
+		w->exts[i] = first + i;
+	err = blobcr_lookup(w->cl, d->image, d->version, w->exts, n, w->locs);
+	if (err)
+		return err;
+
+	for (size_t i = 0; i < n; i++) {
+		if (w->locs[i].kind != BLOBCR_EXT_DATA) {
+			err = cacheio_zero(&w->io, w->exts[i]);
+			if (err)
+				return err;
+			atomic_fetch_add(&d->zero_extents, 1);
+			continue;
+		}
+		w->gets[ng] = (struct blobcr_get){
+			.loc = &w->locs[i],
+			.buf = w->bufs[ng],
+			.len = d->extent_size,
+		};
+		data_exts[ng++] = w->exts[i];
+	}
+	if (!ng)
+		return 0;
+	err = blobcr_get_chunks(w->cl, w->gets, ng);
+	if (err)
+		return err;
+	err = cacheio_rw(&w->io, true, data_exts, w->bufs, ng);
+	if (!err)
+		atomic_fetch_add(&d->fetched_extents, ng);
+	return err;
+}
+
+void serve_fetch(struct worker *w, const struct blobcr_request *rq)
+{
+	struct deployment *d = w->d;
+	uint64_t first = rq->extent, n = rq->nr_extents;
+	int err = 0;
+
+	/* The kernel checks its numbers; so do we, before touching the disk. */
+	if (!n || first >= d->info.nr_extents || n > d->info.nr_extents - first)
+		err = -ERANGE;
+	for (uint64_t done = 0; !err && done < n; done += BLOBCRD_BATCH) {
+		size_t batch = n - done < BLOBCRD_BATCH ? n - done : BLOBCRD_BATCH;
+
+		err = fetch_batch(w, first + done, batch);
+	}
+	if (err) {
+		atomic_fetch_add(&d->fetch_failures, 1);
+		logmsg(d, "fetch of extents %llu+%llu failed: %s",
+		       (unsigned long long)first, (unsigned long long)n,
+		       blobcr_strerror(err));
+	} else if (d->verbose) {
+		logmsg(d, "fetched extents %llu+%llu%s",
+		       (unsigned long long)first, (unsigned long long)n,
+		       rq->flags & BLOBCR_REQ_F_PREFETCH ? " (prefetch)" : "");
+	}
+	reply(w, rq, BLOBCR_OP_FETCH, err, rq->extent, rq->nr_extents, 0);
+}
+
+/*
+ * The version a commit builds on: the last one this target committed, or
+ * the one the deployment started from.  Publishing on top of anything else
+ * would mix someone else's changes into ours.
+ */
+static int check_base(struct worker *w, uint32_t *base)
+{
+	struct deployment *d = w->d;
+	struct blobcr_image_info ii;
+	struct blobcr_info info;
+	int err;
+
+	err = channel_info(d->chfd, &info);
+	if (err)
+		return err;
+	*base = info.last_version ? (uint32_t)info.last_version : d->commit_base;
+	err = blobcr_image_info(w->cl, d->commit_image, &ii);
+	if (err)
+		return err;
+	if (ii.latest != *base) {
+		logmsg(d, "commit refused: %s is at version %u, this deployment is based on %u (deploy with --commit-to to commit into a clone)",
+		       d->commit_image, ii.latest, *base);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+/* Read the @n extents in w->exts and hand them to the commit. */
+static int commit_batch(struct worker *w, const struct blobcr_request *rq,
+			struct blobcr_commit *cm, size_t n)
+{
+	int err = cacheio_rw(&w->io, false, w->exts, w->bufs, n);
+
+	for (size_t i = 0; !err && i < n; i++) {
+		uint32_t len = cacheio_extent_len(&w->io, w->exts[i]);
+
+		/* A short last extent is stored padded with zeros. */
+		memset((char *)w->bufs[i] + len, 0, w->d->extent_size - len);
+		err = blobcr_commit_extent(cm, w->exts[i], w->bufs[i]);
+	}
+	if (err)
+		return err;
+	/* The bytes are ours now: writes to these extents may go on. */
+	for (size_t i = 0; i < n;) {
+		size_t run = 1;
+
+		while (i + run < n && w->exts[i + run] == w->exts[i] + run)
+			run++;
+		reply(w, rq, BLOBCR_OP_UPLOADED, 0, w->exts[i], run, 0);
+		i += run;
+	}
+	return 0;
+}
+
+static int commit_set(struct worker *w, const struct blobcr_request *rq,
+		      const uint64_t *set, uint32_t *version)
+{
+	struct deployment *d = w->d;
+	struct blobcr_commit *cm;
+	uint64_t taken = 0;
+	uint32_t base;
+	size_t n = 0;
+	int err;
+
+	err = check_base(w, &base);
+	if (err)
+		return err;
+	err = blobcr_commit_begin(w->cl, d->commit_image, &cm);
+	if (err)
+		return err;
+	for (uint64_t e = 0; !err && e < d->info.nr_extents; e++) {
+		if (!bitmap_test(set, e))
+			continue;
+		w->exts[n++] = e;
+		taken++;
+		if (n == BLOBCRD_BATCH) {
+			err = commit_batch(w, rq, cm, n);
+			n = 0;
+		}
+	}
+	if (!err && n)
+		err = commit_batch(w, rq, cm, n);
+	if (!err && taken != rq->nr_extents)
+		err = -EPROTO;	/* the set changed under us: never publish */
+	if (!err)
+		err = blobcr_commit_publish(cm, NULL, version);
+	blobcr_commit_free(cm);
+	return err;
+}
+
+void serve_commit(struct worker *w, const struct blobcr_request *rq)
+{
+	struct deployment *d = w->d;
+	size_t words = (d->info.nr_extents + 63) / 64;
+	uint64_t *set = calloc(words ? words : 1, sizeof(*set));
+	uint32_t version = 0;
+	int err;
+
+	if (!set)
+		err = -ENOMEM;
+	else
+		err = channel_get_bitmap(d->chfd, BLOBCR_BITMAP_COMMIT,
+					 d->info.nr_extents, set);
+	if (!err)
+		err = commit_set(w, rq, set, &version);
+	free(set);
+	if (err) {
+		logmsg(d, "commit of %llu extents failed: %s",
+		       (unsigned long long)rq->nr_extents, blobcr_strerror(err));
+	} else {
+		atomic_fetch_add(&d->commits, 1);
+		logmsg(d, "committed %llu extents as %s@%u",
+		       (unsigned long long)rq->nr_extents, d->commit_image,
+		       version);
+	}
+	reply(w, rq, BLOBCR_OP_COMMIT, err, 0, 0, version);
+}
