@@ -18,7 +18,7 @@ export CC ?= cc
 export USER_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
 	-D_GNU_SOURCE -I$(TOP)/include -I$(TOP)/userspace/lib
 
-SUBDIRS := userspace tools tests
+SUBDIRS := userspace userspace/blobcrd tools tests
 
 .PHONY: all deps module module-6.12 $(SUBDIRS) check check-host check-vm \
 	lint demo clean help
@@ -55,7 +55,7 @@ $(BUILD)/linux-src/.stamp: | deps
 $(SUBDIRS): deps $(BUILD)/linux-src/.stamp
 	$(MAKE) -C $@
 
-tests: userspace
+userspace/blobcrd tools tests: userspace
 
 check: all module-6.12
 	$(TOP)/tests/run all
