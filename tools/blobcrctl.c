@@ -461,6 +461,35 @@ static int cmd_node_stat(struct ctl *ctl, int argc, char **argv)
 	return err ? fail(err, "stat of node", argv[1]) : 0;
 }
 
+static int cmd_node_compact(struct ctl *ctl, int argc, char **argv)
+{
+	int sock = blobcr_req_socket(argv[1], ctl->timeout_ms);
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	void *msg = NULL;
+	uint64_t freed = 0;
+	int err;
+
+	(void)argc;
+	if (sock < 0)
+		return fail(sock, "node", argv[1]);
+	err = blobcr_enc_init(&e, 0);
+	if (!err)
+		err = blobcr_call(sock, BLOBCR_OP_COMPACT, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	if (!err) {
+		freed = blobcr_dec_u64(&d);
+		err = blobcr_dec_end(&d);
+	}
+	if (msg)
+		nn_freemsg(msg);
+	nn_close(sock);
+	if (err)
+		return fail(err, "compaction of node", argv[1]);
+	printf("reclaimed=%" PRIu64 "\n", freed);
+	return 0;
+}
+
 static int cmd_group_publish(struct ctl *ctl, int argc, char **argv)
 {
 	const char **names = calloc((size_t)argc, sizeof(*names));
@@ -560,6 +589,9 @@ static const struct verb verbs[] = {
 	  cmd_node_repair, 0, 0 },
 	{ "node", "stat", "ADDR", "counters of the storage node at ADDR",
 	  cmd_node_stat, 1, 1 },
+	{ "node", "compact", "ADDR",
+	  "reclaim the space of deleted chunks on the storage node at ADDR",
+	  cmd_node_compact, 1, 1 },
 };
 
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -567,7 +599,8 @@ static const struct verb verbs[] = {
 /* Verbs that need no version manager: they talk to this host only. */
 static bool is_local(const struct verb *v)
 {
-	return v->fn == cmd_node_stat || v->fn == cmd_dm_commit ||
+	return v->fn == cmd_node_stat || v->fn == cmd_node_compact ||
+	       v->fn == cmd_dm_commit ||
 	       v->fn == cmd_undeploy || v->fn == cmd_status;
 }
 

@@ -42,7 +42,7 @@ check "odd size export is byte-exact" \
 env -u BLOBCR_META "$CTL" image list 2>/dev/null; check "no address: exit 2" test $? -eq 2
 for v in "image import" "image export" "image commit" "image list" "image info" \
 	 "image versions" "image clone" "image delete" "group publish" gc \
-	 "node list" "node repair" "node stat"; do
+	 "node list" "node repair" "node stat" "node compact"; do
 	check "$v --help" bash -c "'$CTL' $v --help | grep -q Usage"
 done
 check "daemon --help" bash -c "'$NODED' --help | grep -q Usage && '$METAD' --help | grep -q Usage"

@@ -68,6 +68,13 @@ check "gc deletes the clone's 3 chunks" bash -c "'$CTL' gc | grep -q '^deleted=3
 check "delete the image" "$CTL" image delete img
 check "gc deletes the rest" bash -c "'$CTL' gc | grep -q '^deleted=$((c1 / R)) '"
 check "nodes hold no chunk" test "$(chunks)" -eq 0
+used() { "$CTL" node stat "${NODE_ADDR[$1]}" | sed -n 's/^used_bytes=//p'; }
+check "segments still hold the dead bytes" test "$(used 1)" -gt 0
+for i in 1 2 3; do
+	check "node $i compaction reclaims every byte" \
+		bash -c "'$CTL' node compact ${NODE_ADDR[$i]} >/dev/null && test \$('$CTL' node stat ${NODE_ADDR[$i]} | sed -n 's/^used_bytes=//p') -eq 0"
+done
+check "no segment file left" test -z "$(ls "$WORK"/node*/seg-* 2>/dev/null)"
 check "images gone" bash -c "test \$('$CTL' image list | wc -l) -eq 1"
 
 # A checkpoint group names versions of several images atomically.

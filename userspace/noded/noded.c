@@ -25,6 +25,7 @@ struct noded {
 	const char *meta; /* version manager, NULL: standalone */
 	const char *advertise; /* address metad hands to clients */
 	int heartbeat_ms;
+	int compact_s; /* period of background compaction, 0: never */
 	volatile sig_atomic_t stop;
 };
 
@@ -237,6 +238,26 @@ static void *heartbeat_thread(void *p)
 	return NULL;
 }
 
+/* Reclaim the space of deleted chunks now and then. */
+static void *compact_thread(void *p)
+{
+	struct noded *nd = p;
+	uint64_t next = blobcr_now_ms() + (uint64_t)nd->compact_s * 1000;
+
+	while (!nd->stop) {
+		int64_t r;
+
+		usleep(100 * 1000);
+		if (blobcr_now_ms() < next)
+			continue;
+		r = store_compact(nd->st);
+		if (r < 0)
+			log_warn("compaction failed: %s", strerror((int)-r));
+		next = blobcr_now_ms() + (uint64_t)nd->compact_s * 1000;
+	}
+	return NULL;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -250,6 +271,8 @@ static void usage(FILE *f)
 		"  -s, --segment-size BYTES segment file size (default 64M)\n"
 		"  -t, --threads N          worker threads (default 4)\n"
 		"  -H, --heartbeat-ms N     heartbeat period (default 1000)\n"
+		"  -C, --compact-s N        compact segments every N s, 0: never\n"
+		"                           (default 60)\n"
 		"  -v, --verbose            debug logging\n"
 		"  -h, --help               this help\n");
 }
@@ -273,6 +296,7 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 		{ "segment-size", required_argument, NULL, 's' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "heartbeat-ms", required_argument, NULL, 'H' },
+		{ "compact-s", required_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -280,7 +304,7 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:m:a:c:s:t:H:vh", opts,
+	while ((c = getopt_long(argc, argv, "l:d:m:a:c:s:t:H:C:vh", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'l': a->listen = optarg; break;
@@ -289,6 +313,14 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 		case 'a': nd->advertise = optarg; break;
 		case 'v': a->verbose = 1; break;
 		case 'h': usage(stdout); exit(0);
+		case 'C':
+			if (blobcr_parse_u64(optarg, &v) || v > 86400) {
+				fprintf(stderr, "blobcr-noded: bad value '%s' for -C\n",
+					optarg);
+				return -EINVAL;
+			}
+			nd->compact_s = (int)v;
+			break;
 		case 'c':
 		case 's':
 		case 't':
@@ -323,9 +355,9 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 
 int main(int argc, char **argv)
 {
-	struct noded nd = { .heartbeat_ms = 1000 };
+	struct noded nd = { .heartbeat_ms = 1000, .compact_s = 60 };
 	struct noded_args a = { .threads = 4 };
-	pthread_t hb;
+	pthread_t hb, compactor;
 	int err;
 
 	if (parse_args(argc, argv, &nd, &a))
@@ -346,6 +378,15 @@ int main(int argc, char **argv)
 		store_close(nd.st);
 		return 1;
 	}
+	if (nd.compact_s &&
+	    pthread_create(&compactor, NULL, compact_thread, &nd)) {
+		log_err("cannot start the compaction thread");
+		nd.stop = 1;
+		if (nd.meta)
+			pthread_join(hb, NULL);
+		store_close(nd.st);
+		return 1;
+	}
 	nd.srv = (struct blobcr_server){ .addr = a.listen, .threads = a.threads,
 					 .handler = handle, .ctx = &nd,
 					 .stop = &nd.stop };
@@ -356,6 +397,8 @@ int main(int argc, char **argv)
 	nd.stop = 1;
 	if (nd.meta)
 		pthread_join(hb, NULL);
+	if (nd.compact_s)
+		pthread_join(compactor, NULL);
 	store_close(nd.st);
 	log_info("stopped");
 	return err ? 1 : 0;

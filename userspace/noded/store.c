@@ -757,6 +757,28 @@ static int pick_segments(struct store *st, uint32_t **out, size_t *n)
 	return 0;
 }
 
+/* A mostly dead active segment is closed so that it can be compacted. */
+static void roll_if_mostly_dead(struct store *st)
+{
+	uint8_t k[4];
+	MDB_val key = { 4, k }, val;
+	uint64_t live = 0;
+	MDB_txn *txn;
+
+	pthread_mutex_lock(&st->mu);
+	be32_put(k, st->active);
+	if (st->active_size && !mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) {
+		if (!mdb_get(txn, st->segs, &key, &val) && val.mv_size == 8)
+			live = be64_get(val.mv_data);
+		mdb_txn_abort(txn);
+		if (live * 2 <= st->active_size) {
+			st->active = st->next_seg++;
+			st->active_size = 0;
+		}
+	}
+	pthread_mutex_unlock(&st->mu);
+}
+
 int64_t store_compact(struct store *st)
 {
 	uint32_t *segs;
@@ -765,6 +787,7 @@ int64_t store_compact(struct store *st)
 	int err;
 
 	pthread_mutex_lock(&st->compact_mu);
+	roll_if_mostly_dead(st);
 	err = pick_segments(st, &segs, &n);
 	if (!err) {
 		for (size_t i = 0; !err && i < n; i++) {
