@@ -184,6 +184,7 @@ static bool write_held(struct blobcr_state *st, u64 extent)
 	       !test_bit(extent, st->uploaded);
 }
 
+/* Mark @extent dirty and count @bio (once) as a write under way. */
 static void account_write(struct blobcr_state *st, struct bio *bio,
 			  u64 extent)
 {
@@ -192,8 +193,10 @@ static void account_write(struct blobcr_state *st, struct bio *bio,
 	lockdep_assert_held(&st->lock);
 	if (!__test_and_set_bit(extent, st->dirty))
 		st->nr_dirty++;
-	pb->flags |= BLOBCR_BIO_COUNTED;
-	atomic_inc(&st->inflight_writes);
+	if (!(pb->flags & BLOBCR_BIO_COUNTED)) {
+		pb->flags |= BLOBCR_BIO_COUNTED;
+		atomic_inc(&st->inflight_writes);
+	}
 }
 
 /* Release every held write to the worker. */
@@ -209,31 +212,67 @@ static void release_held(struct blobcr_state *st)
 
 /* ---- Fast path and worker. ---- */
 
+/* Every extent of [@first, @last] is present (no lock: bits only get set). */
+static bool range_present(struct blobcr_state *st, u64 first, u64 last)
+{
+	u64 e;
+
+	for (e = first; e <= last; e++)
+		if (!test_bit(e, st->present))
+			return false;
+	return true;
+}
+
+static bool range_writable(struct blobcr_state *st, u64 first, u64 last)
+{
+	u64 e;
+
+	lockdep_assert_held(&st->lock);
+	for (e = first; e <= last; e++)
+		if (!test_bit(e, st->present) || write_held(st, e))
+			return false;
+	return true;
+}
+
+/*
+ * Bios may span extents (no max_io_len: a 1 MiB bio on present extents
+ * stays one bio).  A bio that cannot take the fast path is cut at the end
+ * of its first extent with dm_accept_partial_bio(), so that the worker only
+ * ever sees bios within one extent; device-mapper maps the rest again.
+ */
 int blobcr_state_map(struct blobcr_state *st, struct bio *bio)
 {
-	u64 extent = bio_extent(st, bio);
+	sector_t sector = bio->bi_iter.bi_sector;
+	u64 first = sector >> st->extent_shift;
+	u64 last = (bio_end_sector(bio) - 1) >> st->extent_shift;
 	int mode = READ_ONCE(st->mode);
 	unsigned long flags;
 	bool fast = false;
+	u64 e;
 
 	if (mode == BLOBCR_MODE_FAIL)
 		return DM_MAPIO_KILL;
 
 	if (!op_is_write(bio_op(bio))) {
-		if (test_bit(extent, st->present))
+		if (range_present(st, first, last))
 			return DM_MAPIO_REMAPPED;
 	} else {
 		if (mode == BLOBCR_MODE_RO)
 			return DM_MAPIO_KILL;
 		spin_lock_irqsave(&st->lock, flags);
-		if (test_bit(extent, st->present) && !write_held(st, extent)) {
-			account_write(st, bio, extent);
+		if (range_writable(st, first, last)) {
+			for (e = first; e <= last; e++)
+				account_write(st, bio, e);
 			fast = true;
 		}
 		spin_unlock_irqrestore(&st->lock, flags);
 		if (fast)
 			return DM_MAPIO_REMAPPED;
 	}
+
+	if (last != first)
+		dm_accept_partial_bio(bio, ((first + 1) << st->extent_shift) -
+				      sector);
 
 	spin_lock_irqsave(&st->lock, flags);
 	bio_list_add(&st->deferred, bio);

@@ -191,12 +191,6 @@ static int blobcr_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto out_put_cache_dev;
 	}
 
-	r = dm_set_target_max_io_len(ti, bt->extent_sectors);
-	if (r) {
-		ti->error = "Cannot set max I/O length";
-		goto out_put_cache_dev;
-	}
-
 	geo.cache_dev = bt->cache_dev->bdev->bd_dev;
 	geo.dev_sectors = ti->len;
 	geo.extent_sectors = bt->extent_sectors;

@@ -22,6 +22,9 @@
 
 #include "blobcr_helper.h"
 
+/* Counters are shared by the serving threads and the test process. */
+#define STAT_ADD(field, n) __atomic_add_fetch(&(field), (n), __ATOMIC_SEQ_CST)
+
 struct helper {
 	const struct helper_opts *o;
 	struct helper_stats *stats;
@@ -120,9 +123,9 @@ static int fetch(struct helper *h, const struct blobcr_request *rq)
 	uint64_t e;
 
 	if (rq->flags & BLOBCR_REQ_F_PREFETCH)
-		h->stats->prefetch_reqs++;
-	h->stats->fetch_reqs++;
-	h->stats->fetch_extents += rq->nr_extents;
+		STAT_ADD(h->stats->prefetch_reqs, 1);
+	STAT_ADD(h->stats->fetch_reqs, 1);
+	STAT_ADD(h->stats->fetch_extents, rq->nr_extents);
 	if (h->o->fetch_delay_ms)
 		sleep_ms(h->o->fetch_delay_ms);
 	if (h->o->fetch_status) {
@@ -136,7 +139,7 @@ static int fetch(struct helper *h, const struct blobcr_request *rq)
 		off_t off = (off_t)e * ext;
 
 		if (e < HELPER_MAX_EXTENTS)
-			h->stats->extent_fetches[e]++;
+			STAT_ADD(h->stats->extent_fetches[e], 1);
 		memset(buf, 0, ext);
 		if (h->remote_fd >= 0 &&
 		    pread(h->remote_fd, buf, len, off) < 0) {
@@ -182,7 +185,7 @@ static int upload(struct helper *h, const struct blobcr_request *rq,
 	}
 	snprintf(path, sizeof(path), "%s/%llu", h->o->commit_dir,
 		 (unsigned long long)version);
-	if (mkdir(path, 0755) && errno != EEXIST) {
+	if (h->o->commit_dir && mkdir(path, 0755) && errno != EEXIST) {
 		r = -errno;
 		goto out;
 	}
@@ -199,17 +202,21 @@ static int upload(struct helper *h, const struct blobcr_request *rq,
 			r = -EIO;
 			goto out;
 		}
-		snprintf(path, sizeof(path), "%s/%llu/%llu", h->o->commit_dir,
-			 (unsigned long long)version, (unsigned long long)e);
-		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || write(fd, buf, len) != (ssize_t)len) {
-			r = -EIO;
-			if (fd >= 0)
-				close(fd);
-			goto out;
+		/* Without a directory the upload only reads the extents. */
+		if (h->o->commit_dir) {
+			snprintf(path, sizeof(path), "%s/%llu/%llu",
+				 h->o->commit_dir, (unsigned long long)version,
+				 (unsigned long long)e);
+			fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			if (fd < 0 || write(fd, buf, len) != (ssize_t)len) {
+				r = -EIO;
+				if (fd >= 0)
+					close(fd);
+				goto out;
+			}
+			close(fd);
 		}
-		close(fd);
-		h->stats->uploaded++;
+		STAT_ADD(h->stats->uploaded, 1);
 		if (h->o->uploaded_replies) {
 			struct blobcr_reply up = {
 				.id = rq->id, .op = BLOBCR_OP_UPLOADED,
@@ -238,7 +245,7 @@ static void *commit_thread(void *arg)
 	uint64_t version = h->stats->last_version + 1;
 
 	rp.status = h->o->commit_status;
-	if (!rp.status && h->o->commit_dir)
+	if (!rp.status)
 		rp.status = upload(h, &job->rq, version);
 	if (!rp.status) {
 		rp.version = version;
@@ -250,12 +257,55 @@ static void *commit_thread(void *arg)
 	return NULL;
 }
 
+/* Read requests and serve them until the channel goes away. */
+static int serve_loop(struct helper *h)
+{
+	const struct helper_opts *o = h->o;
+	struct blobcr_request rq[16];
+
+	for (;;) {
+		ssize_t n = read(h->fd, rq, sizeof(rq));
+		unsigned int i;
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == ENODEV ? 0 : -errno;
+		}
+		for (i = 0; i < n / sizeof(rq[0]); i++) {
+			STAT_ADD(h->stats->requests_read, 1);
+			if (o->no_reply)
+				continue;
+			if (rq[i].op == BLOBCR_OP_FETCH) {
+				fetch(h, &rq[i]);
+			} else if (rq[i].op == BLOBCR_OP_COMMIT) {
+				struct commit_job *job = malloc(sizeof(*job));
+				pthread_t t;
+
+				if (!job)
+					continue;
+				job->h = h;
+				job->rq = rq[i];
+				if (pthread_create(&t, NULL, commit_thread, job))
+					free(job);
+				else
+					pthread_detach(t);
+			}
+		}
+	}
+}
+
+static void *serve_thread(void *arg)
+{
+	serve_loop(arg);
+	return NULL;
+}
+
 int helper_serve(const struct helper_opts *o, struct helper_stats *stats,
 		 int ready_fd)
 {
 	struct blobcr_attach a = { .features = BLOBCR_F_FETCH_RUNS |
 				   BLOBCR_F_COMMIT | BLOBCR_F_UPLOADED };
-	struct blobcr_request rq[16];
 	struct helper h = {
 		.o = o, .stats = stats, .remote_fd = -1, .cache_fd = -1,
 	};
@@ -271,7 +321,10 @@ int helper_serve(const struct helper_opts *o, struct helper_stats *stats,
 		goto out;
 	}
 	if (o->remote) {
-		h.remote_fd = open(o->remote, O_RDONLY);
+		/* Direct when the remote allows it (a block device). */
+		h.remote_fd = open(o->remote, O_RDONLY | O_DIRECT);
+		if (h.remote_fd < 0)
+			h.remote_fd = open(o->remote, O_RDONLY);
 		if (h.remote_fd < 0) {
 			r = -errno;
 			goto out;
@@ -291,36 +344,18 @@ int helper_serve(const struct helper_opts *o, struct helper_stats *stats,
 		}
 	}
 
-	for (;;) {
-		ssize_t n = read(h.fd, rq, sizeof(rq));
-		unsigned int i;
+	if (o->threads > 1) {
+		pthread_t t[o->threads - 1];
+		unsigned int i, started = 0;
 
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = errno == ENODEV ? 0 : -errno;
-			break;
-		}
-		for (i = 0; i < n / sizeof(rq[0]); i++) {
-			stats->requests_read++;
-			if (o->no_reply)
-				continue;
-			if (rq[i].op == BLOBCR_OP_FETCH) {
-				fetch(&h, &rq[i]);
-			} else if (rq[i].op == BLOBCR_OP_COMMIT) {
-				struct commit_job *job = malloc(sizeof(*job));
-				pthread_t t;
-
-				if (!job)
-					continue;
-				job->h = &h;
-				job->rq = rq[i];
-				if (pthread_create(&t, NULL, commit_thread, job))
-					free(job);
-				else
-					pthread_detach(t);
-			}
-		}
+		for (i = 0; i < o->threads - 1; i++)
+			if (!pthread_create(&t[i], NULL, serve_thread, &h))
+				started++;
+		r = serve_loop(&h);
+		for (i = 0; i < started; i++)
+			pthread_join(t[i], NULL);
+	} else {
+		r = serve_loop(&h);
 	}
 out:
 	if (h.remote_fd >= 0)

@@ -18,7 +18,8 @@ struct helper_opts {
 	const char *channel;		/* name under /dev/blobcr/ */
 	const char *remote;		/* source of fetched bytes; NULL: zeros */
 	const char *cache;		/* the cache device */
-	const char *commit_dir;		/* COMMIT: <dir>/<version>/<extent> */
+	const char *commit_dir;		/* COMMIT: <dir>/<version>/<extent>;
+					 * NULL: read the extents, store nothing */
 	unsigned int fetch_delay_ms;	/* sleep before each FETCH reply */
 	unsigned int upload_delay_ms;	/* sleep per committed extent */
 	int fetch_status;		/* FETCH reply status (0: do the work) */
@@ -26,6 +27,7 @@ struct helper_opts {
 	bool no_reply;			/* read requests, never answer */
 	bool uploaded_replies;		/* send UPLOADED per extent */
 	bool quiet;
+	unsigned int threads;		/* serving threads (0 or 1: one) */
 };
 
 /* Counters in shared memory, written by the helper process. */

@@ -4,6 +4,7 @@
  * use (as selftests/ublk has kublk).
  *
  *   kblobcr serve -c CHANNEL -d CACHE_DEV [-r REMOTE] [-C COMMIT_DIR] [-u]
+ *                 [-t THREADS]
  *   kblobcr commit CHANNEL
  *   kblobcr info CHANNEL
  */
@@ -18,7 +19,7 @@
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: kblobcr serve -c CHANNEL -d CACHE_DEV [-r REMOTE] [-C COMMIT_DIR] [-u]\n"
+		"usage: kblobcr serve -c CHANNEL -d CACHE_DEV [-r REMOTE] [-C COMMIT_DIR] [-u] [-t THREADS]\n"
 		"       kblobcr commit CHANNEL\n"
 		"       kblobcr info CHANNEL\n");
 	return 2;
@@ -30,13 +31,14 @@ static int serve(int argc, char **argv)
 	struct helper_stats *stats = helper_stats_new();
 	int c, r;
 
-	while ((c = getopt(argc, argv, "c:d:r:C:u")) != -1) {
+	while ((c = getopt(argc, argv, "c:d:r:C:ut:")) != -1) {
 		switch (c) {
 		case 'c': o.channel = optarg; break;
 		case 'd': o.cache = optarg; break;
 		case 'r': o.remote = optarg; break;
 		case 'C': o.commit_dir = optarg; break;
 		case 'u': o.uploaded_replies = true; break;
+		case 't': o.threads = atoi(optarg); break;
 		default: return usage();
 		}
 	}

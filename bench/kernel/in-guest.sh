@@ -1,0 +1,109 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs in the guest (bench/kernel/run).  /dev/vda is the cache device,
+# /dev/vdb the reference helper's "remote".
+#  1. fio, same boot, same cache device: dm-linear vs dm-blobcr all_present,
+#     4k random read/write at iodepth 32, 1M sequential read/write; the
+#     two targets alternate, three rounds, the median is reported.
+#  2. Cold sequential read through kblobcr vs reading its source directly.
+#  3. Commit pause at 10 MB and 500 MB dirty, idle and under random writes.
+set -eu
+cd "$(dirname "$0")"
+top=$(cd ../.. && pwd)
+kb=$top/tests/kernel/kblobcr
+cache=/dev/vda
+remote=/dev/vdb
+rt=${BENCH_RUNTIME:-8}
+res=${VM_OUT:-/tmp}/results.txt
+: >"$res"
+say() { echo "$*" | tee -a "$res"; }
+
+sectors=$(blockdev --getsz $cache)
+dmsetup create bench-linear --table "0 $sectors linear $cache 0"
+dmsetup create bench-blobcr --table "0 $sectors blobcr $cache 512 bench 1 all_present"
+
+# fio_run DEV RW BS DEPTH -> prints "<iops> <MiB/s>"
+fio_run() {
+	fio --name=b --filename="$1" --rw="$2" --bs="$3" --iodepth="$4" \
+		--ioengine=libaio --direct=1 --runtime="$rt" --time_based \
+		--ramp_time=1 --randrepeat=0 --norandommap --output-format=json |
+	python3 -c '
+import json, sys
+j = json.load(sys.stdin)["jobs"][0]
+d = j["read"] if j["read"]["io_bytes"] else j["write"]
+print("%.0f %.1f" % (d["iops"], d["bw_bytes"] / 1048576))'
+}
+
+median() { sort -n | sed -n 2p; }
+
+say "# dm-blobcr benchmark, $(uname -r), $(nproc) vCPU (TCG), runtime ${rt}s per job"
+say "# 1. fio: dm-linear vs dm-blobcr (all_present), same cache device, median of 3"
+say "$(printf '%-22s %12s %12s %8s' workload linear blobcr ratio)"
+for wl in "randread 4k 32" "randwrite 4k 32" "read 1M 4" "write 1M 4"; do
+	set -- $wl
+	: >/tmp/lin; : >/tmp/bc
+	for round in 1 2 3; do
+		fio_run /dev/mapper/bench-linear "$1" "$2" "$3" >>/tmp/lin
+		fio_run /dev/mapper/bench-blobcr "$1" "$2" "$3" >>/tmp/bc
+	done
+	if [ "$2" = 4k ]; then col=1; unit=IOPS; else col=2; unit=MiB/s; fi
+	lin=$(cut -d' ' -f$col /tmp/lin | median)
+	bc=$(cut -d' ' -f$col /tmp/bc | median)
+	ratio=$(python3 -c "print('%.1f%%' % (100.0 * $bc / $lin))")
+	say "$(printf '%-22s %12s %12s %8s' "$1 $2 qd$3 ($unit)" "$lin" "$bc" "$ratio")"
+done
+dmsetup remove bench-blobcr
+dmsetup remove bench-linear
+
+say "# 2. cold sequential read (dd bs=1M iflag=direct, 256 MiB) through kblobcr -t 4"
+fio --name=fill --filename=$remote --rw=write --bs=1M --size=256M \
+	--ioengine=libaio --iodepth=4 --direct=1 --buffer_pattern=0x5a \
+	>/dev/null
+dmsetup create bench-cold --table "0 524288 blobcr $cache 512 cold"
+$kb serve -t 4 -c cold -d $cache -r $remote 2>/tmp/kb-cold.log &
+kbpid=$!
+sleep 0.5
+t0=$(date +%s.%N)
+dd if=/dev/mapper/bench-cold of=/dev/null bs=1M count=256 iflag=direct 2>/dev/null
+t1=$(date +%s.%N)
+dd if=$remote of=/dev/null bs=1M count=256 iflag=direct 2>/dev/null
+t2=$(date +%s.%N)
+dmsetup remove bench-cold
+wait $kbpid || true
+reqs=$(sed -n 's/^kblobcr: \([0-9]*\) fetch requests.*/\1/p' /tmp/kb-cold.log)
+python3 - "$t0" "$t1" "$t2" "$reqs" <<'PY' | tee -a "$res"
+import sys
+t0, t1, t2, reqs = map(float, sys.argv[1:])
+cold, direct = t1 - t0, t2 - t1
+print("cold read via kblobcr: %.1f MiB/s; source read directly: %.1f MiB/s;"
+      " ratio %.1f%%" % (256 / cold, 256 / direct, 100 * direct / cold))
+print("FETCH round trips: %d in %.2f s = %.0f/s (%.1f extents each)"
+      % (reqs, cold, reqs / cold, 1024 / reqs))
+PY
+
+say "# 3. commit pause (ioctl start to writes accepted again)"
+dmsetup create bench-commit --table "0 $sectors blobcr $cache 512 commit 1 all_present"
+$kb serve -c commit -d $cache -u 2>/tmp/kb-commit.log &
+kbpid=$!
+sleep 0.5
+$kb commit commit >/dev/null		# start from a clean dirty set
+for mb in 10 500; do
+	dd if=/dev/zero of=/dev/mapper/bench-commit bs=1M count=$mb \
+		oflag=direct 2>/dev/null
+	idle=$($kb commit commit)
+	dd if=/dev/zero of=/dev/mapper/bench-commit bs=1M count=$mb \
+		oflag=direct 2>/dev/null
+	fio --name=load --filename=/dev/mapper/bench-commit --rw=randwrite \
+		--bs=4k --iodepth=32 --ioengine=libaio --direct=1 \
+		--runtime=30 --time_based --offset=600M --size=300M \
+		>/dev/null 2>&1 &
+	fpid=$!
+	sleep 2
+	busy=$($kb commit commit)
+	kill $fpid 2>/dev/null || true
+	wait $fpid 2>/dev/null || true
+	say "$mb MB dirty: idle: $idle; under 4k randwrite qd32: $busy"
+done
+dmsetup remove bench-commit
+wait $kbpid || true
