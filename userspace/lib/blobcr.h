@@ -25,7 +25,7 @@ struct blobcr_commit;
 
 struct blobcr_client_opts {
 	int timeout_ms; /* per request; 0: 10000 */
-	int inflight; /* sockets (requests in flight) per node; 0: 4 */
+	int inflight; /* sockets (requests in flight) per node; 0: 8 */
 	int replicas; /* 0: the version manager's setting */
 };
 

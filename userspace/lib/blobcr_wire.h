@@ -115,10 +115,20 @@ struct blobcr_enc {
 	size_t len; /* bytes used, header included */
 	size_t cap;
 	int err;
+	/* the buffer's allocator: realloc()/free() unless set otherwise */
+	void *(*realloc_fn)(void *p, size_t n);
+	void (*free_fn)(void *p);
 };
 
 /** blobcr_enc_init() - start a frame; reserves the header.  Return: 0 or -ENOMEM. */
 int blobcr_enc_init(struct blobcr_enc *e, size_t payload_hint);
+/**
+ * blobcr_enc_init_with() - the same with another allocator, e.g. one whose
+ * buffers a transport can take over without a copy.
+ */
+int blobcr_enc_init_with(struct blobcr_enc *e, size_t payload_hint,
+			 void *(*realloc_fn)(void *, size_t),
+			 void (*free_fn)(void *));
 void blobcr_enc_u8(struct blobcr_enc *e, uint8_t v);
 void blobcr_enc_u16(struct blobcr_enc *e, uint16_t v);
 void blobcr_enc_u32(struct blobcr_enc *e, uint32_t v);

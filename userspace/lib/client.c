@@ -287,7 +287,7 @@ int blobcr_connect(const char *meta_addr, const struct blobcr_client_opts *opts,
 	}
 	strcpy(c->meta_addr, meta_addr);
 	c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
-	c->inflight = opts && opts->inflight > 0 ? opts->inflight : 4;
+	c->inflight = opts && opts->inflight > 0 ? opts->inflight : 8;
 	if (c->inflight > MAX_INFLIGHT)
 		c->inflight = MAX_INFLIGHT;
 	c->replicas = opts ? opts->replicas : 0;

@@ -208,6 +208,17 @@ int blobcr_call(int sock, uint8_t op, struct blobcr_enc *e, void **msg,
 
 /* ---- the server side ---- */
 
+/* Replies live in nanomsg messages, handed to nn_sendmsg() without a copy. */
+static void *nn_realloc_fn(void *p, size_t n)
+{
+	return p ? nn_reallocmsg(p, n) : nn_allocmsg(n, 0);
+}
+
+static void nn_free_fn(void *p)
+{
+	nn_freemsg(p);
+}
+
 static void send_reply(int sock, void *control, struct blobcr_enc *reply,
 		       const struct blobcr_hdr *req, int status)
 {
@@ -229,9 +240,24 @@ static void send_reply(int sock, void *control, struct blobcr_enc *reply,
 		nn_freemsg(control);
 		return;
 	}
-	iov.iov_base = reply->buf;
-	iov.iov_len = reply->len;
-	if (nn_sendmsg(sock, &mh, 0) < 0) {
+	/* nn_sendmsg() takes a whole message: shrink it to the frame first. */
+	if (reply->len < reply->cap) {
+		void *p = nn_reallocmsg(reply->buf, reply->len);
+
+		if (p) {
+			reply->buf = p;
+			reply->cap = reply->len;
+		}
+	}
+	iov.iov_base = &reply->buf;
+	iov.iov_len = NN_MSG;
+	if (reply->len != reply->cap) {
+		nn_freemsg(control);
+		return;
+	}
+	if (nn_sendmsg(sock, &mh, 0) >= 0) {
+		reply->buf = NULL; /* nanomsg owns it now */
+	} else {
 		/* The client went away; nothing else to do. */
 		log_debug("reply to %s #%" PRIu64 " not sent: %s",
 			  blobcr_op_name(req->opcode), req->req_id,
@@ -252,7 +278,7 @@ static void serve_one(struct blobcr_server *s, int sock, void *body, int len,
 	__atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
 	if (!status && (h.flags & BLOBCR_F_REPLY))
 		status = -EBADMSG;
-	if (blobcr_enc_init(&reply, 256)) {
+	if (blobcr_enc_init_with(&reply, 256, nn_realloc_fn, nn_free_fn)) {
 		nn_freemsg(control);
 		return;
 	}

@@ -160,13 +160,22 @@ int blobcr_frame_decode(const void *buf, size_t len, struct blobcr_hdr *h,
 
 /* ---- encoder ---- */
 
-int blobcr_enc_init(struct blobcr_enc *e, size_t payload_hint)
+int blobcr_enc_init_with(struct blobcr_enc *e, size_t payload_hint,
+			 void *(*realloc_fn)(void *, size_t),
+			 void (*free_fn)(void *))
 {
+	e->realloc_fn = realloc_fn;
+	e->free_fn = free_fn;
 	e->cap = BLOBCR_HDR_SIZE + (payload_hint ? payload_hint : 64);
-	e->buf = malloc(e->cap);
+	e->buf = realloc_fn(NULL, e->cap);
 	e->len = BLOBCR_HDR_SIZE;
 	e->err = e->buf ? 0 : -ENOMEM;
 	return e->err;
+}
+
+int blobcr_enc_init(struct blobcr_enc *e, size_t payload_hint)
+{
+	return blobcr_enc_init_with(e, payload_hint, realloc, free);
 }
 
 uint8_t *blobcr_enc_reserve(struct blobcr_enc *e, size_t n)
@@ -185,7 +194,7 @@ uint8_t *blobcr_enc_reserve(struct blobcr_enc *e, size_t n)
 
 		while (cap < e->len + n)
 			cap *= 2;
-		nb = realloc(e->buf, cap);
+		nb = e->realloc_fn(e->buf, cap);
 		if (!nb) {
 			e->err = -ENOMEM;
 			return NULL;
@@ -265,7 +274,8 @@ int blobcr_enc_finish(struct blobcr_enc *e, const struct blobcr_hdr *h)
 
 void blobcr_enc_free(struct blobcr_enc *e)
 {
-	free(e->buf);
+	if (e->buf)
+		e->free_fn(e->buf);
 	e->buf = NULL;
 	e->len = e->cap = 0;
 }

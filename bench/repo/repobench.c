@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * repobench - times the version manager's batched operations:
+ *   repobench META IMAGE lookup   a lookup of 4096 extents of IMAGE
+ *   repobench META IMAGE publish  a publish of 4096 changed extents
+ * Prints the median and the minimum of 21 runs in milliseconds.
+ * The publish remaps extent i of IMAGE to the chunk of extent i+1: every
+ * entry names a chunk the nodes hold, so metad does all its checks.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nanomsg/nn.h>
+
+#include "blobcr.h"
+#include "blobcr_util.h"
+
+#define N 4096
+#define RUNS 21
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int gc_epoch(int sock, uint64_t *epoch)
+{
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	void *msg;
+	int err = blobcr_enc_init(&e, 8);
+
+	if (err)
+		return err;
+	blobcr_enc_u32(&e, 0);
+	err = blobcr_call(sock, BLOBCR_OP_CHUNK_LOCATE, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	if (!err)
+		*epoch = blobcr_dec_u64(&d);
+	if (msg)
+		nn_freemsg(msg);
+	return err;
+}
+
+static int publish(int sock, const char *image, uint32_t base,
+		   const struct blobcr_extent_loc *locs)
+{
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	uint64_t epoch;
+	void *msg;
+	int err = gc_epoch(sock, &epoch);
+
+	if (!err)
+		err = blobcr_enc_init(&e, N * 50);
+	if (err)
+		return err;
+	blobcr_enc_str(&e, image);
+	blobcr_enc_u32(&e, base);
+	blobcr_enc_str(&e, "bench");
+	blobcr_enc_u64(&e, epoch);
+	blobcr_enc_u32(&e, N);
+	for (int i = 0; i < N; i++) {
+		const struct blobcr_extent_loc *l = &locs[(i + 1) % N];
+
+		blobcr_enc_u64(&e, (uint64_t)i);
+		blobcr_enc_u8(&e, l->kind);
+		if (l->kind != BLOBCR_EXT_DATA)
+			continue;
+		blobcr_enc_bytes(&e, l->id, BLOBCR_ID_SIZE);
+		blobcr_enc_u8(&e, l->nreplicas);
+		for (int k = 0; k < l->nreplicas; k++)
+			blobcr_enc_u32(&e, l->replicas[k]);
+	}
+	err = blobcr_call(sock, BLOBCR_OP_PUBLISH, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	if (msg)
+		nn_freemsg(msg);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	static struct blobcr_extent_loc locs[N];
+	static uint64_t exts[N];
+	struct blobcr_image_info info;
+	struct blobcr_client *c;
+	double t[RUNS];
+	int sock, err;
+
+	if (argc != 4) {
+		fprintf(stderr, "Usage: repobench META IMAGE lookup|publish\n");
+		return 2;
+	}
+	err = blobcr_connect(argv[1], NULL, &c);
+	if (!err)
+		err = blobcr_image_info(c, argv[2], &info);
+	if (err) {
+		fprintf(stderr, "repobench: %s\n", blobcr_strerror(err));
+		return 1;
+	}
+	for (int i = 0; i < N; i++)
+		exts[i] = (uint64_t)i;
+	sock = blobcr_req_socket(argv[1], 30000);
+	for (int r = 0; r < RUNS && !err; r++) {
+		double t0 = now_ms();
+
+		if (!strcmp(argv[3], "lookup")) {
+			err = blobcr_lookup(c, argv[2], 0, exts, N, locs);
+		} else {
+			if (!r)
+				err = blobcr_lookup(c, argv[2], 0, exts, N, locs);
+			t0 = now_ms();
+			if (!err)
+				err = publish(sock, argv[2], info.latest + (uint32_t)r,
+					      locs);
+		}
+		t[r] = now_ms() - t0;
+	}
+	if (err) {
+		fprintf(stderr, "repobench: %s: %s\n", argv[3], blobcr_strerror(err));
+		return 1;
+	}
+	qsort(t, RUNS, sizeof(t[0]), cmp_double);
+	printf("%s of %d extents: median %.2f ms, min %.2f ms\n", argv[3], N,
+	       t[RUNS / 2], t[0]);
+	nn_close(sock);
+	blobcr_close(c);
+	return 0;
+}

@@ -1,0 +1,63 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Repository benchmark, over loopback, in one run (see
+# Documentation/repository.rst, "Performance"):
+#  - export of a 1 GiB image (R=1) vs a plain TCP stream of the same bytes
+#    between the same two endpoints (socat), both into /dev/null;
+#  - import of the same image at R=1 and at R=2;
+#  - a batched lookup of 4096 extents and a publish of 4096 changed extents.
+# Usage: bench/repo/run.sh [SIZE_MIB]   (from the top of the tree, after make)
+set -eu
+TOP=$(pwd)
+MIB=${1:-1024}
+. "$TOP/tests/repo/lib.sh"
+CC=${CC:-cc}
+
+"$CC" -std=gnu11 -O2 -D_GNU_SOURCE -I"$TOP/userspace/lib" -o "$WORK/repobench" \
+	"$TOP/bench/repo/repobench.c" "$TOP/userspace/lib/libblobcr.a" \
+	-lnanomsg -llmdb -lcrypto -pthread
+
+secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+rate() { echo "scale=1; $MIB / $1" | bc -l; }
+
+echo "# $MIB MiB of random bytes, $(nproc) cores, $(uname -r)"
+head -c $((MIB << 20)) /dev/urandom >"$WORK/img"
+cat "$WORK/img" >/dev/null # page cache, as for every run below
+
+# Baseline: socat from a listening sender to a receiver, the same loopback.
+port=$(free_port)
+socat -u -b 262144 "FILE:$WORK/img" "TCP-LISTEN:$port,reuseaddr" &
+PIDS="$PIDS $!"
+sleep 0.3
+t_tcp=$(secs socat -u -b 262144 "TCP:127.0.0.1:$port" /dev/null)
+
+# R=1: one metad, one node.
+start_metad --replicas 1
+start_node 1
+wait_live 1
+t_imp1=$(secs "$CTL" -q image import r1 "$WORK/img")
+t_exp1=$(secs "$CTL" -q image export r1 /dev/null)
+t_exp1f=$(secs "$CTL" -q image export r1 "$WORK/out")
+cmp "$WORK/img" "$WORK/out"
+rm -f "$WORK/out"
+
+# Lookup and publish timings on the 1 GiB image (4096 extents of 256 KiB).
+lookup=$("$WORK/repobench" "$META" r1 lookup)
+pub=$("$WORK/repobench" "$META" r1 publish)
+
+# R=2: a fresh metad told to keep two copies, two fresh nodes.
+kill -TERM "$METAD_PID" "${NODE_PID[1]}"; wait "$METAD_PID" "${NODE_PID[1]}" || true
+META_DIR=$WORK/meta2 start_metad --replicas 2
+start_node 2
+start_node 3
+wait_live 2
+t_imp2=$(secs "$CTL" -q image import r2 "$WORK/img")
+
+printf '%-44s %8.2f s %8s MiB/s\n' "socat TCP stream (baseline)" "$t_tcp" "$(rate "$t_tcp")"
+printf '%-44s %8.2f s %8s MiB/s  ratio %.2f\n' "export R=1 to /dev/null" "$t_exp1" \
+	"$(rate "$t_exp1")" "$(echo "$t_tcp / $t_exp1" | bc -l)"
+printf '%-44s %8.2f s %8s MiB/s\n' "export R=1 to a file (verified)" "$t_exp1f" "$(rate "$t_exp1f")"
+printf '%-44s %8.2f s %8s MiB/s\n' "import R=1" "$t_imp1" "$(rate "$t_imp1")"
+printf '%-44s %8.2f s %8s MiB/s\n' "import R=2" "$t_imp2" "$(rate "$t_imp2")"
+echo "$lookup"
+echo "$pub"
