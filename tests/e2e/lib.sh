@@ -31,14 +31,15 @@ make_ext4() {
 }
 
 # in_guest NAME SCRIPT [vm options...]: run SCRIPT (sh -e) in a guest with
-# networking and one 512M scratch disk (/dev/vda, the cache); its output
+# networking and one scratch disk of $GUEST_DISK (default 512M: /dev/vda,
+# the cache); its output
 # goes to $WORK/NAME.out and is shown as TAP comments.
 in_guest() {
 	local name=$1 script=$2 rc
 	shift 2
 	mkdir -p "$GUESTS/$name"
 	printf '%s\n' "$script" >"$GUESTS/$name/script.sh"
-	"$VM" --net --name "$name" --timeout 300 --disk 512M \
+	"$VM" --net --name "$name" --timeout 300 --disk "${GUEST_DISK:-512M}" \
 		--outdir "$GUESTS/$name" \
 		--env BLOBCR_META="$(guest_meta)" --env PATH="$TOP/tools:$PATH" \
 		"$@" -- sh -e /run/vm-out/script.sh >"$WORK/$name.out" 2>&1
@@ -49,6 +50,9 @@ in_guest() {
 
 # out_value NAME KEY: the value of a "KEY=value" line the guest printed.
 out_value() { sed -n "s/^$2=//p" "$WORK/$1.out" | tail -n 1; }
+
+# Device contents are read with O_DIRECT: a mounted file system's block
+# device page cache can hold journal blocks that never reach the disk.
 
 # same A B: A and B are equal and not empty.
 same() { [ -n "$1" ] && [ "$1" = "$2" ]; }
