@@ -533,6 +533,12 @@ static int cmd_undeploy(struct ctl *ctl, int argc, char **argv)
 	return deploy_cmd_undeploy(argc, argv);
 }
 
+static int cmd_reattach(struct ctl *ctl, int argc, char **argv)
+{
+	(void)ctl;
+	return deploy_cmd_reattach(argc, argv);
+}
+
 static int cmd_status(struct ctl *ctl, int argc, char **argv)
 {
 	(void)ctl;
@@ -557,6 +563,10 @@ static const struct verb verbs[] = {
 	{ NULL, "undeploy", "DMNAME",
 	  "stop the device's blobcrd and remove the device (the cache file stays)",
 	  cmd_undeploy, 1, 1 },
+	{ NULL, "reattach", "DMNAME",
+	  "start the device's blobcrd again (after it died or hung), with the\n"
+	  "arguments deploy gave it; requests the old one left are served",
+	  cmd_reattach, 1, 1 },
 	{ NULL, "status", "[DMNAME]",
 	  "state of one or every blobcr device: mode, present/total extents,\n"
 	  "dirty, fetches queued+in flight, commits, last version, helpers",
@@ -601,7 +611,8 @@ static bool is_local(const struct verb *v)
 {
 	return v->fn == cmd_node_stat || v->fn == cmd_node_compact ||
 	       v->fn == cmd_dm_commit ||
-	       v->fn == cmd_undeploy || v->fn == cmd_status;
+	       v->fn == cmd_undeploy || v->fn == cmd_status ||
+	       v->fn == cmd_reattach;
 }
 
 static void verb_usage(FILE *f, const struct verb *v)

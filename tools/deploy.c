@@ -225,18 +225,73 @@ static void blobcrd_path(char *out, size_t len)
 }
 
 /*
- * Start blobcrd (@argv, which passes it the write end of @pipefd as its
- * --ready-fd) in its own session, logging to BLOBCR_RUN_DIR/NAME.log, and
- * wait (up to 30 s) until it has attached.
+ * A deployment's helper command line is kept, one argument per line, in
+ * BLOBCR_RUN_DIR/NAME.args, so that `blobcrctl reattach` can start the
+ * same helper again.
  */
-static int start_helper(char *const argv[], const char *name, int pipefd[2])
+static int save_helper_args(const char *name, char *const argv[])
 {
-	char log[PATH_MAX];
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), BLOBCR_RUN_DIR "/%s.args", name);
+	f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	for (int i = 0; argv[i]; i++)
+		fprintf(f, "%s\n", argv[i]);
+	return fclose(f) ? -errno : 0;
+}
+
+#define MAX_HELPER_ARGS 32
+
+/* Read NAME.args into @argv (malloc'ed strings), leaving room for 4 more. */
+static int load_helper_args(const char *name, char **argv)
+{
+	char path[PATH_MAX], line[PATH_MAX];
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), BLOBCR_RUN_DIR "/%s.args", name);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	while (n < MAX_HELPER_ARGS - 5 && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		argv[n++] = strdup(line);
+	}
+	fclose(f);
+	argv[n] = NULL;
+	return n ? 0 : -EINVAL;
+}
+
+/*
+ * Start the helper of deployment @name in its own session, logging to
+ * BLOBCR_RUN_DIR/NAME.log, and wait (up to 30 s) until it has attached.
+ */
+static int start_helper(const char *name)
+{
+	char *argv[MAX_HELPER_ARGS] = { 0 };
+	char log[PATH_MAX], pidfile[PATH_MAX], ready[16];
+	int pipefd[2], status, n;
 	struct pollfd p;
-	int status;
 	char ok;
 	pid_t pid;
 
+	status = load_helper_args(name, argv);
+	if (status)
+		return say(status, "no saved helper for %s: %s", name,
+			   strerror(-status));
+	if (pipe(pipefd) < 0)
+		return -errno;
+	for (n = 0; argv[n]; n++)
+		;
+	snprintf(pidfile, sizeof(pidfile), BLOBCR_RUN_DIR "/%s.pid", name);
+	snprintf(ready, sizeof(ready), "%d", pipefd[1]);
+	argv[n++] = "--pidfile";
+	argv[n++] = pidfile;
+	argv[n++] = "--ready-fd";
+	argv[n++] = ready;
 	snprintf(log, sizeof(log), BLOBCR_RUN_DIR "/%s.log", name);
 	pid = fork();
 	if (pid < 0)
@@ -353,11 +408,11 @@ int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 {
 	char image_ref[BLOBCR_NAME_MAX + 16], commit_ref[BLOBCR_NAME_MAX + 16];
 	char dev[PATH_MAX], params[PATH_MAX + 128], helper[PATH_MAX];
-	char pidfile[PATH_MAX], threads[16], ready[16];
+	char threads[16], tag[BLOBCR_CHANNEL_MAX + 32];
 	struct blobcr_image_info ii;
 	struct deploy_opts o = { 0 };
 	uint64_t sectors;
-	int pipefd[2], r;
+	int r;
 
 	r = parse_deploy(argc, argv, &o);
 	if (!r)
@@ -383,19 +438,17 @@ int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 
 	mkdir(BLOBCR_RUN_DIR, 0755);
 	blobcrd_path(helper, sizeof(helper));
-	snprintf(pidfile, sizeof(pidfile), BLOBCR_RUN_DIR "/%s.pid", o.as);
 	snprintf(threads, sizeof(threads), "%d", o.threads);
-	if (pipe(pipefd) < 0)
-		return say(EXIT_FAIL, "pipe: %s", strerror(errno));
-	snprintf(ready, sizeof(ready), "%d", pipefd[1]);
+	/* Names this deployment's versions: see blobcrd --tag. */
+	snprintf(tag, sizeof(tag), "%s.%08lx%04x", o.as, (long)time(NULL),
+		 (unsigned int)getpid() & 0xffff);
 	{
 		char *hargv[] = { helper, "--meta", (char *)meta, "--channel",
 				  (char *)o.as, "--image", image_ref, "--cache",
 				  dev, "--commit-to", commit_ref, "--threads",
-				  threads, "--pidfile", pidfile, "--ready-fd",
-				  ready, NULL };
+				  threads, "--tag", tag, NULL };
 
-		if (start_helper(hargv, o.as, pipefd)) {
+		if (save_helper_args(o.as, hargv) || start_helper(o.as)) {
 			dm_run(DM_DEVICE_REMOVE, o.as, 0, NULL);
 			return EXIT_FAIL;
 		}
@@ -464,18 +517,38 @@ static pid_t read_pidfile(const char *name)
 	return (pid_t)pid;
 }
 
-int deploy_cmd_undeploy(int argc, char **argv)
+/* Stop the helper of @name if it runs (SIGTERM, then SIGKILL after 5 s). */
+static void stop_helper(const char *name)
 {
-	pid_t pid;
+	pid_t pid = read_pidfile(name);
+
+	if (pid <= 0 || kill(pid, SIGTERM))
+		return;
+	for (int i = 0; i < 100 && !kill(pid, 0); i++)
+		usleep(50000);
+	kill(pid, SIGKILL);
+}
+
+int deploy_cmd_reattach(int argc, char **argv)
+{
+	int fd, r;
 
 	if (argc != 2)
+		return say(EXIT_USAGE, "reattach needs DMNAME");
+	r = open_channel_of(argv[1], &fd);
+	if (r)
+		return r;
+	close(fd);
+	stop_helper(argv[1]);
+	return start_helper(argv[1]) ? EXIT_FAIL : 0;
+}
+
+int deploy_cmd_undeploy(int argc, char **argv)
+{
+	if (argc != 2)
 		return say(EXIT_USAGE, "undeploy needs DMNAME");
-	pid = read_pidfile(argv[1]);
 	/* Stop the helper first, then take the device down. */
-	if (pid > 0 && !kill(pid, SIGTERM)) {
-		for (int i = 0; i < 100 && !kill(pid, 0); i++)
-			usleep(50000);
-	}
+	stop_helper(argv[1]);
 	dm_log_with_errno_init(dm_quiet);
 	if (dm_run(DM_DEVICE_REMOVE, argv[1], 0, NULL))
 		return say(EXIT_FAIL, "cannot remove /dev/mapper/%s (still open?)",

@@ -16,6 +16,7 @@ int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 		      char **argv);
 int deploy_cmd_commit(int argc, char **argv);
 int deploy_cmd_undeploy(int argc, char **argv);
+int deploy_cmd_reattach(int argc, char **argv);
 int deploy_cmd_status(int argc, char **argv);
 
 #endif /* BLOBCRCTL_DEPLOY_H */

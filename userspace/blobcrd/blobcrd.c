@@ -37,6 +37,9 @@ static const char usage_text[] =
 "  -C, --cache DEVICE       the target's cache device (or file)\n"
 "  -t, --commit-to NAME@VER commit into image NAME, on top of version VER\n"
 "                           (default: the deployed image and version)\n"
+"  -T, --tag TAG            label the published versions TAG; versions with\n"
+"                           this label count as this deployment's own (a\n"
+"                           helper that died after publishing left them)\n"
 "  -j, --threads N          serving threads (default 4)\n"
 "  -r, --ready-fd FD        write one byte to FD once attached, then close it\n"
 "  -p, --pidfile FILE       write the process id to FILE once attached\n"
@@ -204,6 +207,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		{ "cache", required_argument, NULL, 'C' },
 		{ "commit-to", required_argument, NULL, 't' },
 		{ "threads", required_argument, NULL, 'j' },
+		{ "tag", required_argument, NULL, 'T' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -215,7 +219,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 
 	d->meta = getenv("BLOBCR_META");
 	d->threads = 4;
-	while ((c = getopt_long(argc, argv, "m:c:i:C:t:j:r:p:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:c:i:C:t:j:T:r:p:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': d->meta = optarg; break;
 		case 'c': d->channel = optarg; break;
@@ -223,6 +227,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		case 'C': d->cache = optarg; break;
 		case 't': commit_to = optarg; break;
 		case 'j': d->threads = atoi(optarg); break;
+		case 'T': d->tag = optarg; break;
 		case 'r': *ready_fd = atoi(optarg); break;
 		case 'p': *pidfile = optarg; break;
 		case 'v': d->verbose = 1; break;

@@ -27,6 +27,7 @@ struct deployment {
 	uint32_t version;
 	char commit_image[BLOBCR_NAME_MAX]; /* COMMIT publishes here */
 	uint32_t commit_base;		/* its version this deployment started from */
+	const char *tag;		/* label of the versions we publish */
 	int threads;
 	int verbose;
 

@@ -107,9 +107,29 @@ void serve_fetch(struct worker *w, const struct blobcr_request *rq)
 }
 
 /*
+ * Versions (@base, @latest] all published by this deployment (their label
+ * is our tag): a helper before us published and died before the kernel
+ * heard of it.  Those versions are whole; the next commit builds on them.
+ */
+static bool ours_since(struct worker *w, uint32_t base, uint32_t latest)
+{
+	struct blobcr_version_info *v;
+	size_t n, mine = 0;
+
+	if (!w->d->tag || blobcr_version_list(w->cl, w->d->commit_image, &v, &n))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].version > base && v[i].version <= latest &&
+		    !strcmp(v[i].label, w->d->tag))
+			mine++;
+	free(v);
+	return mine == latest - base;
+}
+
+/*
  * The version a commit builds on: the last one this target committed, or
- * the one the deployment started from.  Publishing on top of anything else
- * would mix someone else's changes into ours.
+ * the one the deployment started from.  Publishing on top of anyone else's
+ * would mix their changes into ours.
  */
 static int check_base(struct worker *w, uint32_t *base)
 {
@@ -125,12 +145,17 @@ static int check_base(struct worker *w, uint32_t *base)
 	err = blobcr_image_info(w->cl, d->commit_image, &ii);
 	if (err)
 		return err;
-	if (ii.latest != *base) {
-		logmsg(d, "commit refused: %s is at version %u, this deployment is based on %u (deploy with --commit-to to commit into a clone)",
-		       d->commit_image, ii.latest, *base);
-		return -ESTALE;
+	if (ii.latest == *base)
+		return 0;
+	if (ii.latest > *base && ours_since(w, *base, ii.latest)) {
+		logmsg(d, "adopting %s@%u, published by an earlier helper of this deployment",
+		       d->commit_image, ii.latest);
+		*base = ii.latest;
+		return 0;
 	}
-	return 0;
+	logmsg(d, "commit refused: %s is at version %u, this deployment is based on %u (deploy with --commit-to to commit into a clone)",
+	       d->commit_image, ii.latest, *base);
+	return -ESTALE;
 }
 
 /* Read the @n extents in w->exts and hand them to the commit. */
@@ -191,7 +216,7 @@ static int commit_set(struct worker *w, const struct blobcr_request *rq,
 	if (!err && taken != rq->nr_extents)
 		err = -EPROTO;	/* the set changed under us: never publish */
 	if (!err)
-		err = blobcr_commit_publish(cm, NULL, version);
+		err = blobcr_commit_publish(cm, d->tag, version);
 	blobcr_commit_free(cm);
 	return err;
 }
