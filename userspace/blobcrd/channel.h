@@ -29,9 +29,6 @@ int channel_info(int fd, struct blobcr_info *info);
 int channel_get_bitmap(int fd, uint32_t which, uint64_t nr_extents,
 		       uint64_t *words);
 
-/* channel_set_present() - mark the extents set in @words present. */
-int channel_set_present(int fd, uint64_t nr_extents, const uint64_t *words);
-
 /*
  * channel_read() - up to @max requests into @rq, waiting at most
  * @timeout_ms (-1: forever) and returning early when @stop_fd is readable.
@@ -50,11 +47,6 @@ int channel_commit(int fd, struct blobcr_commit *c);
 static inline int bitmap_test(const uint64_t *words, uint64_t bit)
 {
 	return (words[bit / 64] >> (bit % 64)) & 1;
-}
-
-static inline void bitmap_set(uint64_t *words, uint64_t bit)
-{
-	words[bit / 64] |= 1ULL << (bit % 64);
 }
 
 #endif /* BLOBCRD_CHANNEL_H */
