@@ -16,9 +16,9 @@
 #include "dm-blobcr-core.h"
 
 #define BLOBCR_FEATURES	(BLOBCR_F_FETCH_RUNS | BLOBCR_F_COMMIT | \
-			 BLOBCR_F_UPLOADED | BLOBCR_F_SET_PRESENT)
+			 BLOBCR_F_UPLOADED | BLOBCR_F_SET_BITMAP)
 
-/* Words of a bitmap copied per step of GET_BITMAP and SET_PRESENT. */
+/* Words of a bitmap copied per step of GET_BITMAP and SET_BITMAP. */
 #define BLOBCR_BITMAP_CHUNK	512
 
 static int blobcr_open(struct inode *inode, struct file *file)
@@ -322,7 +322,7 @@ static long ioc_get_info(struct blobcr_state *st, void __user *argp)
 	spin_lock_irq(&st->lock);
 	info.mode = st->mode;
 	info.nr_present = st->nr_present;
-	info.nr_dirty = st->nr_dirty;
+	info.nr_dirty = atomic64_read(&st->nr_dirty);
 	info.nr_committing = st->nr_committing;
 	info.commits_done = st->commits_done;
 	info.last_version = st->last_version;
@@ -393,7 +393,7 @@ static long ioc_get_bitmap(struct blobcr_state *st, void __user *argp)
 	return r;
 }
 
-static long ioc_set_present(struct blobcr_state *st, void __user *argp)
+static long ioc_set_bitmap(struct blobcr_state *st, void __user *argp)
 {
 	struct blobcr_bitmap b;
 	u64 __user *uaddr;
@@ -403,7 +403,7 @@ static long ioc_set_present(struct blobcr_state *st, void __user *argp)
 	r = check_bitmap_arg(st, &b, argp);
 	if (r)
 		return r;
-	if (b.which != BLOBCR_BITMAP_PRESENT)
+	if (b.which != BLOBCR_BITMAP_PRESENT && b.which != BLOBCR_BITMAP_DIRTY)
 		return -EINVAL;
 	buf = kmalloc_array(BLOBCR_BITMAP_CHUNK, sizeof(u64), GFP_KERNEL);
 	if (!buf)
@@ -425,6 +425,12 @@ static long ioc_set_present(struct blobcr_state *st, void __user *argp)
 		for (e = first; e < end; e++) {
 			if (!(buf[(e - first) / 64] & (1ULL << ((e - first) % 64))))
 				continue;
+			if (b.which == BLOBCR_BITMAP_DIRTY) {
+				if (test_bit(e, st->present) &&
+				    !test_and_set_bit(e, st->dirty))
+					atomic64_inc(&st->nr_dirty);
+				continue;
+			}
 			if (test_bit(e, st->present) || blobcr_fetching(st, e))
 				continue;
 			__set_bit(e, st->present);
@@ -474,10 +480,10 @@ static long blobcr_ioctl(struct file *file, unsigned int cmd,
 		return ioc_get_info(st, argp);
 	case BLOBCR_IOC_GET_BITMAP:
 		return ioc_get_bitmap(st, argp);
-	case BLOBCR_IOC_SET_PRESENT:
+	case BLOBCR_IOC_SET_BITMAP:
 		if (!(file->f_mode & FMODE_WRITE))
 			return -EBADF;
-		return ioc_set_present(st, argp);
+		return ioc_set_bitmap(st, argp);
 	case BLOBCR_IOC_COMMIT:
 		return ioc_commit(st, file, argp);
 	default:

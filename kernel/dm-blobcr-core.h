@@ -97,6 +97,7 @@ struct blobcr_state {
 	spinlock_t lock;		/* see the lock order above */
 	bool dead;			/* no table left; lock */
 	int mode;			/* BLOBCR_MODE_*; lock, READ_ONCE */
+	bool requeue;			/* noflush suspend: park nothing; lock */
 	unsigned long timeout;		/* jiffies, 0: forever; lock */
 
 	/*
@@ -107,11 +108,16 @@ struct blobcr_state {
 	 * the bit may read the cache device.
 	 */
 	unsigned long *present;
-	unsigned long *dirty;		/* lock */
+	/*
+	 * @dirty: bits set under @lock, or without it by the write fast path
+	 * (atomic set_bit) while commit_phase is NONE; the pointer changes
+	 * only in the commit's swap, after the drain.
+	 */
+	unsigned long *dirty;
 	unsigned long *commit_set;	/* lock */
 	unsigned long *uploaded;	/* lock */
 	u64 nr_present;			/* lock */
-	u64 nr_dirty;			/* lock */
+	atomic64_t nr_dirty;		/* see @dirty */
 
 	struct list_head queue;		/* QUEUED requests, FIFO; lock */
 	struct rb_root fetches;		/* FETCH requests by extent; lock */
@@ -132,7 +138,12 @@ struct blobcr_state {
 	struct delayed_work timeout_work;
 
 	/* Commit. */
-	int commit_phase;		/* enum blobcr_commit_phase; lock */
+	/*
+	 * enum blobcr_commit_phase; written under @lock with
+	 * smp_store_release(), read under @lock or by the write fast path with
+	 * smp_load_acquire().
+	 */
+	int commit_phase;
 	struct blobcr_req *commit_req;	/* lock */
 	u64 nr_committing;		/* lock */
 	u64 commit_seq;			/* commits started; lock */
@@ -143,9 +154,10 @@ struct blobcr_state {
 	u64 last_version;		/* lock */
 	wait_queue_head_t commit_wq;	/* commit_done_seq changes */
 	/*
-	 * Writes remapped and not completed.  Incremented in map under @lock
-	 * only when commit_phase is not DRAIN; the commit sets DRAIN under
-	 * @lock and then waits on @drain_wq for zero.
+	 * Writes remapped and not completed.  The write fast path increments
+	 * it, then (smp_mb__after_atomic()) reads commit_phase and backs off
+	 * unless NONE; the commit sets DRAIN, then (smp_mb()) waits on
+	 * @drain_wq for zero.  One of the two sees the other.
 	 */
 	atomic_t inflight_writes;
 	wait_queue_head_t drain_wq;

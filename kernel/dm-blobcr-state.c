@@ -191,8 +191,8 @@ static void account_write(struct blobcr_state *st, struct bio *bio,
 	struct blobcr_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
 
 	lockdep_assert_held(&st->lock);
-	if (!__test_and_set_bit(extent, st->dirty))
-		st->nr_dirty++;
+	if (!test_and_set_bit(extent, st->dirty))
+		atomic64_inc(&st->nr_dirty);
 	if (!(pb->flags & BLOBCR_BIO_COUNTED)) {
 		pb->flags |= BLOBCR_BIO_COUNTED;
 		atomic_inc(&st->inflight_writes);
@@ -234,6 +234,42 @@ static bool range_writable(struct blobcr_state *st, u64 first, u64 last)
 	return true;
 }
 
+static void write_done(struct blobcr_state *st)
+{
+	/* Pairs with wait_event() in blobcr_commit(). */
+	if (atomic_dec_and_test(&st->inflight_writes))
+		wake_up(&st->drain_wq);
+}
+
+/*
+ * Lock-free write path when no commit runs and every extent is present:
+ * count the write, then check that no commit started (see inflight_writes
+ * in dm-blobcr-core.h), then mark the extents dirty.
+ */
+static bool write_fast(struct blobcr_state *st, struct bio *bio, u64 first,
+		       u64 last)
+{
+	struct blobcr_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	unsigned long *dirty;
+	u64 e;
+
+	atomic_inc(&st->inflight_writes);
+	/* Pairs with smp_mb() in blobcr_commit(). */
+	smp_mb__after_atomic();
+	/* Acquire: pairs with the release that ended the last commit. */
+	if (smp_load_acquire(&st->commit_phase) != BLOBCR_COMMIT_NONE ||
+	    !range_present(st, first, last)) {
+		write_done(st);
+		return false;
+	}
+	dirty = READ_ONCE(st->dirty);
+	for (e = first; e <= last; e++)
+		if (!test_bit(e, dirty) && !test_and_set_bit(e, dirty))
+			atomic64_inc(&st->nr_dirty);
+	pb->flags |= BLOBCR_BIO_COUNTED;
+	return true;
+}
+
 /*
  * Bios may span extents (no max_io_len: a 1 MiB bio on present extents
  * stays one bio).  A bio that cannot take the fast path is cut at the end
@@ -259,6 +295,9 @@ int blobcr_state_map(struct blobcr_state *st, struct bio *bio)
 	} else {
 		if (mode == BLOBCR_MODE_RO)
 			return DM_MAPIO_KILL;
+		if (write_fast(st, bio, first, last))
+			return DM_MAPIO_REMAPPED;
+		/* A commit runs: decide under the lock. */
 		spin_lock_irqsave(&st->lock, flags);
 		if (range_writable(st, first, last)) {
 			for (e = first; e <= last; e++)
@@ -269,6 +308,9 @@ int blobcr_state_map(struct blobcr_state *st, struct bio *bio)
 		if (fast)
 			return DM_MAPIO_REMAPPED;
 	}
+
+	if (READ_ONCE(st->requeue))
+		return DM_MAPIO_REQUEUE;
 
 	if (last != first)
 		dm_accept_partial_bio(bio, ((first + 1) << st->extent_shift) -
@@ -287,9 +329,7 @@ void blobcr_state_end_io(struct blobcr_state *st, struct bio *bio)
 
 	if (pb->flags & BLOBCR_BIO_COUNTED) {
 		pb->flags &= ~BLOBCR_BIO_COUNTED;
-		/* Pairs with wait_event() in blobcr_commit(). */
-		if (atomic_dec_and_test(&st->inflight_writes))
-			wake_up(&st->drain_wq);
+		write_done(st);
 	}
 }
 
@@ -298,6 +338,7 @@ enum {
 	PB_FAIL,
 	PB_PARKED,
 	PB_NEED_REQ,
+	PB_REQUEUE,
 };
 
 /* Decide what to do with one parked bio. */
@@ -312,6 +353,8 @@ static int process_bio(struct blobcr_state *st, struct bio *bio,
 	if (st->dead || st->mode == BLOBCR_MODE_FAIL ||
 	    (write && st->mode == BLOBCR_MODE_RO))
 		return PB_FAIL;
+	if (st->requeue)
+		return PB_REQUEUE;
 
 	if (test_bit(extent, st->present)) {
 		if (write) {
@@ -390,10 +433,14 @@ static void blobcr_worker(struct work_struct *work)
 		}
 		spin_unlock_irq(&st->lock);
 
-		if (r == PB_SUBMIT)
+		if (r == PB_SUBMIT) {
 			bio_list_add(&submit, bio);
-		else if (r == PB_FAIL)
+		} else if (r == PB_FAIL) {
 			bio_list_add(&failed, bio);
+		} else if (r == PB_REQUEUE) {
+			bio->bi_status = BLK_STS_DM_REQUEUE;
+			bio_endio(bio);
+		}
 	}
 	if (spare)
 		mempool_free(spare, &st->req_pool);
@@ -448,12 +495,14 @@ void blobcr_commit_done(struct blobcr_state *st, int status, u64 version)
 	} else {
 		/* Nothing of this commit is published: all of it is dirty. */
 		bitmap_or(st->dirty, st->dirty, st->commit_set, st->nr_extents);
-		st->nr_dirty = bitmap_weight(st->dirty, st->nr_extents);
+		atomic64_set(&st->nr_dirty,
+			     bitmap_weight(st->dirty, st->nr_extents));
 	}
 	bitmap_zero(st->commit_set, st->nr_extents);
 	bitmap_zero(st->uploaded, st->nr_extents);
 	st->nr_committing = 0;
-	st->commit_phase = BLOBCR_COMMIT_NONE;
+	/* Release: pairs with smp_load_acquire() in write_fast(). */
+	smp_store_release(&st->commit_phase, BLOBCR_COMMIT_NONE);
 	st->commit_result = status;
 	st->commit_version = status ? 0 : version;
 	st->commit_done_seq = st->commit_seq;
@@ -552,6 +601,7 @@ static void blobcr_timeout_work(struct work_struct *work)
 int blobcr_commit(struct blobcr_state *st, struct blobcr_commit *c)
 {
 	struct blobcr_req *req;
+	unsigned long *tmp;
 	u64 seq, t0;
 	long r;
 
@@ -569,9 +619,12 @@ int blobcr_commit(struct blobcr_state *st, struct blobcr_commit *c)
 		mempool_free(req, &st->req_pool);
 		return -EBUSY;
 	}
-	st->commit_phase = BLOBCR_COMMIT_DRAIN;
+	/* Release: pairs with smp_load_acquire() in write_fast(). */
+	smp_store_release(&st->commit_phase, BLOBCR_COMMIT_DRAIN);
 	seq = ++st->commit_seq;
 	spin_unlock_irq(&st->lock);
+	/* Pairs with smp_mb__after_atomic() in write_fast(). */
+	smp_mb();
 
 	/*
 	 * No write starts now (write_held()); wait for those under way.  The
@@ -583,18 +636,24 @@ int blobcr_commit(struct blobcr_state *st, struct blobcr_commit *c)
 
 	spin_lock_irq(&st->lock);
 	if (r || st->dead) {
-		st->commit_phase = BLOBCR_COMMIT_NONE;
+		/* Release: pairs with smp_load_acquire() in write_fast(). */
+		smp_store_release(&st->commit_phase, BLOBCR_COMMIT_NONE);
 		st->commit_done_seq = seq;
 		release_held(st);
 		spin_unlock_irq(&st->lock);
 		mempool_free(req, &st->req_pool);
 		return r ? -EINTR : -ENODEV;
 	}
-	/* The atomic step: commit_set and uploaded are empty here. */
-	swap(st->dirty, st->commit_set);
-	st->nr_committing = st->nr_dirty;
-	st->nr_dirty = 0;
-	st->commit_phase = BLOBCR_COMMIT_UPLOAD;
+	/*
+	 * The atomic step: commit_set and uploaded are empty here, and no
+	 * fast-path write holds the old dirty pointer (all drained).
+	 */
+	tmp = st->dirty;
+	WRITE_ONCE(st->dirty, st->commit_set);
+	st->commit_set = tmp;
+	st->nr_committing = atomic64_xchg(&st->nr_dirty, 0);
+	/* Release: pairs with smp_load_acquire() in write_fast(). */
+	smp_store_release(&st->commit_phase, BLOBCR_COMMIT_UPLOAD);
 	req_queue(st, req, BLOBCR_OP_COMMIT, 0, st->nr_committing);
 	st->commit_req = req;
 	c->nr_extents = st->nr_committing;
@@ -640,13 +699,20 @@ void blobcr_state_set_timeout(struct blobcr_state *st, unsigned int ms)
 	mod_delayed_work(st->wq, &st->timeout_work, 0);
 }
 
-void blobcr_state_requeue_parked(struct blobcr_state *st)
+void blobcr_state_requeue(struct blobcr_state *st, bool on)
 {
 	struct bio_list bios = BIO_EMPTY_LIST;
 	struct blobcr_req *req;
 	struct rb_node *n;
 	struct bio *bio;
 
+	spin_lock_irq(&st->lock);
+	WRITE_ONCE(st->requeue, on);
+	spin_unlock_irq(&st->lock);
+	if (!on)
+		return;
+
+	/* The worker requeues what it holds; then take what is parked. */
 	flush_work(&st->worker);
 	spin_lock_irq(&st->lock);
 	bio_list_merge(&bios, &st->deferred);
@@ -690,7 +756,7 @@ unsigned int blobcr_state_status(struct blobcr_state *st, char *result,
 
 	spin_lock_irq(&st->lock);
 	DMEMIT("%llu/%llu %llu %llu %u %llu %llu %u %s",
-	       st->nr_present, st->nr_extents, st->nr_dirty,
+	       st->nr_present, st->nr_extents, atomic64_read(&st->nr_dirty),
 	       st->nr_committing, st->fetches_queued + st->fetches_inflight,
 	       st->commits_done, st->last_version, st->nr_helpers,
 	       mode_name(st->mode));
@@ -811,8 +877,8 @@ int blobcr_state_message(struct blobcr_state *st, unsigned int argc,
 		if (argc != 1)
 			return -EINVAL;
 		spin_lock_irq(&st->lock);
-		DMEMIT("%llu %llu", st->nr_dirty,
-		       st->nr_dirty << st->extent_shift);
+		DMEMIT("%lld %lld", atomic64_read(&st->nr_dirty),
+		       atomic64_read(&st->nr_dirty) << st->extent_shift);
 		spin_unlock_irq(&st->lock);
 		return 0;
 	}
@@ -871,6 +937,7 @@ static struct blobcr_state *state_create(const char *name,
 	init_waitqueue_head(&st->commit_wq);
 	init_waitqueue_head(&st->drain_wq);
 	atomic_set(&st->inflight_writes, 0);
+	atomic64_set(&st->nr_dirty, 0);
 	bio_list_init(&st->deferred);
 	bio_list_init(&st->held);
 	INIT_WORK(&st->worker, blobcr_worker);
@@ -941,6 +1008,11 @@ int blobcr_state_get(const char *name, const struct blobcr_geometry *geo,
 	list_for_each_entry(st, &blobcr_states, node) {
 		if (strcmp(st->name, name))
 			continue;
+		if (st->geo.owner != geo->owner) {
+			*error = "Channel in use by another device";
+			r = -EBUSY;
+			goto out_unlock;
+		}
 		if (st->geo.cache_dev != geo->cache_dev ||
 		    st->geo.dev_sectors != geo->dev_sectors ||
 		    st->geo.extent_sectors != geo->extent_sectors) {

@@ -19,8 +19,10 @@ struct blobcr_state;
  * @cache_dev: device number of the cache device
  * @dev_sectors: length of the device, in sectors
  * @extent_sectors: extent size, in sectors, a power of two
+ * @owner: the mapped device; only its tables may share a state
  */
 struct blobcr_geometry {
+	const void *owner;
 	dev_t cache_dev;
 	sector_t dev_sectors;
 	u32 extent_sectors;
@@ -65,10 +67,12 @@ int blobcr_state_map(struct blobcr_state *st, struct bio *bio);
 void blobcr_state_end_io(struct blobcr_state *st, struct bio *bio);
 
 /*
- * Presuspend with noflush: hand every parked bio back to device-mapper to
- * be requeued (fetches go on).  Process context.
+ * @on (presuspend with noflush): hand every parked bio back to
+ * device-mapper to be requeued (fetches go on), and until called again with
+ * !@on (resume, presuspend_undo) requeue bios instead of parking them.
+ * Process context.
  */
-void blobcr_state_requeue_parked(struct blobcr_state *st);
+void blobcr_state_requeue(struct blobcr_state *st, bool on);
 
 /* Wait until the worker is idle.  Process context, may block. */
 void blobcr_state_flush(struct blobcr_state *st);

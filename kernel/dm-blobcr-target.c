@@ -191,6 +191,7 @@ static int blobcr_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto out_put_cache_dev;
 	}
 
+	geo.owner = dm_table_get_md(ti->table);
 	geo.cache_dev = bt->cache_dev->bdev->bd_dev;
 	geo.dev_sectors = ti->len;
 	geo.extent_sectors = bt->extent_sectors;
@@ -255,7 +256,21 @@ static void blobcr_presuspend(struct dm_target *ti)
 
 	/* A noflush suspend does not wait for fetches: dm requeues. */
 	if (dm_noflush_suspending(ti))
-		blobcr_state_requeue_parked(bt->st);
+		blobcr_state_requeue(bt->st, true);
+}
+
+static void blobcr_presuspend_undo(struct dm_target *ti)
+{
+	struct blobcr_target *bt = ti->private;
+
+	blobcr_state_requeue(bt->st, false);
+}
+
+static void blobcr_resume(struct dm_target *ti)
+{
+	struct blobcr_target *bt = ti->private;
+
+	blobcr_state_requeue(bt->st, false);
 }
 
 static void blobcr_postsuspend(struct dm_target *ti)
@@ -353,7 +368,9 @@ static struct target_type blobcr_target = {
 	.map = blobcr_map,
 	.end_io = blobcr_end_io,
 	.presuspend = blobcr_presuspend,
+	.presuspend_undo = blobcr_presuspend_undo,
 	.postsuspend = blobcr_postsuspend,
+	.resume = blobcr_resume,
 	.status = blobcr_status,
 	.message = blobcr_message,
 	.iterate_devices = blobcr_iterate_devices,

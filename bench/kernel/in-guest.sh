@@ -97,12 +97,13 @@ for mb in 10 500; do
 	fio --name=load --filename=/dev/mapper/bench-commit --rw=randwrite \
 		--bs=4k --iodepth=32 --ioengine=libaio --direct=1 \
 		--runtime=30 --time_based --offset=600M --size=300M \
-		>/dev/null 2>&1 &
+		>/tmp/fio-load.log 2>&1 &
 	fpid=$!
-	sleep 2
+	sleep 3
 	busy=$($kb commit commit)
-	kill $fpid 2>/dev/null || true
+	kill -INT $fpid 2>/dev/null || true
 	wait $fpid 2>/dev/null || true
+	grep -q 'write: IOPS' /tmp/fio-load.log || { echo "load fio failed:"; cat /tmp/fio-load.log; }
 	say "$mb MB dirty: idle: $idle; under 4k randwrite qd32: $busy"
 done
 dmsetup remove bench-commit

@@ -181,11 +181,16 @@ TEST(channel_device_lifetime)
 		 scratch_disk());
 	ASSERT_EQ(0, run(args));
 	ASSERT_EQ(0, access("/dev/blobcr/life", F_OK));
-	/* A second device may not take the same channel with another geometry. */
+	/* A second device may not take the same channel, same geometry or not. */
 	snprintf(args, sizeof(args),
 		 "dmsetup create blobcr-life2 --table '0 4096 blobcr %s 512 life' 2>/dev/null",
 		 scratch_disk());
 	EXPECT_NE(0, run(args));
+	snprintf(args, sizeof(args),
+		 "dmsetup create blobcr-life2 --table '0 8192 blobcr %s 512 life' 2>/dev/null",
+		 scratch_disk());
+	EXPECT_NE(0, run(args));
+	run("dmsetup remove blobcr-life2 2>/dev/null");
 	ASSERT_EQ(0, run("dmsetup remove blobcr-life"));
 	ASSERT_NE(0, access("/dev/blobcr/life", F_OK));
 }

@@ -28,6 +28,7 @@ FIXTURE(lazy) {
 	struct helper_opts opts;
 	pid_t helper;
 	uint64_t seed;
+	bool removed;
 };
 
 FIXTURE_SETUP(lazy)
@@ -47,7 +48,8 @@ FIXTURE_SETUP(lazy)
 FIXTURE_TEARDOWN(lazy)
 {
 	helper_kill(self->helper);
-	EXPECT_EQ(0, run("dmsetup remove " NAME));
+	if (!self->removed)
+		EXPECT_EQ(0, run("dmsetup remove " NAME));
 }
 
 static void start_helper(struct __test_metadata *_metadata,
@@ -331,7 +333,7 @@ TEST_F(lazy, present_bitmap_get_and_set)
 	ASSERT_LE(0, fd);
 	b.count = NR_EXTENTS;
 	b.addr = (uintptr_t)map;
-	ASSERT_EQ(0, ioctl(fd, BLOBCR_IOC_SET_PRESENT, &b));
+	ASSERT_EQ(0, ioctl(fd, BLOBCR_IOC_SET_BITMAP, &b));
 	map[0] = 0;
 	ASSERT_EQ(0, ioctl(fd, BLOBCR_IOC_GET_BITMAP, &b));
 	EXPECT_EQ((3ULL << 48) | 2, map[0]);
@@ -343,6 +345,18 @@ TEST_F(lazy, present_bitmap_get_and_set)
 	EXPECT_EQ(-1, read_check(48 * EXTENT_BYTES, EXTENT_BYTES, 77));
 	EXPECT_EQ(1, self->stats->fetch_extents);
 	EXPECT_EQ(3, dm_status_field(NAME, STATUS_PRESENT, NULL, 0));
+
+	/* Restore a dirty set: only present extents take the bit. */
+	fd = channel_open(CHANNEL, O_RDWR);
+	ASSERT_LE(0, fd);
+	b.which = BLOBCR_BITMAP_DIRTY;
+	map[0] = (1ULL << 48) | (1ULL << 50) | 2;
+	ASSERT_EQ(0, ioctl(fd, BLOBCR_IOC_SET_BITMAP, &b));
+	map[0] = 0;
+	ASSERT_EQ(0, ioctl(fd, BLOBCR_IOC_GET_BITMAP, &b));
+	EXPECT_EQ((1ULL << 48) | 2, map[0]);
+	close(fd);
+	EXPECT_EQ(2, dm_status_field(NAME, 4, NULL, 0));
 }
 
 TEST_F(lazy, reload_keeps_state)
@@ -411,6 +425,76 @@ TEST_F(lazy, modes)
 	EXPECT_NE(0, run("dmsetup message " NAME " 0 bogus 2>/dev/null"));
 	close(fd);
 	free(buf);
+}
+
+TEST_F(lazy, removal_with_parked_io)
+{
+	struct reader rd = { .off = 17 * EXTENT_BYTES, .len = 4096 };
+	pthread_t t;
+
+	rd.seed = self->seed;
+	ASSERT_EQ(0, pthread_create(&t, NULL, reader_thread, &rd));
+	usleep(300000);
+	/* Swap in an error table without waiting for the parked read. */
+	ASSERT_EQ(0, run("dmsetup suspend --noflush %s && "
+			 "dmsetup reload %s --table '0 %d error' && "
+			 "dmsetup resume %s", NAME, NAME, DEV_SECTORS, NAME));
+	pthread_join(t, NULL);
+	EXPECT_EQ(-2, rd.result);
+	EXPECT_EQ(EIO, rd.err);
+	EXPECT_NE(0, access(BLOBCR_DEV_DIR CHANNEL, F_OK));
+	ASSERT_EQ(0, run("dmsetup remove " NAME));
+	self->removed = true;
+}
+
+struct churn {
+	int rounds;
+	int err;
+	uint64_t seed;
+};
+
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+	int i;
+
+	for (i = 0; i < c->rounds && !c->err; i++) {
+		/* Whole extents 0-7, then a partial write into 8-15. */
+		c->err = write_pattern(DEV, 0, 8 * EXTENT_BYTES, c->seed + i);
+		if (!c->err)
+			c->err = write_pattern(DEV, 8 * EXTENT_BYTES + 4096,
+					       8 * EXTENT_BYTES - 8192,
+					       c->seed + i);
+	}
+	return NULL;
+}
+
+TEST_F(lazy, reload_and_suspend_under_io)
+{
+	struct churn c = { .rounds = 20, .seed = 1000 };
+	pthread_t t;
+	int i;
+
+	start_helper(_metadata, self);
+	ASSERT_EQ(0, pthread_create(&t, NULL, churn_thread, &c));
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(0, run("dmsetup reload %s --table '0 %d blobcr %s %d %s' && "
+				 "dmsetup suspend %s %s && dmsetup resume %s",
+				 NAME, DEV_SECTORS, cache_disk(), EXTENT_SECTORS,
+				 CHANNEL, i % 2 ? "--noflush" : "", NAME, NAME));
+		usleep(100000);
+	}
+	pthread_join(t, NULL);
+	ASSERT_EQ(0, c.err);
+	EXPECT_EQ(-1, verify_pattern(DEV, 0, 8 * EXTENT_BYTES, 1019));
+	EXPECT_EQ(-1, verify_pattern(DEV, 8 * EXTENT_BYTES + 4096,
+				     8 * EXTENT_BYTES - 8192, 1019));
+	EXPECT_EQ(-1, verify_pattern(DEV, 8 * EXTENT_BYTES, 4096, self->seed));
+	/* 1 MiB chunks from 8E + 4K: partial writes hit extents 8, 12, 15. */
+	EXPECT_EQ(3, self->stats->fetch_extents);
+	EXPECT_EQ(1, self->stats->extent_fetches[8]);
+	EXPECT_EQ(1, self->stats->extent_fetches[12]);
+	EXPECT_EQ(1, self->stats->extent_fetches[15]);
 }
 
 TEST_HARNESS_MAIN

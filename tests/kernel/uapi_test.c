@@ -259,7 +259,8 @@ TEST_F(chan, ioctl_arguments_checked)
 	EXPECT_EQ(-1, ioctl(self->fd, BLOBCR_IOC_GET_BITMAP, &b));
 	EXPECT_EQ(EFAULT, errno);
 	b.addr = (uintptr_t)map;
-	EXPECT_EQ(-1, ioctl(self->fd, BLOBCR_IOC_SET_PRESENT, &b));
+	b.which = BLOBCR_BITMAP_COMMIT;
+	EXPECT_EQ(-1, ioctl(self->fd, BLOBCR_IOC_SET_BITMAP, &b));
 	EXPECT_EQ(EINVAL, errno);
 
 	c.flags = 1;

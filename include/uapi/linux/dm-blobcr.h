@@ -36,7 +36,7 @@
 #define BLOBCR_F_FETCH_RUNS	(1ULL << 0)	/* a FETCH may span extents */
 #define BLOBCR_F_COMMIT		(1ULL << 1)	/* BLOBCR_OP_COMMIT */
 #define BLOBCR_F_UPLOADED	(1ULL << 2)	/* BLOBCR_OP_UPLOADED replies */
-#define BLOBCR_F_SET_PRESENT	(1ULL << 3)	/* BLOBCR_IOC_SET_PRESENT */
+#define BLOBCR_F_SET_BITMAP	(1ULL << 3)	/* BLOBCR_IOC_SET_BITMAP */
 
 /* Modes (struct blobcr_info.mode). */
 #define BLOBCR_MODE_RW		0
@@ -170,8 +170,8 @@ struct blobcr_info {
 };
 
 /**
- * struct blobcr_bitmap - BLOBCR_IOC_GET_BITMAP / BLOBCR_IOC_SET_PRESENT
- * @which: BLOBCR_BITMAP_* (SET_PRESENT: BLOBCR_BITMAP_PRESENT only)
+ * struct blobcr_bitmap - BLOBCR_IOC_GET_BITMAP / BLOBCR_IOC_SET_BITMAP
+ * @which: BLOBCR_BITMAP_* (SET_BITMAP: PRESENT or DIRTY)
  * @flags: zero
  * @start: first extent, a multiple of 64
  * @count: number of extents; @start + @count must not pass the last extent
@@ -179,9 +179,11 @@ struct blobcr_info {
  *	word w stands for extent @start + 64 * w + b
  * @reserved: zero
  *
- * GET_BITMAP copies a bitmap out.  SET_PRESENT marks the extents whose bit
- * is set as present (a helper that finds valid data in a cache device it
- * kept); it never clears a bit and skips extents being fetched.
+ * GET_BITMAP copies a bitmap out.  SET_BITMAP only sets bits, never clears
+ * one: PRESENT marks extents whose data the cache device already holds (a
+ * redeploy over a kept cache) and skips extents being fetched; DIRTY marks
+ * present extents as written since the last commit (restoring a dirty set
+ * saved before the device was removed) and skips absent ones.
  */
 struct blobcr_bitmap {
 	__u32 which;
@@ -222,7 +224,7 @@ struct blobcr_commit {
 #define BLOBCR_IOC_ATTACH	_IOWR(BLOBCR_IOCTL_MAGIC, 0x00, struct blobcr_attach)
 #define BLOBCR_IOC_GET_INFO	_IOR(BLOBCR_IOCTL_MAGIC, 0x01, struct blobcr_info)
 #define BLOBCR_IOC_GET_BITMAP	_IOW(BLOBCR_IOCTL_MAGIC, 0x02, struct blobcr_bitmap)
-#define BLOBCR_IOC_SET_PRESENT	_IOW(BLOBCR_IOCTL_MAGIC, 0x03, struct blobcr_bitmap)
+#define BLOBCR_IOC_SET_BITMAP	_IOW(BLOBCR_IOCTL_MAGIC, 0x03, struct blobcr_bitmap)
 #define BLOBCR_IOC_COMMIT	_IOWR(BLOBCR_IOCTL_MAGIC, 0x04, struct blobcr_commit)
 
 #endif /* _UAPI_LINUX_DM_BLOBCR_H */
