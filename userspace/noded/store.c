@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,11 @@ struct store {
 	struct seg_fd *fds; /* under mu */
 	size_t nfds; /* under mu */
 	pthread_mutex_t compact_mu; /* one compaction at a time */
+	/* group commit: puts wait here for one sync + one index commit */
+	pthread_mutex_t gc_mu;
+	pthread_cond_t gc_cv;
+	struct pending *queue; /* under gc_mu: written, not yet durable */
+	bool leader; /* under gc_mu: a put is syncing for the others */
 	uint64_t corrupt; /* atomic */
 };
 
@@ -57,6 +63,16 @@ struct loc {
 	uint64_t off;
 	uint32_t len;
 	uint32_t crc;
+};
+
+/* A put whose record is written and waits to become durable. */
+struct pending {
+	const uint8_t *id;
+	struct loc l;
+	int fd;
+	int result;
+	bool done;
+	struct pending *next;
 };
 
 static void be32_put(uint8_t *p, uint32_t v)
@@ -291,6 +307,8 @@ int store_open(const struct store_opts *o, struct store **out)
 	pthread_rwlock_init(&st->seg_rw, NULL);
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_mutex_init(&st->compact_mu, NULL);
+	pthread_mutex_init(&st->gc_mu, NULL);
+	pthread_cond_init(&st->gc_cv, NULL);
 	if (mkdir(o->dir, 0755) && errno != EEXIST) {
 		err = -errno;
 		goto out_free;
@@ -356,33 +374,91 @@ out:
 	return err;
 }
 
-/* Point @id at @l unless another put got there first.  Return: 1 added. */
-static int index_add(struct store *st, const uint8_t *id, const struct loc *l)
+/* Index every put of @batch in one transaction (LMDB syncs on commit). */
+static int index_batch(struct store *st, struct pending *batch)
 {
-	MDB_val key = { BLOBCR_ID_SIZE, (void *)id }, val;
-	uint8_t v[IDX_VAL];
 	MDB_txn *txn;
-	int rc, err;
+	int rc, err = 0;
 
-	loc_encode(l, v);
-	val.mv_size = IDX_VAL;
-	val.mv_data = v;
 	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (rc)
 		return mdb_to_errno(rc);
-	rc = mdb_put(txn, st->idx, &key, &val, MDB_NOOVERWRITE);
-	if (rc == MDB_KEYEXIST) {
-		mdb_txn_abort(txn);
-		return 0;
+	for (struct pending *p = batch; p && !err; p = p->next) {
+		MDB_val key = { BLOBCR_ID_SIZE, (void *)p->id }, val;
+		uint8_t v[IDX_VAL];
+
+		if (p->result)
+			continue;
+		loc_encode(&p->l, v);
+		val.mv_size = IDX_VAL;
+		val.mv_data = v;
+		rc = mdb_put(txn, st->idx, &key, &val, MDB_NOOVERWRITE);
+		if (rc == MDB_KEYEXIST)
+			continue; /* another put of the same chunk got there first */
+		err = rc ? mdb_to_errno(rc) :
+			   seg_live_add(txn, st->segs, p->l.seg,
+					REC_HDR + p->l.len);
 	}
-	err = rc ? mdb_to_errno(rc) :
-		   seg_live_add(txn, st->segs, l->seg, REC_HDR + l->len);
 	if (err) {
 		mdb_txn_abort(txn);
 		return err;
 	}
-	rc = mdb_txn_commit(txn);
-	return rc ? mdb_to_errno(rc) : 1;
+	return mdb_to_errno(mdb_txn_commit(txn));
+}
+
+/* Make @batch durable: sync each segment written once, then index. */
+static void commit_batch(struct store *st, struct pending *batch)
+{
+	int err = 0;
+
+	for (struct pending *p = batch; p; p = p->next) {
+		bool synced = false;
+
+		for (struct pending *q = batch; q != p && !synced; q = q->next)
+			synced = q->fd == p->fd;
+		if (!synced && fdatasync(p->fd))
+			err = -errno;
+	}
+	if (!err)
+		err = index_batch(st, batch);
+	for (struct pending *p = batch; p; p = p->next)
+		if (!p->result)
+			p->result = err;
+}
+
+/*
+ * Wait until @me is durable.  The first waiter becomes the leader and
+ * commits everything queued, again and again, while the others sleep: one
+ * fdatasync and one index commit serve every put that arrived meanwhile.
+ */
+static int group_commit(struct store *st, struct pending *me)
+{
+	pthread_mutex_lock(&st->gc_mu);
+	me->next = st->queue;
+	st->queue = me;
+	while (!me->done) {
+		struct pending *batch;
+
+		if (st->leader) {
+			pthread_cond_wait(&st->gc_cv, &st->gc_mu);
+			continue;
+		}
+		st->leader = true;
+		while ((batch = st->queue)) {
+			st->queue = NULL;
+			pthread_mutex_unlock(&st->gc_mu);
+			commit_batch(st, batch);
+			pthread_mutex_lock(&st->gc_mu);
+			for (struct pending *p = batch, *n; p; p = n) {
+				n = p->next;
+				p->done = true;
+			}
+			pthread_cond_broadcast(&st->gc_cv);
+		}
+		st->leader = false;
+	}
+	pthread_mutex_unlock(&st->gc_mu);
+	return me->result;
 }
 
 static int write_record(int fd, uint64_t off, const uint8_t *id,
@@ -398,15 +474,15 @@ static int write_record(int fd, uint64_t off, const uint8_t *id,
 		return -errno;
 	if ((size_t)n != REC_HDR + (size_t)len)
 		return -ENOSPC; /* a short write: the disk filled up */
-	return fdatasync(fd) ? -errno : 0;
+	return 0;
 }
 
 int store_put(struct store *st, const uint8_t id[BLOBCR_ID_SIZE],
 	      const void *data, uint32_t len)
 {
 	uint8_t real[BLOBCR_ID_SIZE];
-	struct loc l = { .len = len };
-	int fd, err;
+	struct pending me = { .id = id, .l = { .len = len } };
+	int err;
 
 	if (len == 0 || len > BLOBCR_MAX_EXTENT)
 		return -EINVAL;
@@ -418,16 +494,16 @@ int store_put(struct store *st, const uint8_t id[BLOBCR_ID_SIZE],
 	err = store_has(st, id);
 	if (err)
 		return err < 0 ? err : 0; /* already durable */
-	l.crc = blobcr_crc32c(0, data, len);
+	me.l.crc = blobcr_crc32c(0, data, len);
+	/* Held until indexed: compaction may not drop the segment meanwhile. */
 	pthread_rwlock_rdlock(&st->seg_rw);
-	err = reserve(st, REC_HDR + (uint64_t)len, &l.seg, &l.off, &fd);
+	err = reserve(st, REC_HDR + (uint64_t)len, &me.l.seg, &me.l.off, &me.fd);
 	if (!err)
-		err = write_record(fd, l.off, id, data, len, l.crc);
+		err = write_record(me.fd, me.l.off, id, data, len, me.l.crc);
+	if (!err)
+		err = group_commit(st, &me);
 	pthread_rwlock_unlock(&st->seg_rw);
-	if (err)
-		return err;
-	err = index_add(st, id, &l);
-	return err < 0 ? err : 0;
+	return err;
 }
 
 /* ---- get, has, delete ---- */
@@ -588,7 +664,7 @@ static int collect_live(struct store *st, uint32_t seg, struct moved **out,
 static int copy_live(struct store *st, struct moved *v, size_t n)
 {
 	uint8_t *buf = malloc(BLOBCR_MAX_EXTENT);
-	int fd = -1, err = 0;
+	int fd = -1, prev_fd = -1, err = 0;
 
 	if (!buf)
 		return -ENOMEM;
@@ -608,7 +684,13 @@ static int copy_live(struct store *st, struct moved *v, size_t n)
 		if (!err)
 			err = write_record(fd, v[i].to.off, v[i].id, buf,
 					   (uint32_t)len, v[i].from.crc);
+		/* A roll-over to a new segment: sync the one left behind. */
+		if (!err && prev_fd >= 0 && fd != prev_fd && fdatasync(prev_fd))
+			err = -errno;
+		prev_fd = fd;
 	}
+	if (!err && fd >= 0 && fdatasync(fd))
+		err = -errno;
 	free(buf);
 	return err;
 }
@@ -671,6 +753,23 @@ static int seg_forget(struct store *st, uint32_t seg)
 	return rc ? mdb_to_errno(rc) : 0;
 }
 
+/* Live bytes of @seg per the index; UINT64_MAX when unknown (keep it). */
+static uint64_t seg_live(struct store *st, uint32_t seg)
+{
+	uint8_t k[4];
+	MDB_val key = { 4, k }, val;
+	uint64_t live = 0;
+	MDB_txn *txn;
+
+	be32_put(k, seg);
+	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))
+		return UINT64_MAX;
+	if (!mdb_get(txn, st->segs, &key, &val) && val.mv_size == 8)
+		live = be64_get(val.mv_data);
+	mdb_txn_abort(txn);
+	return live;
+}
+
 /* Unlink segment @seg once nothing points into it; Return: bytes freed. */
 static int64_t drop_segment(struct store *st, uint32_t seg)
 {
@@ -680,7 +779,16 @@ static int64_t drop_segment(struct store *st, uint32_t seg)
 
 	seg_path(st, seg, path, sizeof(path));
 	pthread_rwlock_wrlock(&st->seg_rw);
+	/* No put is between write and index now: is the segment still dead? */
+	if (seg_live(st, seg) > 0) {
+		pthread_rwlock_unlock(&st->seg_rw);
+		return 0;
+	}
 	pthread_mutex_lock(&st->mu);
+	if (seg == st->active) {
+		st->active = st->next_seg++;
+		st->active_size = 0;
+	}
 	if (stat(path, &sb) == 0 && unlink(path) == 0) {
 		freed = sb.st_size;
 		st->used -= (uint64_t)sb.st_size < st->used ?
