@@ -74,7 +74,7 @@ lint: deps $(BUILD)/linux-src/.stamp
 		tee $(BUILD)/sparse.log
 	@! grep -E 'warning|error' $(BUILD)/sparse.log
 
-demo:
+demo: all
 	@$(TOP)/scripts/demo.sh
 
 clean:
