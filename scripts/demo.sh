@@ -83,13 +83,13 @@ t0=$(ms)
 echo "imported in $(( $(ms) - t0 )) ms"
 
 # What the guest runs to checkpoint: freeze the file system (the VM pause),
-# commit the disk, thaw; one line per checkpoint for the summary.
+# commit the disk, thaw as soon as the snapshot is taken (the upload goes on
+# while the application runs); one line per checkpoint for the summary.
 cat >"$work/checkpoint.sh" <<'CKPT'
 #!/bin/sh
 t0=$(date +%s%3N)
 fsfreeze -f /mnt/app
-v=$(blobcrctl commit vm 2>/run/vm-out/commit.err)
-fsfreeze -u /mnt/app
+v=$(blobcrctl commit --resume "fsfreeze -u /mnt/app" vm 2>/run/vm-out/commit.err)
 t1=$(date +%s%3N)
 echo "checkpoint: version $v in $((t1 - t0)) ms ($(cat /run/vm-out/commit.err | sed 's/^blobcrctl: vm: //'))"
 echo "$v" >>/run/vm-out/versions

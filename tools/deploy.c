@@ -16,6 +16,9 @@
 #include <linux/fs.h>
 #include <linux/loop.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -479,25 +482,99 @@ static int open_channel_of(const char *name, int *fd)
 	return 0;
 }
 
+/* The commit ioctl, run in a thread while the caller watches the target. */
+struct commit_call {
+	int fd;
+	struct blobcr_commit cm;
+	int err;		/* errno */
+	atomic_bool done;
+};
+
+static void *commit_thread(void *arg)
+{
+	struct commit_call *call = arg;
+
+	call->err = ioctl(call->fd, BLOBCR_IOC_COMMIT, &call->cm) < 0 ? errno : 0;
+	atomic_store(&call->done, true);
+	return NULL;
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1e3 + (t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/*
+ * Run @resume as soon as the target has taken the commit set (it then
+ * reports a non-empty one) or the commit is over, whichever comes first:
+ * the VM may go on while blobcrd uploads.  Return: ms until then.
+ */
+static double resume_on_snapshot(struct commit_call *call, const char *resume,
+				 const struct timespec *t0)
+{
+	const struct timespec tick = { .tv_nsec = 200 * 1000 };
+	struct blobcr_info in;
+	double when;
+
+	while (!atomic_load(&call->done)) {
+		memset(&in, 0, sizeof(in));
+		if (!ioctl(call->fd, BLOBCR_IOC_GET_INFO, &in) && in.nr_committing)
+			break;
+		nanosleep(&tick, NULL);
+	}
+	when = ms_since(t0);
+	if (system(resume))
+		say(0, "--resume command failed: %s", resume);
+	return when;
+}
+
 int deploy_cmd_commit(int argc, char **argv)
 {
-	struct blobcr_commit cm = { 0 };
-	int fd, r;
+	static const struct option opts[] = {
+		{ "resume", required_argument, NULL, 'r' },
+		{ 0 }
+	};
+	struct commit_call call = { 0 };
+	const char *resume = NULL, *name;
+	struct timespec t0;
+	double resumed = 0;
+	pthread_t tid;
+	int c, r;
 
-	if (argc != 2)
+	while ((c = getopt_long(argc, argv, "r:", opts, NULL)) != -1) {
+		if (c != 'r')
+			return EXIT_USAGE;
+		resume = optarg;
+	}
+	if (optind != argc - 1)
 		return say(EXIT_USAGE, "commit needs DMNAME");
-	r = open_channel_of(argv[1], &fd);
+	name = argv[optind];
+	r = open_channel_of(name, &call.fd);
 	if (r)
 		return r;
-	r = ioctl(fd, BLOBCR_IOC_COMMIT, &cm) < 0 ? errno : 0;
-	close(fd);
-	if (r)
-		return say(r == EBUSY ? 4 : EXIT_FAIL, "commit of %s failed: %s",
-			   argv[1], strerror(r));
-	printf("%llu\n", (unsigned long long)cm.version);
-	fprintf(stderr, "blobcrctl: %s: version %llu, %llu extents, writes paused %.3f ms\n",
-		argv[1], (unsigned long long)cm.version,
-		(unsigned long long)cm.nr_extents, cm.pause_ns / 1e6);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = pthread_create(&tid, NULL, commit_thread, &call);
+	if (r) {
+		close(call.fd);
+		return say(EXIT_FAIL, "cannot start the commit: %s", strerror(r));
+	}
+	if (resume)
+		resumed = resume_on_snapshot(&call, resume, &t0);
+	pthread_join(tid, NULL);
+	close(call.fd);
+	if (call.err)
+		return say(call.err == EBUSY ? 4 : EXIT_FAIL, "commit of %s failed: %s",
+			   name, strerror(call.err));
+	printf("%llu\n", (unsigned long long)call.cm.version);
+	fprintf(stderr, "blobcrctl: %s: version %llu, %llu extents, writes paused %.3f ms",
+		name, (unsigned long long)call.cm.version,
+		(unsigned long long)call.cm.nr_extents, call.cm.pause_ns / 1e6);
+	if (resume)
+		fprintf(stderr, ", resumed after %.1f ms", resumed);
+	fprintf(stderr, ", published after %.1f ms\n", ms_since(&t0));
 	return 0;
 }
 
