@@ -10,7 +10,8 @@ set -u
 repair_field() { "$CTL" -t 3000 node repair | sed -n "s/.*$1=\([0-9]*\).*/\1/p"; }
 exports_exact() { "$CTL" -t 3000 image export img "$WORK/out" && cmp "$WORK/img" "$WORK/out"; }
 
-check "metad starts" start_metad --replicas 2
+check "metad starts (re-replication on request only)" \
+	start_metad --replicas 2 --repair-interval-s 0
 for i in 1 2 3; do check "node $i starts" start_node $i; done
 check "three nodes live" wait_live 3
 make_image "$WORK/img" 64
@@ -54,6 +55,19 @@ check "repair re-replicates the dropped copies" \
 	bash -c "echo '$rep' | grep -q 'failed=0'"
 check "nothing under-replicated after repair" test "$(repair_field under_replicated)" -eq 0
 check "a second export is clean too" exports_exact
+
 check "no corrupt copy is read again" test \
 	"$("$CTL" node stat "${NODE_ADDR[3]}" | sed -n 's/^corrupt=//p')" -eq "$corrupt"
+# Without an operator: metad re-replicates by itself once a node is dead
+# (node 3, whose other corrupt records would otherwise be the last copies).
+kill -TERM "$METAD_PID"; wait "$METAD_PID"
+check "metad restarts with re-replication every second" \
+	start_metad --replicas 2 --repair-interval-s 1
+check "three live" wait_live 3
+kill -KILL "${NODE_PID[3]}"
+wait "${NODE_PID[3]}" 2>/dev/null
+fully_replicated() { test "$(total_chunks 1 2)" -eq $((48 * 4 * 2)); }
+check "metad restores R=2 on nodes 1 and 2 by itself" wait_until 30 fully_replicated
+check "metad logged it" grep -q "re-replication: .* repaired" "$WORK/metad.log"
+check "and the export is byte-exact" exports_exact
 done_testing

@@ -22,6 +22,7 @@
 #include "blobcr.h"
 #include "blobcr_util.h"
 #include "db.h"
+#include "repair.h"
 
 #define MAX_BATCH 65536 /* extents or ids per request */
 #define DELETE_BATCH 4096
@@ -39,6 +40,7 @@ struct metad {
 	uint64_t dead_after_ms;
 	int publish_delay_ms; /* test hook: stall publishes before commit */
 	int node_timeout_ms;
+	int repair_s; /* re-replication check period, 0: never */
 	struct node *nodes;
 	size_t nnodes;
 	struct blobcr_server srv;
@@ -1491,6 +1493,8 @@ static void usage(FILE *f)
 		"  -D, --dead-after-ms N      a node without heartbeat for N ms is dead\n"
 		"                             (default 5000)\n"
 		"  -T, --node-timeout-ms N    timeout of gc deletes on nodes (default 10000)\n"
+		"  -R, --repair-interval-s N  while a node is dead, re-replicate every\n"
+		"                             N s (default 10, 0: only on request)\n"
 		"      --test-publish-delay-ms N\n"
 		"                             test hook: stall each publish N ms before commit\n"
 		"  -v, --verbose              debug logging\n"
@@ -1511,6 +1515,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 		{ "replicas", required_argument, NULL, 'r' },
 		{ "dead-after-ms", required_argument, NULL, 'D' },
 		{ "node-timeout-ms", required_argument, NULL, 'T' },
+		{ "repair-interval-s", required_argument, NULL, 'R' },
 		{ "test-publish-delay-ms", required_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -1519,7 +1524,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:r:D:T:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:r:D:T:R:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': *listen = optarg; break;
 		case 'd': *data = optarg; break;
@@ -1539,6 +1544,11 @@ static int parse_args(int argc, char **argv, struct metad *m,
 			if (parse_num(optarg, 3600000, &v) || !v)
 				goto bad;
 			m->node_timeout_ms = (int)v;
+			break;
+		case 'R':
+			if (parse_num(optarg, 86400, &v))
+				goto bad;
+			m->repair_s = (int)v;
 			break;
 		case 'P':
 			if (parse_num(optarg, 3600000, &v))
@@ -1583,7 +1593,8 @@ static int resume_gc(struct metad *m)
 int main(int argc, char **argv)
 {
 	struct metad m = { .replicas = 2, .dead_after_ms = 5000,
-			   .node_timeout_ms = 10000 };
+			   .node_timeout_ms = 10000, .repair_s = 10 };
+	struct repairer rep;
 	const char *listen = NULL, *data = NULL;
 	int verbose = 0, err;
 
@@ -1608,11 +1619,19 @@ int main(int argc, char **argv)
 	m.srv = (struct blobcr_server){ .addr = listen, .threads = 1,
 					.handler = handle, .ctx = &m,
 					.stop = &m.stop };
+	if (m.repair_s && repairer_start(&rep, listen, m.repair_s, &m.stop)) {
+		log_err("cannot start the re-replication thread");
+		db_close(&m.db);
+		return 1;
+	}
 	log_info("serving %s from %s, %d replicas per chunk", listen, data,
 		 m.replicas);
 	err = blobcr_server_run(&m.srv);
 	if (err)
 		log_err("cannot serve %s: %s", listen, strerror(-err));
+	m.stop = 1;
+	if (m.repair_s)
+		repairer_join(&rep);
 	db_close(&m.db);
 	free(m.nodes);
 	log_info("stopped");

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -365,6 +366,13 @@ int main(int argc, char **argv)
 	blobcr_log_init("blobcr-noded", a.verbose ? BLOBCR_LOG_DEBUG : BLOBCR_LOG_INFO);
 	if (!nd.advertise)
 		nd.advertise = a.listen;
+	/*
+	 * Chunk-sized buffers come and go on every request: keep them in the
+	 * heap rather than mmap()ing and faulting in fresh pages each time.
+	 */
+	if (!mallopt(M_MMAP_THRESHOLD, 16 << 20) ||
+	    !mallopt(M_TRIM_THRESHOLD, 64 << 20))
+		log_warn("mallopt failed: chunk buffers will be mmap()ed");
 	a.so.dir = a.data;
 	if (blobcr_signals_init(&nd.stop))
 		return 1;
