@@ -130,7 +130,7 @@ for i in $(seq 1 $STEPS); do expect=$(( (expect * 31 + i) % 1000003 )); done
 echo "image size: 256 MiB ($((256 * 4)) extents of 256 KiB)"
 echo "checkpoints taken by guest A:"
 sed -n 's/^checkpoint: /  /p' "$work/A.out"
-sed -n 's/^helper: \([0-9]*\) extents fetched, \([0-9]*\) zero.*/restart fetched \1 extents with data (\2 holes, no traffic) of 1024/p' "$work/B.out"
+sed -n 's/^helper: \([0-9]*\) misses, \([0-9]*\) extents fetched, \([0-9]*\) zero.*/restart: \1 misses; fetched \2 extents with data (\3 holes, no traffic) of 1024/p' "$work/B.out"
 echo "restarted run: $(grep 'final value' "$work/B.out" | sed 's/^app: //')"
 echo "expected final value (a run without failure): $expect"
 echo

@@ -109,8 +109,12 @@ static int dm_blobcr_params(const char *name, char *params, size_t len)
 
 /* ---- the cache ---- */
 
-/* Put @file on a free loop device; the path goes to @dev. */
-static int loop_attach(const char *file, char *dev, size_t len)
+/*
+ * Put @file on a free loop device; its path goes to @dev and an open file
+ * on it to *@loop_fd.  The device clears itself on its last close
+ * (autoclear): keep *@loop_fd open until the table holds the device.
+ */
+static int loop_attach(const char *file, char *dev, size_t len, int *loop_fd)
 {
 	struct loop_config cfg = { .info.lo_flags = LO_FLAGS_AUTOCLEAR };
 	int ctl, fd, err = -EBUSY;
@@ -139,7 +143,10 @@ static int loop_attach(const char *file, char *dev, size_t len)
 			break;
 		}
 		err = ioctl(fd, LOOP_CONFIGURE, &cfg) < 0 ? -errno : 0;
-		close(fd);
+		if (err)
+			close(fd);
+		else
+			*loop_fd = fd;
 	}
 	close(ctl);
 out_close_file:
@@ -149,10 +156,11 @@ out_close_file:
 
 /*
  * A block device is used as it is; a path that is not one becomes a sparse
- * file of @bytes (an existing file must have that size) on a loop device.
+ * file of @bytes (an existing file must have that size) on a loop device,
+ * held open in *@loop_fd (else -1) until the table holds it.
  */
 static int prepare_cache(const char *path, uint64_t bytes, char *dev,
-			 size_t len)
+			 size_t len, int *loop_fd)
 {
 	struct stat st;
 	int fd, err;
@@ -188,7 +196,7 @@ static int prepare_cache(const char *path, uint64_t bytes, char *dev,
 	}
 	err = ftruncate(fd, (off_t)bytes) < 0 ? -errno : 0;
 	if (!err)
-		err = loop_attach(path, dev, len);
+		err = loop_attach(path, dev, len, loop_fd);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -415,7 +423,7 @@ int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 	struct blobcr_image_info ii;
 	struct deploy_opts o = { 0 };
 	uint64_t sectors;
-	int r;
+	int loop_fd = -1, r;
 
 	r = parse_deploy(argc, argv, &o);
 	if (!r)
@@ -426,7 +434,7 @@ int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 	if (ii.size % SECTOR || ii.extent_size % SECTOR)
 		return say(EXIT_FAIL, "image size and extent size must be multiples of 512");
 	sectors = ii.size / SECTOR;
-	if (prepare_cache(o.cache, ii.size, dev, sizeof(dev)))
+	if (prepare_cache(o.cache, ii.size, dev, sizeof(dev), &loop_fd))
 		return EXIT_FAIL;
 	if (o.helper_timeout_ms)
 		snprintf(params, sizeof(params), "%s %u %s 2 helper_timeout_ms %u",
@@ -435,7 +443,10 @@ int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 		snprintf(params, sizeof(params), "%s %u %s", dev,
 			 ii.extent_size / 512, o.as);
 	dm_log_with_errno_init(dm_quiet);
-	if (dm_run(DM_DEVICE_CREATE, o.as, sectors, params))
+	r = dm_run(DM_DEVICE_CREATE, o.as, sectors, params);
+	if (loop_fd >= 0)
+		close(loop_fd);	/* the table holds the loop device now */
+	if (r)
 		return say(EXIT_FAIL, "cannot create /dev/mapper/%s (table: 0 %" PRIu64
 			   " blobcr %s): see the kernel log", o.as, sectors, params);
 

@@ -56,3 +56,12 @@ out_value() { sed -n "s/^$2=//p" "$WORK/$1.out" | tail -n 1; }
 
 # same A B: A and B are equal and not empty.
 same() { [ -n "$1" ] && [ "$1" = "$2" ]; }
+
+# lt A B: A and B are integers and A < B.  (check runs one command: put
+# compound conditions in such a predicate, never after it with &&.)
+lt() {
+	[[ $1 =~ ^[0-9]+$ && $2 =~ ^[0-9]+$ ]] && [ "$1" -lt "$2" ]
+}
+
+# versions IMAGE: its version numbers, one per line.
+versions() { "$CTL" image versions "$1" | awk 'NR > 1 { print $1 }'; }

@@ -33,6 +33,7 @@ static const char usage_text[] =
 "  -m, --meta ADDR          version manager (nanomsg address, e.g.\n"
 "                           tcp://10.0.2.2:7000); default $BLOBCR_META\n"
 "  -c, --channel NAME       the target's channel name\n"
+"  -d, --dm-name NAME       its device-mapper name (default: the channel's)\n"
 "  -i, --image NAME@VER     what the device shows (FETCH source)\n"
 "  -C, --cache DEVICE       the target's cache device (or file)\n"
 "  -t, --commit-to NAME@VER commit into image NAME, on top of version VER\n"
@@ -146,17 +147,16 @@ static int worker_init(struct worker *w, struct deployment *d)
 /* The target and the image must agree on geometry before we serve. */
 static int check_geometry(struct deployment *d)
 {
-	struct blobcr_client *cl;
 	struct blobcr_image_info ii;
 	int err;
 
-	err = blobcr_connect(d->meta, NULL, &cl);
+	err = blobcr_connect(d->meta, NULL, &d->cl);
 	if (err) {
 		logmsg(d, "cannot reach the version manager at %s: %s", d->meta,
 		       blobcr_strerror(err));
 		return err;
 	}
-	err = blobcr_image_info(cl, d->image, &ii);
+	err = blobcr_image_info(d->cl, d->image, &ii);
 	if (err) {
 		logmsg(d, "image %s: %s", d->image, blobcr_strerror(err));
 	} else if (ii.extent_size != d->extent_size) {
@@ -172,7 +172,6 @@ static int check_geometry(struct deployment *d)
 		logmsg(d, "image %s has no version %u", d->image, d->version);
 		err = -ENOENT;
 	}
-	blobcr_close(cl);
 	return err;
 }
 
@@ -203,6 +202,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 	static const struct option opts[] = {
 		{ "meta", required_argument, NULL, 'm' },
 		{ "channel", required_argument, NULL, 'c' },
+		{ "dm-name", required_argument, NULL, 'd' },
 		{ "image", required_argument, NULL, 'i' },
 		{ "cache", required_argument, NULL, 'C' },
 		{ "commit-to", required_argument, NULL, 't' },
@@ -219,10 +219,11 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 
 	d->meta = getenv("BLOBCR_META");
 	d->threads = 4;
-	while ((c = getopt_long(argc, argv, "m:c:i:C:t:j:T:r:p:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:c:d:i:C:t:j:T:r:p:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': d->meta = optarg; break;
 		case 'c': d->channel = optarg; break;
+		case 'd': d->dm_name = optarg; break;
 		case 'i': image = optarg; break;
 		case 'C': d->cache = optarg; break;
 		case 't': commit_to = optarg; break;
@@ -239,6 +240,8 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		fprintf(stderr, "blobcrd: --meta, --channel, --image and --cache are required\n");
 		return -EINVAL;
 	}
+	if (!d->dm_name)
+		d->dm_name = d->channel;
 	if (d->threads < 1 || d->threads > 64) {
 		fprintf(stderr, "blobcrd: --threads must be 1..64\n");
 		return -EINVAL;
@@ -335,13 +338,22 @@ int main(int argc, char **argv)
 	err = attach(&d);
 	if (!err)
 		err = check_geometry(&d);
-	if (!err)
+	if (!err) {
+		err = prefetch_init(&d, d.cl);
+		if (err)
+			logmsg(&d, "adaptive prefetch off: %s", blobcr_strerror(err));
 		err = serve(&d, ready_fd, pidfile);
-	logmsg(&d, "stopping: %llu extents fetched, %llu zero, %llu fetch failures, %llu commits",
+		prefetch_save(&d, d.cl);
+		prefetch_free(&d.pf);
+	}
+	blobcr_close(d.cl);
+	logmsg(&d, "stopping: %llu misses, %llu extents fetched, %llu zero, %llu fetch failures, %llu commits, %llu prefetched",
+	       (unsigned long long)d.misses,
 	       (unsigned long long)d.fetched_extents,
 	       (unsigned long long)d.zero_extents,
 	       (unsigned long long)d.fetch_failures,
-	       (unsigned long long)d.commits);
+	       (unsigned long long)d.commits,
+	       (unsigned long long)d.pf.requested);
 	if (d.chfd >= 0)
 		close(d.chfd);
 	return err ? 2 : 0;

@@ -7,6 +7,7 @@
 #ifndef BLOBCRD_H
 #define BLOBCRD_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -18,10 +19,27 @@
 /* Extents per FETCH or COMMIT batch (one libaio submission). */
 #define BLOBCRD_BATCH 32
 
+/* Extents requested ahead of the furthest miss, in the recorded order. */
+#define PREFETCH_WINDOW 32
+
+/* Adaptive prefetch state (prefetch.c). */
+struct prefetch {
+	pthread_mutex_t lock;
+	bool recording;		/* no order stored for our version: record one */
+	bool saved;		/* recorded order stored (once) */
+	uint64_t *order;	/* extents, first touch first */
+	size_t n;
+	uint64_t *seen;		/* recording: bitmap of extents in order[] */
+	uint32_t *pos;		/* replaying: extent -> index in order[] */
+	uint32_t cursor;	/* replaying: order[] below this was requested */
+	uint64_t requested;	/* replaying: extents asked for */
+};
+
 /* What one blobcrd serves; fixed once started. */
 struct deployment {
 	const char *meta;		/* version manager address */
 	const char *channel;		/* /dev/blobcr/<channel> */
+	const char *dm_name;		/* the device-mapper device (messages) */
 	const char *cache;		/* the cache device */
 	char image[BLOBCR_NAME_MAX];	/* FETCH reads image@version */
 	uint32_t version;
@@ -35,8 +53,11 @@ struct deployment {
 	int stop_fd;			/* eventfd: readable once we must stop */
 	struct blobcr_info info;	/* the target's geometry */
 	uint32_t extent_size;		/* bytes */
+	struct blobcr_client *cl;	/* main thread's: setup and shutdown */
+	struct prefetch pf;
 
 	/* counters, for the log at exit */
+	atomic_uint_fast64_t misses;	/* demand FETCHes: I/O waited on them */
 	atomic_uint_fast64_t fetched_extents;
 	atomic_uint_fast64_t zero_extents;
 	atomic_uint_fast64_t fetch_failures;
@@ -57,6 +78,14 @@ struct worker {
 /* serve.c */
 void serve_fetch(struct worker *w, const struct blobcr_request *rq);
 void serve_commit(struct worker *w, const struct blobcr_request *rq);
+
+/* prefetch.c */
+int prefetch_init(struct deployment *d, struct blobcr_client *cl);
+void prefetch_free(struct prefetch *p);
+/* A demand FETCH of [first, first + n) was served: record or replay. */
+void prefetch_on_miss(struct deployment *d, uint64_t first, uint64_t n);
+/* Store the recorded order with the version, once. */
+void prefetch_save(struct deployment *d, struct blobcr_client *cl);
 
 /* blobcrd.c */
 void logmsg(const struct deployment *d, const char *fmt, ...)

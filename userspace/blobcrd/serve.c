@@ -104,6 +104,10 @@ void serve_fetch(struct worker *w, const struct blobcr_request *rq)
 		       rq->flags & BLOBCR_REQ_F_PREFETCH ? " (prefetch)" : "");
 	}
 	reply(w, rq, BLOBCR_OP_FETCH, err, rq->extent, rq->nr_extents, 0);
+	if (!err && !(rq->flags & BLOBCR_REQ_F_PREFETCH)) {
+		atomic_fetch_add(&d->misses, 1);
+		prefetch_on_miss(d, first, n);
+	}
 }
 
 /*
@@ -242,6 +246,7 @@ void serve_commit(struct worker *w, const struct blobcr_request *rq)
 		       (unsigned long long)rq->nr_extents, blobcr_strerror(err));
 	} else {
 		atomic_fetch_add(&d->commits, 1);
+		prefetch_save(d, w->cl);
 		logmsg(d, "committed %llu extents as %s@%u",
 		       (unsigned long long)rq->nr_extents, d->commit_image,
 		       version);

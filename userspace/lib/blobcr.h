@@ -242,6 +242,25 @@ int blobcr_image_export(struct blobcr_client *c, const char *name,
 			void *arg);
 
 /**
+ * blobcr_access_order_put() - record the order in which a deployment of
+ * @image@@version first touched its extents (@n extent numbers), for
+ * later deployments of that version to prefetch by.  The first record of
+ * a version stays.  Return: 0, -EEXIST (one is recorded), -ENOENT,
+ * -ERANGE (an extent past the end), -EBADMSG (@n is 0 or too large).
+ */
+int blobcr_access_order_put(struct blobcr_client *c, const char *image,
+			    uint32_t version, const uint64_t *extents,
+			    size_t n);
+
+/**
+ * blobcr_access_order_get() - the access order recorded for
+ * @image@@version: a malloc'ed array in *@out (free() it) of *@n extents.
+ * Return: 0, -ENOENT (no image, version or record).
+ */
+int blobcr_access_order_get(struct blobcr_client *c, const char *image,
+			    uint32_t version, uint64_t **out, size_t *n);
+
+/**
  * blobcr_gc() - delete from the nodes every chunk that no remaining version
  * needs.  Commits that overlap a gc are refused with -EAGAIN, never
  * corrupted.  @st may be NULL.

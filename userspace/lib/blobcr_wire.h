@@ -72,6 +72,8 @@ enum blobcr_op {
 	BLOBCR_OP_UNDER_REPLICATED = 45,
 	BLOBCR_OP_GROUP_PUBLISH = 46,
 	BLOBCR_OP_GROUP_LIST = 47,
+	BLOBCR_OP_ACCESS_PUT = 48,
+	BLOBCR_OP_ACCESS_GET = 49,
 };
 
 /* A decoded frame header. */

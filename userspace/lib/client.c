@@ -639,3 +639,67 @@ int blobcr_group_publish(struct blobcr_client *c, const char *name, size_t n,
 	}
 	return meta_simple(c, BLOBCR_OP_GROUP_PUBLISH, &e);
 }
+
+/* ---- access orders ---- */
+
+int blobcr_access_order_put(struct blobcr_client *c, const char *image,
+			    uint32_t version, const uint64_t *extents, size_t n)
+{
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	void *msg;
+	int err;
+
+	if (!n || n > UINT32_MAX / 8)
+		return -EBADMSG;
+	err = enc_start(&e, image);
+	if (err)
+		return err;
+	blobcr_enc_u32(&e, version);
+	blobcr_enc_u32(&e, (uint32_t)n);
+	for (size_t i = 0; i < n; i++)
+		blobcr_enc_u64(&e, extents[i]);
+	err = meta_call(c, BLOBCR_OP_ACCESS_PUT, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	if (!err)
+		err = blobcr_dec_end(&d);
+	if (msg)
+		nn_freemsg(msg);
+	return err;
+}
+
+int blobcr_access_order_get(struct blobcr_client *c, const char *image,
+			    uint32_t version, uint64_t **out, size_t *n)
+{
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	uint64_t *v = NULL;
+	uint32_t cnt = 0;
+	void *msg;
+	int err = enc_start(&e, image);
+
+	if (err)
+		return err;
+	blobcr_enc_u32(&e, version);
+	err = meta_call(c, BLOBCR_OP_ACCESS_GET, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	if (!err) {
+		cnt = blobcr_dec_u32(&d);
+		err = d.err ? d.err : d.left != (size_t)cnt * 8 ? -EBADMSG : 0;
+	}
+	if (!err && !(v = malloc((cnt ? cnt : 1) * sizeof(*v))))
+		err = -ENOMEM;
+	for (uint32_t i = 0; !err && i < cnt; i++)
+		v[i] = blobcr_dec_u64(&d);
+	if (!err)
+		err = blobcr_dec_end(&d);
+	if (msg)
+		nn_freemsg(msg);
+	if (err) {
+		free(v);
+		return err;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}

@@ -11,6 +11,9 @@
  *   nodes      node id (u32)               -> address
  *   node_addrs address                     -> node id
  *   groups     name                        -> time, count, (image, version)*
+ *   access     image id, version (u64,u32) -> extents (u64)*: the order in
+ *                                             which a first deployment
+ *                                             touched them (prefetch)
  *   doomed     chunk id                    -> node ids: a gc deleting it
  *   orphans    chunk id, node id           -> (): a node delete to retry
  *   meta       "gc_epoch", "next_image", "next_node" -> u64
@@ -30,7 +33,7 @@
 struct db {
 	MDB_env *env;
 	MDB_dbi images, image_ids, versions, extmap, chunks, nodes, node_addrs,
-		groups, doomed, orphans, meta;
+		groups, access, doomed, orphans, meta;
 };
 
 struct image {

@@ -847,6 +847,25 @@ static int drop_version_entries(MDB_txn *txn, struct metad *m,
 	return err;
 }
 
+static void access_key(uint8_t kb[12], uint64_t image, uint32_t ver)
+{
+	put_be64(kb, image);
+	put_be32(kb + 8, ver);
+}
+
+/* Forget the access order of image@ver, if there is one. */
+static int access_del(MDB_txn *txn, struct metad *m, uint64_t image,
+		      uint32_t ver)
+{
+	uint8_t kb[12];
+	MDB_val k = { sizeof(kb), kb };
+	int err;
+
+	access_key(kb, image, ver);
+	err = db_err(mdb_del(txn, m->db.access, &k, NULL));
+	return err == -ENOENT ? 0 : err;
+}
+
 static int delete_version(MDB_txn *txn, struct metad *m, struct image *img,
 			  uint32_t ver)
 {
@@ -859,6 +878,8 @@ static int delete_version(MDB_txn *txn, struct metad *m, struct image *img,
 		err = drop_version_entries(txn, m, img, ver);
 	if (!err)
 		err = db_version_del(txn, &m->db, img->id, ver);
+	if (!err)
+		err = access_del(txn, m, img->id, ver);
 	if (err)
 		return err;
 	if (img->latest == ver)
@@ -909,6 +930,8 @@ static int do_image_delete(struct metad *m, struct blobcr_dec *req,
 			err = delete_prefix(txn, m->db.extmap, img.id);
 		if (!err)
 			err = delete_prefix(txn, m->db.versions, img.id);
+		if (!err)
+			err = delete_prefix(txn, m->db.access, img.id);
 		if (!err)
 			err = db_image_del(txn, &m->db, &img);
 	}
@@ -1430,6 +1453,80 @@ static int do_group_list(struct metad *m, struct blobcr_dec *req,
 	return err ? err : reply->err;
 }
 
+/* ---- access orders, for adaptive prefetch ---- */
+
+/*
+ * Record the order in which a deployment of image@version first touched
+ * its extents.  The first record of a version stays (-EEXIST afterwards):
+ * it is what later deployments of that version prefetch by.
+ */
+static int do_access_put(struct metad *m, struct blobcr_dec *req)
+{
+	struct image img;
+	uint32_t ver, n;
+	uint8_t kb[12];
+	const uint8_t *raw;
+	MDB_val k = { sizeof(kb), kb }, v;
+	MDB_txn *txn;
+	int err = txn_begin(m, 0, &txn);
+
+	if (err)
+		return err;
+	err = read_image(txn, m, req, &img);
+	ver = blobcr_dec_u32(req);
+	n = blobcr_dec_u32(req);
+	if (!err && (req->err || !n || n > image_extents(&img) ||
+		     req->left != (size_t)n * 8))
+		err = -EBADMSG;
+	if (!err)
+		err = ver ? resolve_version(txn, m, &img, &ver) : -EINVAL;
+	raw = err ? NULL : blobcr_dec_bytes(req, (size_t)n * 8);
+	for (uint32_t i = 0; raw && !err && i < n; i++)
+		if (get_be64(raw + i * 8) >= image_extents(&img))
+			err = -ERANGE;
+	if (!err) {
+		access_key(kb, img.id, ver);
+		v.mv_size = (size_t)n * 8;
+		v.mv_data = (void *)raw;
+		err = db_err(mdb_put(txn, m->db.access, &k, &v, MDB_NOOVERWRITE));
+	}
+	err = txn_end(txn, err);
+	if (!err)
+		log_info("access order of %s@%" PRIu32 " recorded (%" PRIu32 " extents)",
+			 img.name, ver, n);
+	return err;
+}
+
+static int do_access_get(struct metad *m, struct blobcr_dec *req,
+			 struct blobcr_enc *reply)
+{
+	struct image img;
+	uint32_t ver;
+	uint8_t kb[12];
+	MDB_val k = { sizeof(kb), kb }, v;
+	MDB_txn *txn;
+	int err = txn_begin(m, MDB_RDONLY, &txn);
+
+	if (err)
+		return err;
+	err = read_image(txn, m, req, &img);
+	ver = blobcr_dec_u32(req);
+	if (!err)
+		err = blobcr_dec_end(req);
+	if (!err)
+		err = ver ? resolve_version(txn, m, &img, &ver) : -EINVAL;
+	if (!err) {
+		access_key(kb, img.id, ver);
+		err = db_err(mdb_get(txn, m->db.access, &k, &v));
+	}
+	if (!err) {
+		blobcr_enc_u32(reply, (uint32_t)(v.mv_size / 8));
+		blobcr_enc_bytes(reply, v.mv_data, v.mv_size);
+	}
+	mdb_txn_abort(txn);
+	return err ? err : reply->err;
+}
+
 /* ---- dispatch ---- */
 
 static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
@@ -1473,6 +1570,10 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 		return do_under_replicated(m, req, reply);
 	case BLOBCR_OP_GROUP_PUBLISH:
 		return do_group_publish(m, req);
+	case BLOBCR_OP_ACCESS_PUT:
+		return do_access_put(m, req);
+	case BLOBCR_OP_ACCESS_GET:
+		return do_access_get(m, req, reply);
 	case BLOBCR_OP_GROUP_LIST:
 		return do_group_list(m, req, reply);
 	default:
