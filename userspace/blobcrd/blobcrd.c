@@ -108,12 +108,14 @@ static void *worker_main(void *arg)
 			eventfd_write(d->stop_fd, 1);
 			return NULL;
 		}
-		for (int i = 0; i < n; i++) {
+		/* Fetches first: I/O waits on them, a commit takes long. */
+		for (int i = 0; i < n; i++)
 			if (rq[i].op == BLOBCR_OP_FETCH)
 				serve_fetch(w, &rq[i]);
-			else if (rq[i].op == BLOBCR_OP_COMMIT)
+		for (int i = 0; i < n; i++) {
+			if (rq[i].op == BLOBCR_OP_COMMIT)
 				serve_commit(w, &rq[i]);
-			else
+			else if (rq[i].op != BLOBCR_OP_FETCH)
 				logmsg(d, "ignoring unknown request op %u", rq[i].op);
 		}
 	}
