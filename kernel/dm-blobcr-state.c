@@ -236,8 +236,12 @@ static bool range_writable(struct blobcr_state *st, u64 first, u64 last)
 
 static void write_done(struct blobcr_state *st)
 {
-	/* Pairs with wait_event() in blobcr_commit(). */
-	if (atomic_dec_and_test(&st->inflight_writes))
+	/*
+	 * wq_has_sleeper() has the barrier that pairs with wait_event() in
+	 * blobcr_commit(); it spares the waitqueue lock when nobody drains.
+	 */
+	if (atomic_dec_and_test(&st->inflight_writes) &&
+	    wq_has_sleeper(&st->drain_wq))
 		wake_up(&st->drain_wq);
 }
 
@@ -880,9 +884,9 @@ int blobcr_state_message(struct blobcr_state *st, unsigned int argc,
 		DMEMIT("%lld %lld", atomic64_read(&st->nr_dirty),
 		       atomic64_read(&st->nr_dirty) << st->extent_shift);
 		spin_unlock_irq(&st->lock);
-		return 0;
+		return 1;	/* a result for device-mapper to pass on */
 	}
-	return 1;
+	return -EOPNOTSUPP;
 }
 
 /* ---- Life cycle. ---- */

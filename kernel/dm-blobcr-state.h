@@ -82,9 +82,10 @@ unsigned int blobcr_state_status(struct blobcr_state *st, char *result,
 				 unsigned int maxlen);
 
 /*
- * A "dmsetup message" for the state (argv[0] is the verb).  Returns 0,
- * -EINVAL with a DMWARN, or 1 if the verb is not the state's.  Process
- * context, may block.  *@mode_changed tells the caller to raise an event.
+ * A "dmsetup message" for the state (argv[0] is the verb).  Returns 0, 1
+ * if it wrote a result (as target_type.message), -EINVAL on bad arguments,
+ * -EOPNOTSUPP if the verb is not the state's.  Process context, may block.
+ * *@mode_changed tells the caller to raise an event.
  */
 int blobcr_state_message(struct blobcr_state *st, unsigned int argc,
 			 char **argv, char *result, unsigned int maxlen,

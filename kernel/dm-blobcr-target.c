@@ -342,7 +342,7 @@ static int blobcr_message(struct dm_target *ti, unsigned int argc,
 
 	r = blobcr_state_message(bt->st, argc, argv, result, maxlen,
 				 &mode_changed);
-	if (r == 1) {
+	if (r == -EOPNOTSUPP) {
 		DMWARN("unknown message: %s", argv[0]);
 		return -EINVAL;
 	}

@@ -5,7 +5,7 @@
 # /dev/vdb the reference helper's "remote".
 #  1. fio, same boot, same cache device: dm-linear vs dm-blobcr all_present,
 #     4k random read/write at iodepth 32, 1M sequential read/write; the
-#     two targets alternate, three rounds, the median is reported.
+#     two targets alternate, BENCH_ROUNDS rounds (5), medians reported.
 #  2. Cold sequential read through kblobcr vs reading its source directly.
 #  3. Commit pause at 10 MB and 500 MB dirty, idle and under random writes.
 set -eu
@@ -14,7 +14,7 @@ top=$(cd ../.. && pwd)
 kb=$top/tests/kernel/kblobcr
 cache=/dev/vda
 remote=/dev/vdb
-rt=${BENCH_RUNTIME:-8}
+rt=${BENCH_RUNTIME:-5}
 res=${VM_OUT:-/tmp}/results.txt
 : >"$res"
 say() { echo "$*" | tee -a "$res"; }
@@ -35,23 +35,42 @@ d = j["read"] if j["read"]["io_bytes"] else j["write"]
 print("%.0f %.1f" % (d["iops"], d["bw_bytes"] / 1048576))'
 }
 
-median() { sort -n | sed -n 2p; }
+rounds=${BENCH_ROUNDS:-5}
 
-say "# dm-blobcr benchmark, $(uname -r), $(nproc) vCPU (TCG), runtime ${rt}s per job"
-say "# 1. fio: dm-linear vs dm-blobcr (all_present), same cache device, median of 3"
-say "$(printf '%-22s %12s %12s %8s' workload linear blobcr ratio)"
+say "# dm-blobcr benchmark, $(uname -r), $(nproc) vCPU (TCG), ${rt}s per fio job, host load ${HOST_LOAD:-?}"
+say "# 1. fio: dm-linear vs dm-blobcr (all_present), same cache device;"
+say "#    $rounds rounds, the two alternate (order flipped every round);"
+say "#    medians, and the median of the per-round ratios"
+say "$(printf '%-26s %10s %10s %8s  %s' workload linear blobcr ratio 'per-round ratios')"
 for wl in "randread 4k 32" "randwrite 4k 32" "read 1M 4" "write 1M 4"; do
 	set -- $wl
-	: >/tmp/lin; : >/tmp/bc
-	for round in 1 2 3; do
-		fio_run /dev/mapper/bench-linear "$1" "$2" "$3" >>/tmp/lin
-		fio_run /dev/mapper/bench-blobcr "$1" "$2" "$3" >>/tmp/bc
-	done
 	if [ "$2" = 4k ]; then col=1; unit=IOPS; else col=2; unit=MiB/s; fi
-	lin=$(cut -d' ' -f$col /tmp/lin | median)
-	bc=$(cut -d' ' -f$col /tmp/bc | median)
-	ratio=$(python3 -c "print('%.1f%%' % (100.0 * $bc / $lin))")
-	say "$(printf '%-22s %12s %12s %8s' "$1 $2 qd$3 ($unit)" "$lin" "$bc" "$ratio")"
+	: >/tmp/lin; : >/tmp/bc; : >/tmp/ratio
+	round=0
+	while [ $round -lt $rounds ]; do
+		if [ $((round % 2)) = 0 ]; then
+			l=$(fio_run /dev/mapper/bench-linear "$1" "$2" "$3")
+			b=$(fio_run /dev/mapper/bench-blobcr "$1" "$2" "$3")
+		else
+			b=$(fio_run /dev/mapper/bench-blobcr "$1" "$2" "$3")
+			l=$(fio_run /dev/mapper/bench-linear "$1" "$2" "$3")
+		fi
+		l=$(echo "$l" | cut -d' ' -f$col)
+		b=$(echo "$b" | cut -d' ' -f$col)
+		echo "$l" >>/tmp/lin
+		echo "$b" >>/tmp/bc
+		python3 -c "print('%.3f' % ($b / $l))" >>/tmp/ratio
+		round=$((round + 1))
+	done
+	python3 - "$1 $2 qd$3 ($unit)" <<'PY' | tee -a "$res"
+import statistics as st, sys
+lin = [float(x) for x in open("/tmp/lin")]
+bc = [float(x) for x in open("/tmp/bc")]
+ratio = [float(x) for x in open("/tmp/ratio")]
+print("%-26s %10.1f %10.1f %7.1f%%  %s" % (sys.argv[1], st.median(lin),
+      st.median(bc), 100 * st.median(ratio),
+      " ".join("%.0f%%" % (100 * r) for r in ratio)))
+PY
 done
 dmsetup remove bench-blobcr
 dmsetup remove bench-linear

@@ -104,6 +104,17 @@ TEST_F(commit, captures_written_extents)
 	ASSERT_EQ(0, write_pattern(DEV, 10 * EXTENT_BYTES, EXTENT_BYTES, 1));
 	ASSERT_EQ(0, write_pattern(DEV, 12 * EXTENT_BYTES - 4096, 8192, 1));
 	EXPECT_EQ(7, dm_status_field(NAME, STATUS_DIRTY, NULL, 0));
+	{
+		/* The "dirty" query: extents and sectors a commit would take. */
+		char line[128] = "";
+		FILE *p = popen("dmsetup message " NAME " 0 dirty", "r");
+
+		ASSERT_NE(NULL, p);
+		if (!fgets(line, sizeof(line), p))
+			line[0] = 0;
+		pclose(p);
+		EXPECT_STREQ("7 3584\n", line);
+	}
 
 	ASSERT_EQ(0, channel_commit(CHANNEL, &c));
 	EXPECT_EQ(1, c.version);

@@ -185,6 +185,29 @@ TEST_F(lazy, concurrent_readers_one_fetch)
 	EXPECT_EQ(1, self->stats->extent_fetches[12]);
 }
 
+TEST_F(lazy, several_helper_threads)
+{
+	struct reader rd[16];
+	pthread_t t[16];
+	int i;
+
+	self->opts.threads = 4;
+	self->opts.fetch_delay_ms = 50;
+	start_helper(_metadata, self);
+	for (i = 0; i < 16; i++) {
+		rd[i] = (struct reader){ .off = (uint64_t)(2 * i + 1) * EXTENT_BYTES,
+					 .len = 8192, .seed = self->seed };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, reader_thread, &rd[i]));
+	}
+	for (i = 0; i < 16; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_EQ(0, rd[i].err);
+		EXPECT_EQ(-1, rd[i].result);
+		EXPECT_EQ(1, self->stats->extent_fetches[2 * i + 1]);
+	}
+	EXPECT_EQ(16, self->stats->fetch_extents);
+}
+
 static int wait_requests_read(struct helper_stats *s, uint64_t n)
 {
 	int i;
