@@ -69,7 +69,8 @@ start_metad() {
 		META=tcp://127.0.0.1:$port
 	fi
 	META_DIR=${META_DIR:-$WORK/meta}
-	"$METAD" --listen "$META" --data "$META_DIR" --dead-after-ms 2000 "$@" \
+	"$METAD" --listen "$META" --data "$META_DIR" \
+		--dead-after-ms "${DEAD_AFTER_MS:-2000}" "$@" \
 		>>"$WORK/metad.log" 2>&1 &
 	METAD_PID=$!
 	PIDS="$PIDS $METAD_PID"
