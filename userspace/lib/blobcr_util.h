@@ -85,6 +85,11 @@ int blobcr_call(int sock, uint8_t op, struct blobcr_enc *e, void **msg,
 int blobcr_check_reply(const void *buf, size_t len, uint8_t op,
 		       uint64_t req_id, struct blobcr_dec *d);
 
+/** blobcr_check_reply_flags() - the same with blobcr_frame_decode_flags() flags. */
+int blobcr_check_reply_flags(const void *buf, size_t len, uint8_t op,
+			     uint64_t req_id, struct blobcr_dec *d,
+			     unsigned int flags);
+
 /** blobcr_next_req_id() - a process-wide unique request id. */
 uint64_t blobcr_next_req_id(void);
 

@@ -108,6 +108,18 @@ void blobcr_hdr_encode(const struct blobcr_hdr *h, uint8_t out[BLOBCR_HDR_SIZE])
 int blobcr_frame_decode(const void *buf, size_t len, struct blobcr_hdr *h,
 			const uint8_t **payload);
 
+/* blobcr_frame_decode_flags() flags */
+#define BLOBCR_DECODE_SKIP_PAYLOAD_CRC 0x1 /* a stronger check follows */
+
+/**
+ * blobcr_frame_decode_flags() - blobcr_frame_decode() with @flags; with
+ * BLOBCR_DECODE_SKIP_PAYLOAD_CRC the payload CRC is not checked (for a
+ * payload whose SHA-256 the caller verifies anyway).
+ */
+int blobcr_frame_decode_flags(const void *buf, size_t len,
+			      struct blobcr_hdr *h, const uint8_t **payload,
+			      unsigned int flags);
+
 /*
  * Payload encoder: a growable buffer.  Errors (allocation) are sticky and
  * reported once by blobcr_enc_finish().
@@ -117,6 +129,9 @@ struct blobcr_enc {
 	size_t len; /* bytes used, header included */
 	size_t cap;
 	int err;
+	/* a payload CRC the caller already knows (e.g. a stored chunk's) */
+	int crc_known;
+	uint32_t crc;
 	/* the buffer's allocator: realloc()/free() unless set otherwise */
 	void *(*realloc_fn)(void *p, size_t n);
 	void (*free_fn)(void *p);

@@ -236,8 +236,11 @@ static void reply_received(struct engine *en, struct node_conn *n, int k,
 	int i = n->sock_op[k];
 	struct eop *op = &en->ops[i];
 	struct blobcr_dec d;
-	int status = blobcr_check_reply(buf, (size_t)len, op->opcode,
-					op->req_id, &d);
+	/* A GET's bytes are checked against their SHA-256: skip the CRC. */
+	int status = blobcr_check_reply_flags(buf, (size_t)len, op->opcode,
+					      op->req_id, &d,
+					      op->opcode == BLOBCR_OP_GET ?
+					      BLOBCR_DECODE_SKIP_PAYLOAD_CRC : 0);
 
 	n->sock_op[k] = -1;
 	if (op->opcode == BLOBCR_OP_GET)

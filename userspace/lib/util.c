@@ -166,9 +166,16 @@ int blobcr_req_socket(const char *addr, int timeout_ms)
 int blobcr_check_reply(const void *buf, size_t len, uint8_t op,
 		       uint64_t req_id, struct blobcr_dec *d)
 {
+	return blobcr_check_reply_flags(buf, len, op, req_id, d, 0);
+}
+
+int blobcr_check_reply_flags(const void *buf, size_t len, uint8_t op,
+			     uint64_t req_id, struct blobcr_dec *d,
+			     unsigned int flags)
+{
 	struct blobcr_hdr h;
 	const uint8_t *payload;
-	int err = blobcr_frame_decode(buf, len, &h, &payload);
+	int err = blobcr_frame_decode_flags(buf, len, &h, &payload, flags);
 
 	if (err)
 		return err;
@@ -233,8 +240,10 @@ static void send_reply(int sock, void *control, struct blobcr_enc *reply,
 				.msg_control = &control,
 				.msg_controllen = NN_MSG };
 
-	if (status)
+	if (status) {
 		reply->len = BLOBCR_HDR_SIZE; /* an error carries no payload */
+		reply->crc_known = 0;
+	}
 	reply->err = 0;
 	if (blobcr_enc_finish(reply, &h)) {
 		nn_freemsg(control);

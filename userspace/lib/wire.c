@@ -129,6 +129,13 @@ void blobcr_hdr_encode(const struct blobcr_hdr *h, uint8_t out[BLOBCR_HDR_SIZE])
 int blobcr_frame_decode(const void *buf, size_t len, struct blobcr_hdr *h,
 			const uint8_t **payload)
 {
+	return blobcr_frame_decode_flags(buf, len, h, payload, 0);
+}
+
+int blobcr_frame_decode_flags(const void *buf, size_t len,
+			      struct blobcr_hdr *h, const uint8_t **payload,
+			      unsigned int flags)
+{
 	const uint8_t *p = buf;
 
 	memset(h, 0, sizeof(*h));
@@ -152,7 +159,8 @@ int blobcr_frame_decode(const void *buf, size_t len, struct blobcr_hdr *h,
 		return -EMSGSIZE;
 	if (h->payload_len != len - BLOBCR_HDR_SIZE)
 		return -EBADMSG;
-	if (blobcr_crc32c(0, p + BLOBCR_HDR_SIZE, h->payload_len) != h->payload_crc)
+	if (!(flags & BLOBCR_DECODE_SKIP_PAYLOAD_CRC) &&
+	    blobcr_crc32c(0, p + BLOBCR_HDR_SIZE, h->payload_len) != h->payload_crc)
 		return -EBADMSG;
 	*payload = p + BLOBCR_HDR_SIZE;
 	return 0;
@@ -166,6 +174,7 @@ int blobcr_enc_init_with(struct blobcr_enc *e, size_t payload_hint,
 {
 	e->realloc_fn = realloc_fn;
 	e->free_fn = free_fn;
+	e->crc_known = 0;
 	e->cap = BLOBCR_HDR_SIZE + (payload_hint ? payload_hint : 64);
 	e->buf = realloc_fn(NULL, e->cap);
 	e->len = BLOBCR_HDR_SIZE;
@@ -267,7 +276,8 @@ int blobcr_enc_finish(struct blobcr_enc *e, const struct blobcr_hdr *h)
 		return e->err;
 	hh.version = BLOBCR_WIRE_VERSION;
 	hh.payload_len = (uint32_t)(e->len - BLOBCR_HDR_SIZE);
-	hh.payload_crc = blobcr_crc32c(0, e->buf + BLOBCR_HDR_SIZE, hh.payload_len);
+	hh.payload_crc = e->crc_known ? e->crc :
+			 blobcr_crc32c(0, e->buf + BLOBCR_HDR_SIZE, hh.payload_len);
 	blobcr_hdr_encode(&hh, e->buf);
 	return 0;
 }

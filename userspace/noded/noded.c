@@ -62,8 +62,12 @@ static int do_get(struct noded *nd, struct blobcr_dec *req,
 	buf = blobcr_enc_reserve(reply, (size_t)len);
 	if (!buf)
 		return reply->err;
-	len = store_get(nd->st, id, buf, (uint32_t)len);
-	return len < 0 ? (int)len : 0;
+	len = store_get(nd->st, id, buf, (uint32_t)len, &reply->crc);
+	if (len < 0)
+		return (int)len;
+	/* The payload is the chunk: its stored, just verified CRC is the frame's. */
+	reply->crc_known = (size_t)len == reply->len - BLOBCR_HDR_SIZE;
+	return 0;
 }
 
 /* HAS and DELETE carry a count then that many ids. */

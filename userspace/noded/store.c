@@ -541,7 +541,7 @@ static int64_t read_record(struct store *st, const uint8_t *id,
 }
 
 int64_t store_get(struct store *st, const uint8_t id[BLOBCR_ID_SIZE],
-		  void *buf, uint32_t cap)
+		  void *buf, uint32_t cap, uint32_t *crc)
 {
 	struct loc l;
 	int64_t n;
@@ -552,6 +552,8 @@ int64_t store_get(struct store *st, const uint8_t id[BLOBCR_ID_SIZE],
 	if (!n)
 		n = read_record(st, id, &l, buf, cap);
 	pthread_rwlock_unlock(&st->seg_rw);
+	if (n >= 0 && crc)
+		*crc = l.crc;
 	if (n == -EUCLEAN) {
 		__atomic_fetch_add(&st->corrupt, 1, __ATOMIC_RELAXED);
 		blobcr_id_hex(id, hex);

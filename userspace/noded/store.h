@@ -59,12 +59,12 @@ int64_t store_get_len(struct store *st, const uint8_t id[BLOBCR_ID_SIZE]);
 
 /**
  * store_get() - read chunk @id into @buf (@cap bytes), checking its record
- * header and CRC.  Return: its length; -ENOENT; -EUCLEAN if the stored copy
+ * header and CRC; *@crc (if not NULL) gets the CRC32C of the bytes.  Return: its length; -ENOENT; -EUCLEAN if the stored copy
  * is corrupt (counted, logged, dropped from the index so that a later PUT
  * stores a good copy; never returned as data); -EIO.
  */
 int64_t store_get(struct store *st, const uint8_t id[BLOBCR_ID_SIZE],
-		  void *buf, uint32_t cap);
+		  void *buf, uint32_t cap, uint32_t *crc);
 
 /** store_has() - Return: 1 if present, 0 if not, -errno. */
 int store_has(struct store *st, const uint8_t id[BLOBCR_ID_SIZE]);
