@@ -19,9 +19,6 @@ res=${VM_OUT:-/tmp}/results.txt
 : >"$res"
 say() { echo "$*" | tee -a "$res"; }
 
-sectors=$(blockdev --getsz $cache)
-dmsetup create bench-linear --table "0 $sectors linear $cache 0"
-dmsetup create bench-blobcr --table "0 $sectors blobcr $cache 512 bench 1 all_present"
 
 # fio_run DEV RW BS DEPTH -> prints "<iops> <MiB/s>"
 fio_run() {
@@ -35,34 +32,28 @@ d = j["read"] if j["read"]["io_bytes"] else j["write"]
 print("%.0f %.1f" % (d["iops"], d["bw_bytes"] / 1048576))'
 }
 
+# fio_pair RW BS DEPTH -> "<linear> <blobcr>" (IOPS or MiB/s): both devices
+# at once, one job each, so that host noise hits both alike.
+fio_pair() {
+	fio --ioengine=libaio --direct=1 --runtime="$rt" --time_based \
+		--ramp_time=1 --randrepeat=0 --norandommap --rw="$1" --bs="$2" \
+		--iodepth="$3" --output-format=json \
+		--name=lin --filename=/dev/mapper/bench-linear \
+		--name=bc --filename=/dev/mapper/bench-blobcr |
+	python3 -c '
+import json, sys
+out = []
+for j in json.load(sys.stdin)["jobs"]:
+    d = j["read"] if j["read"]["io_bytes"] else j["write"]
+    out.append(d["iops"] if sys.argv[1] == "1" else d["bw_bytes"] / 1048576)
+print("%.1f %.1f" % tuple(out))' "$4"
+}
+
 rounds=${BENCH_ROUNDS:-5}
 
-say "# dm-blobcr benchmark, $(uname -r), $(nproc) vCPU (TCG), ${rt}s per fio job, host load ${HOST_LOAD:-?}"
-say "# 1. fio: dm-linear vs dm-blobcr (all_present), same cache device;"
-say "#    $rounds rounds, the two alternate (order flipped every round);"
-say "#    medians, and the median of the per-round ratios"
-say "$(printf '%-26s %10s %10s %8s  %s' workload linear blobcr ratio 'per-round ratios')"
-for wl in "randread 4k 32" "randwrite 4k 32" "read 1M 4" "write 1M 4"; do
-	set -- $wl
-	if [ "$2" = 4k ]; then col=1; unit=IOPS; else col=2; unit=MiB/s; fi
-	: >/tmp/lin; : >/tmp/bc; : >/tmp/ratio
-	round=0
-	while [ $round -lt $rounds ]; do
-		if [ $((round % 2)) = 0 ]; then
-			l=$(fio_run /dev/mapper/bench-linear "$1" "$2" "$3")
-			b=$(fio_run /dev/mapper/bench-blobcr "$1" "$2" "$3")
-		else
-			b=$(fio_run /dev/mapper/bench-blobcr "$1" "$2" "$3")
-			l=$(fio_run /dev/mapper/bench-linear "$1" "$2" "$3")
-		fi
-		l=$(echo "$l" | cut -d' ' -f$col)
-		b=$(echo "$b" | cut -d' ' -f$col)
-		echo "$l" >>/tmp/lin
-		echo "$b" >>/tmp/bc
-		python3 -c "print('%.3f' % ($b / $l))" >>/tmp/ratio
-		round=$((round + 1))
-	done
-	python3 - "$1 $2 qd$3 ($unit)" <<'PY' | tee -a "$res"
+# summarize LABEL: one line for the sequential runs, one for the pairs.
+summarize() {
+	python3 - "$1" <<'PY' | tee -a "$res"
 import statistics as st, sys
 lin = [float(x) for x in open("/tmp/lin")]
 bc = [float(x) for x in open("/tmp/bc")]
@@ -70,10 +61,59 @@ ratio = [float(x) for x in open("/tmp/ratio")]
 print("%-26s %10.1f %10.1f %7.1f%%  %s" % (sys.argv[1], st.median(lin),
       st.median(bc), 100 * st.median(ratio),
       " ".join("%.0f%%" % (100 * r) for r in ratio)))
+pair = [[float(v) for v in x.split()] for x in open("/tmp/pair")]
+pr = [b / l for l, b in pair]
+print("%-26s %10.1f %10.1f %7.1f%%  %s" % ("  same time, one job each",
+      st.median(p[0] for p in pair), st.median(p[1] for p in pair),
+      100 * st.median(pr), " ".join("%.0f%%" % (100 * r) for r in pr)))
 PY
-done
-dmsetup remove bench-blobcr
-dmsetup remove bench-linear
+}
+
+# compare CACHE_DEV LABEL: part 1 over one cache device.
+compare() {
+	dev=$1
+	say "# 1$2. fio: dm-linear vs dm-blobcr (all_present), both over $dev;"
+	sectors=$(blockdev --getsz "$dev")
+	dmsetup create bench-linear --table "0 $sectors linear $dev 0"
+	dmsetup create bench-blobcr --table "0 $sectors blobcr $dev 512 bench 1 all_present"
+	say "#    $rounds rounds; each round runs the two one after the other (order"
+	say "#    flipped every round), then both at the same time (one job each);"
+	say "#    medians, and the median of the per-round ratios"
+	say "$(printf '%-26s %10s %10s %8s  %s' workload linear blobcr ratio 'per-round ratios')"
+	for wl in "randread 4k 32" "randwrite 4k 32" "read 1M 4" "write 1M 4"; do
+		# shellcheck disable=SC2086
+		set -- $wl
+		if [ "$2" = 4k ]; then col=1; unit=IOPS; else col=2; unit=MiB/s; fi
+		: >/tmp/lin; : >/tmp/bc; : >/tmp/ratio; : >/tmp/pair
+		round=0
+		while [ $round -lt $rounds ]; do
+			if [ $((round % 2)) = 0 ]; then
+				l=$(fio_run /dev/mapper/bench-linear "$1" "$2" "$3")
+				b=$(fio_run /dev/mapper/bench-blobcr "$1" "$2" "$3")
+			else
+				b=$(fio_run /dev/mapper/bench-blobcr "$1" "$2" "$3")
+				l=$(fio_run /dev/mapper/bench-linear "$1" "$2" "$3")
+			fi
+			l=$(echo "$l" | cut -d' ' -f$col)
+			b=$(echo "$b" | cut -d' ' -f$col)
+			echo "$l" >>/tmp/lin
+			echo "$b" >>/tmp/bc
+			python3 -c "print('%.3f' % ($b / $l))" >>/tmp/ratio
+			fio_pair "$1" "$2" "$3" $col >>/tmp/pair
+			round=$((round + 1))
+		done
+		summarize "$1 $2 qd$3 ($unit)"
+	done
+	dmsetup remove bench-blobcr
+	dmsetup remove bench-linear
+}
+
+say "# dm-blobcr benchmark, $(uname -r), $(nproc) vCPU (TCG), ${rt}s per fio job, host load ${HOST_LOAD:-?}"
+compare $cache a
+# null_blk: no data, no host I/O; what is left is the targets' CPU cost.
+modprobe null_blk nr_devices=1 gb=1 queue_mode=2 irqmode=0 hw_queue_depth=64
+compare /dev/nullb0 b
+modprobe -r null_blk
 
 say "# 2. cold sequential read (dd bs=1M iflag=direct, 256 MiB) through kblobcr -t 4"
 fio --name=fill --filename=$remote --rw=write --bs=1M --size=256M \
@@ -102,6 +142,7 @@ print("FETCH round trips: %d in %.2f s = %.0f/s (%.1f extents each)"
 PY
 
 say "# 3. commit pause (ioctl start to writes accepted again)"
+sectors=$(blockdev --getsz $cache)
 dmsetup create bench-commit --table "0 $sectors blobcr $cache 512 commit 1 all_present"
 $kb serve -c commit -d $cache -u 2>/tmp/kb-commit.log &
 kbpid=$!
@@ -123,6 +164,7 @@ for mb in 10 500; do
 	kill -INT $fpid 2>/dev/null || true
 	wait $fpid 2>/dev/null || true
 	grep -q 'write: IOPS' /tmp/fio-load.log || { echo "load fio failed:"; cat /tmp/fio-load.log; }
+	$kb commit commit >/dev/null	# what the load wrote after the commit
 	say "$mb MB dirty: idle: $idle; under 4k randwrite qd32: $busy"
 done
 dmsetup remove bench-commit
