@@ -42,6 +42,7 @@
 #define BLOBCR_MIN_EXTENT (4u << 10)
 #define BLOBCR_MAX_EXTENT (4u << 20)
 #define BLOBCR_MAX_REPLICAS 8
+#define BLOBCR_GETV_MAX 64 /* chunks per GETV request */
 
 enum blobcr_op {
 	/* common */
@@ -53,6 +54,7 @@ enum blobcr_op {
 	BLOBCR_OP_DELETE = 13,
 	BLOBCR_OP_STAT = 14,
 	BLOBCR_OP_COMPACT = 15,
+	BLOBCR_OP_GETV = 16,
 	/* blobcr-metad */
 	BLOBCR_OP_NODE_HEARTBEAT = 30,
 	BLOBCR_OP_NODE_LIST = 31,

@@ -195,10 +195,8 @@ int client_refresh_nodes(struct blobcr_client *c)
 			nc = &c->nodes[c->nnodes++];
 			memset(nc, 0, sizeof(*nc));
 			nc->id = v[i].id;
-			for (int k = 0; k < MAX_INFLIGHT; k++) {
+			for (int k = 0; k < MAX_INFLIGHT; k++)
 				nc->socks[k] = -1;
-				nc->sock_op[k] = -1;
-			}
 		}
 		reachable_addr(c->meta_addr, v[i].addr, sizeof(v[i].addr));
 		if (strcmp(nc->addr, v[i].addr)) {

@@ -18,7 +18,6 @@ struct node_conn {
 	uint8_t state; /* as metad last reported it */
 	char addr[BLOBCR_ADDR_MAX];
 	int socks[MAX_INFLIGHT]; /* -1: not opened yet */
-	int sock_op[MAX_INFLIGHT]; /* engine op using the socket, -1: idle */
 	uint64_t down_until; /* blobcr_now_ms(): skipped until then */
 	int qhead, qtail; /* engine: ops queued for this node, -1: none */
 };

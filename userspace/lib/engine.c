@@ -4,7 +4,8 @@
  *
  * A batch of operations (GETs or PUTs) runs as a state machine in one
  * thread: each op is queued on the node it targets; each node has up to
- * `inflight` REQ sockets, each carrying one request; nn_poll() waits for
+ * `inflight` REQ sockets, each carrying one request (a PUT, or a GETV of
+ * up to 4 MiB of queued GETs); nn_poll() waits for
  * sockets to become writable (connect pending) or readable (reply).  An op
  * that fails, times out, or reads a corrupt chunk moves to its next
  * candidate node.  A node that times out is skipped for a while by every op.
@@ -24,7 +25,10 @@
 #define CONNECT_TIMEOUT_MS 2000
 #define MAX_CANDS (BLOBCR_MAX_REPLICAS * 2)
 
-enum op_state { OP_QUEUED, OP_SENDING, OP_SENT, OP_DONE };
+#define GETV_BYTES (4u << 20) /* chunk bytes asked for in one GETV */
+
+enum op_state { OP_QUEUED, OP_INFLIGHT, OP_DONE };
+enum slot_state { SLOT_IDLE, SLOT_SENDING, SLOT_SENT };
 
 struct eop {
 	uint8_t opcode; /* BLOBCR_OP_GET or BLOBCR_OP_PUT */
@@ -33,18 +37,32 @@ struct eop {
 	uint32_t node; /* current target */
 	int status;
 	int next; /* next op in its node's queue, -1: last */
-	uint64_t deadline;
-	uint64_t req_id;
 	struct blobcr_enc req; /* PUT: the frame, built once */
 	int cand; /* GET: index into cands */
 	int ncands; /* GET: replicas to try, usable ones first */
 	uint32_t cands[BLOBCR_MAX_REPLICAS];
 };
 
+/*
+ * One request on one socket: a PUT, or a GETV for up to BLOBCR_GETV_MAX
+ * GETs queued on the same node, so that one message carries many chunks.
+ */
+struct slot {
+	uint8_t state;
+	uint8_t opcode;
+	int nops;
+	int ops[BLOBCR_GETV_MAX];
+	uint64_t req_id;
+	uint64_t deadline;
+	struct blobcr_enc getv; /* GETV: the frame */
+	const struct blobcr_enc *wire; /* the frame being sent */
+};
+
 struct engine {
 	struct blobcr_client *c;
 	struct eop *ops;
 	size_t nops, ndone;
+	struct slot *slots; /* node index * MAX_INFLIGHT + socket index */
 	struct blobcr_get *gets;
 	struct blobcr_put *puts;
 	uint32_t (*put_cands)[MAX_CANDS]; /* PUT: ranking per item */
@@ -103,31 +121,67 @@ static void failover(struct engine *en, int i, int status)
 	finish_op(en, op, status);
 }
 
-static int build_request(struct engine *en, struct eop *op)
+/* The PUT frame of op @i, built once and reused on failover. */
+static int build_put(struct engine *en, struct eop *op)
 {
-	struct blobcr_hdr h = { .opcode = op->opcode };
+	const struct blobcr_put *p = &en->puts[op->item];
 	int err;
 
-	op->req_id = blobcr_next_req_id();
-	h.req_id = op->req_id;
-	if (op->opcode == BLOBCR_OP_GET) {
-		blobcr_enc_free(&op->req);
-		err = blobcr_enc_init(&op->req, BLOBCR_ID_SIZE);
-		if (err)
-			return err;
-		blobcr_enc_bytes(&op->req, en->gets[op->item].loc->id,
-				 BLOBCR_ID_SIZE);
-	} else if (!op->req.buf) {
-		const struct blobcr_put *p = &en->puts[op->item];
+	if (op->req.buf)
+		return 0;
+	err = blobcr_enc_init(&op->req, BLOBCR_ID_SIZE + 4 + p->len);
+	if (err)
+		return err;
+	blobcr_enc_bytes(&op->req, p->id, BLOBCR_ID_SIZE);
+	blobcr_enc_u32(&op->req, p->len);
+	blobcr_enc_bytes(&op->req, p->data, p->len);
+	return op->req.err;
+}
 
-		err = blobcr_enc_init(&op->req, BLOBCR_ID_SIZE + 4 + p->len);
-		if (err)
-			return err;
-		blobcr_enc_bytes(&op->req, p->id, BLOBCR_ID_SIZE);
-		blobcr_enc_u32(&op->req, p->len);
-		blobcr_enc_bytes(&op->req, p->data, p->len);
+/* Fill @sl from node @n's queue: one PUT, or as many GETs as fit a GETV. */
+static int build_slot(struct engine *en, struct node_conn *n, struct slot *sl)
+{
+	struct blobcr_hdr h = { .req_id = blobcr_next_req_id() };
+	struct eop *first = &en->ops[n->qhead];
+	size_t bytes = 0;
+	int err;
+
+	sl->nops = 0;
+	sl->opcode = first->opcode == BLOBCR_OP_PUT ? BLOBCR_OP_PUT : BLOBCR_OP_GETV;
+	while (n->qhead >= 0 && sl->nops < BLOBCR_GETV_MAX) {
+		struct eop *op = &en->ops[n->qhead];
+		size_t len = op->opcode == BLOBCR_OP_GET ?
+			(en->gets[op->item].len ? en->gets[op->item].len :
+						  BLOBCR_MAX_EXTENT) : 0;
+
+		if ((op->opcode == BLOBCR_OP_PUT) != (sl->opcode == BLOBCR_OP_PUT) ||
+		    (sl->nops && (sl->opcode == BLOBCR_OP_PUT ||
+				  bytes + len > GETV_BYTES)))
+			break;
+		bytes += len;
+		sl->ops[sl->nops++] = n->qhead;
+		op->state = OP_INFLIGHT;
+		n->qhead = op->next;
+		if (n->qhead < 0)
+			n->qtail = -1;
 	}
-	return blobcr_enc_finish(&op->req, &h);
+	h.opcode = sl->opcode;
+	sl->req_id = h.req_id;
+	if (sl->opcode == BLOBCR_OP_PUT) {
+		err = build_put(en, first);
+		sl->wire = &first->req;
+		return err ? err : blobcr_enc_finish(&first->req, &h);
+	}
+	blobcr_enc_free(&sl->getv);
+	err = blobcr_enc_init(&sl->getv, 4 + (size_t)sl->nops * BLOBCR_ID_SIZE);
+	if (err)
+		return err;
+	blobcr_enc_u32(&sl->getv, (uint32_t)sl->nops);
+	for (int j = 0; j < sl->nops; j++)
+		blobcr_enc_bytes(&sl->getv, en->gets[en->ops[sl->ops[j]].item].loc->id,
+				 BLOBCR_ID_SIZE);
+	sl->wire = &sl->getv;
+	return blobcr_enc_finish(&sl->getv, &h);
 }
 
 static int open_sock(struct blobcr_client *c, struct node_conn *n, int k)
@@ -149,30 +203,43 @@ static int open_sock(struct blobcr_client *c, struct node_conn *n, int k)
 	return s;
 }
 
-/* Try to put the op's frame on the wire.  Return: 0 sent, 1 not yet. */
-static int try_send(struct eop *op, int sock)
+/* Try to put the slot's frame on the wire.  Return: 0 sent, 1 not yet. */
+static int try_send(const struct slot *sl, int sock)
 {
-	if (nn_send(sock, op->req.buf, op->req.len, NN_DONTWAIT) >= 0)
+	if (nn_send(sock, sl->wire->buf, sl->wire->len, NN_DONTWAIT) >= 0)
 		return 0;
 	return nn_errno() == EAGAIN ? 1 : -nn_errno();
 }
 
-static void start_op(struct engine *en, struct node_conn *n, int k, int i)
+static struct slot *slot_of(struct engine *en, struct node_conn *n, int k)
 {
-	struct eop *op = &en->ops[i];
+	return &en->slots[(size_t)(n - en->c->nodes) * MAX_INFLIGHT + (size_t)k];
+}
+
+/* Every op of @sl moves on to its next candidate, @status if none. */
+static void slot_failover(struct engine *en, struct slot *sl, int status)
+{
+	for (int j = 0; j < sl->nops; j++)
+		failover(en, sl->ops[j], status);
+	sl->nops = 0;
+	sl->state = SLOT_IDLE;
+}
+
+static void start_slot(struct engine *en, struct node_conn *n, int k)
+{
+	struct slot *sl = slot_of(en, n, k);
 	uint64_t now = blobcr_now_ms();
 	int sock = open_sock(en->c, n, k);
-	int r = sock < 0 ? sock : build_request(en, op);
+	int r = build_slot(en, n, sl);
 
 	if (!r)
-		r = try_send(op, sock);
+		r = sock < 0 ? sock : try_send(sl, sock);
 	if (r < 0) {
-		failover(en, i, r);
+		slot_failover(en, sl, r);
 		return;
 	}
-	n->sock_op[k] = i;
-	op->state = r ? OP_SENDING : OP_SENT;
-	op->deadline = now + (r ? CONNECT_TIMEOUT_MS : (uint64_t)en->c->timeout_ms);
+	sl->state = r ? SLOT_SENDING : SLOT_SENT;
+	sl->deadline = now + (r ? CONNECT_TIMEOUT_MS : (uint64_t)en->c->timeout_ms);
 }
 
 static void dispatch(struct engine *en)
@@ -181,18 +248,20 @@ static void dispatch(struct engine *en)
 		struct node_conn *n = &en->c->nodes[ni];
 
 		for (int k = 0; k < en->c->inflight && n->qhead >= 0; k++) {
-			int i = n->qhead;
-
-			if (n->sock_op[k] >= 0)
+			if (slot_of(en, n, k)->state != SLOT_IDLE)
 				continue;
-			n->qhead = en->ops[i].next;
-			if (n->qhead < 0)
-				n->qtail = -1;
 			if (!client_node_usable(n)) {
-				failover(en, i, -EHOSTDOWN);
-				continue;
+				/* Drain the queue to other nodes. */
+				while (n->qhead >= 0) {
+					int i = n->qhead;
+
+					n->qhead = en->ops[i].next;
+					failover(en, i, -EHOSTDOWN);
+				}
+				n->qtail = -1;
+				break;
 			}
-			start_op(en, n, k, i);
+			start_slot(en, n, k);
 		}
 	}
 }
@@ -230,21 +299,13 @@ bad:
 	return status;
 }
 
-static void reply_received(struct engine *en, struct node_conn *n, int k,
-			   void *buf, int len)
+static void op_result(struct engine *en, int i, int status,
+		      struct blobcr_dec *d)
 {
-	int i = n->sock_op[k];
 	struct eop *op = &en->ops[i];
-	struct blobcr_dec d;
-	/* A GET's bytes are checked against their SHA-256: skip the CRC. */
-	int status = blobcr_check_reply_flags(buf, (size_t)len, op->opcode,
-					      op->req_id, &d,
-					      op->opcode == BLOBCR_OP_GET ?
-					      BLOBCR_DECODE_SKIP_PAYLOAD_CRC : 0);
 
-	n->sock_op[k] = -1;
 	if (op->opcode == BLOBCR_OP_GET)
-		status = get_done(en, op, status, &d);
+		status = get_done(en, op, status, d);
 	if (!status) {
 		if (op->opcode == BLOBCR_OP_PUT) {
 			struct blobcr_put *p = &en->puts[op->item];
@@ -252,13 +313,61 @@ static void reply_received(struct engine *en, struct node_conn *n, int k,
 			p->replicas[p->nreplicas++] = op->node;
 		}
 		finish_op(en, op, 0);
-	} else {
-		if (status != -EUCLEAN && status != -ENOENT)
-			log_warn("%s on node %" PRIu32 " failed: %s",
-				 blobcr_op_name(op->opcode), op->node,
-				 blobcr_strerror(status));
-		failover(en, i, status);
+		return;
 	}
+	if (status != -EUCLEAN && status != -ENOENT)
+		log_warn("%s on node %" PRIu32 " failed: %s",
+			 blobcr_op_name(op->opcode), op->node,
+			 blobcr_strerror(status));
+	failover(en, i, status);
+}
+
+/* A GETV reply: per chunk, a status, a length and the bytes. */
+static void getv_done(struct engine *en, struct slot *sl, struct blobcr_dec *d)
+{
+	uint32_t n = blobcr_dec_u32(d);
+	int j;
+
+	if (d->err || n != (uint32_t)sl->nops) {
+		slot_failover(en, sl, -EBADMSG);
+		return;
+	}
+	for (j = 0; j < sl->nops; j++) {
+		int status = (int32_t)blobcr_dec_u32(d);
+		uint32_t len = blobcr_dec_u32(d);
+		const uint8_t *p = blobcr_dec_bytes(d, len);
+		struct blobcr_dec one;
+
+		if (!p)
+			break;
+		blobcr_dec_init(&one, p, len);
+		if (status > 0 || status < -4095)
+			status = -EBADMSG;
+		op_result(en, sl->ops[j], status, &one);
+	}
+	for (; j < sl->nops; j++)
+		failover(en, sl->ops[j], -EBADMSG); /* a truncated reply */
+}
+
+/* The chunks' SHA-256 is checked below: the frame's CRC adds nothing. */
+static void reply_received(struct engine *en, struct node_conn *n, int k,
+			   void *buf, int len)
+{
+	struct slot *sl = slot_of(en, n, k);
+	struct blobcr_dec d;
+	int status = blobcr_check_reply_flags(buf, (size_t)len, sl->opcode,
+					      sl->req_id, &d,
+					      sl->opcode == BLOBCR_OP_GETV ?
+					      BLOBCR_DECODE_SKIP_PAYLOAD_CRC : 0);
+
+	sl->state = SLOT_IDLE;
+	if (sl->opcode == BLOBCR_OP_PUT)
+		op_result(en, sl->ops[0], status, &d);
+	else if (status)
+		slot_failover(en, sl, status);
+	else
+		getv_done(en, sl, &d);
+	sl->nops = 0;
 }
 
 /* Time out overdue requests: the node is skipped for a while. */
@@ -268,17 +377,16 @@ static void expire(struct engine *en, uint64_t now)
 		struct node_conn *n = &en->c->nodes[ni];
 
 		for (int k = 0; k < en->c->inflight; k++) {
-			int i = n->sock_op[k];
+			struct slot *sl = slot_of(en, n, k);
 
-			if (i < 0 || en->ops[i].deadline > now)
+			if (sl->state == SLOT_IDLE || sl->deadline > now)
 				continue;
 			if (n->down_until <= now)
 				log_warn("node %" PRIu32 " (%s) does not answer: skipping it for %d ms",
 					 n->id, n->addr, NODE_BACKOFF_MS);
 			n->down_until = now + NODE_BACKOFF_MS;
-			n->sock_op[k] = -1;
 			/* A REQ socket drops a late reply to an old request. */
-			failover(en, i, -ETIMEDOUT);
+			slot_failover(en, sl, -ETIMEDOUT);
 		}
 	}
 }
@@ -301,13 +409,13 @@ static int poll_once(struct engine *en)
 		struct node_conn *n = &en->c->nodes[ni];
 
 		for (int k = 0; k < en->c->inflight; k++) {
-			int i = n->sock_op[k];
+			struct slot *sl = slot_of(en, n, k);
 
-			if (i < 0)
+			if (sl->state == SLOT_IDLE)
 				continue;
 			pfd[cnt].fd = n->socks[k];
-			pfd[cnt].events = en->ops[i].state == OP_SENDING ?
-						  NN_POLLOUT : NN_POLLIN;
+			pfd[cnt].events = sl->state == SLOT_SENDING ? NN_POLLOUT :
+								     NN_POLLIN;
 			who[cnt].n = n;
 			who[cnt++].k = k;
 		}
@@ -315,15 +423,14 @@ static int poll_once(struct engine *en)
 	r = cnt ? nn_poll(pfd, (int)cnt, 20) : 0;
 	for (size_t j = 0; r > 0 && j < cnt; j++) {
 		struct node_conn *n = who[j].n;
-		int k = who[j].k, i = n->sock_op[k];
+		int k = who[j].k;
+		struct slot *sl = slot_of(en, n, k);
 
 		if (pfd[j].revents & NN_POLLOUT) {
-			int s = try_send(&en->ops[i], n->socks[k]);
-
-			if (s == 0) {
-				en->ops[i].state = OP_SENT;
-				en->ops[i].deadline = blobcr_now_ms() +
-						      (uint64_t)en->c->timeout_ms;
+			if (try_send(sl, n->socks[k]) == 0) {
+				sl->state = SLOT_SENT;
+				sl->deadline = blobcr_now_ms() +
+					       (uint64_t)en->c->timeout_ms;
 			}
 		} else if (pfd[j].revents & NN_POLLIN) {
 			void *buf = NULL;
@@ -344,11 +451,11 @@ static int run(struct engine *en)
 {
 	int err = 0;
 
-	for (size_t ni = 0; ni < en->c->nnodes; ni++) {
+	en->slots = calloc(en->c->nnodes * MAX_INFLIGHT + 1, sizeof(*en->slots));
+	if (!en->slots)
+		return -ENOMEM;
+	for (size_t ni = 0; ni < en->c->nnodes; ni++)
 		en->c->nodes[ni].qhead = en->c->nodes[ni].qtail = -1;
-		for (int k = 0; k < MAX_INFLIGHT; k++)
-			en->c->nodes[ni].sock_op[k] = -1;
-	}
 	for (size_t i = 0; i < en->nops; i++) {
 		if (en->ops[i].state == OP_DONE)
 			continue;
@@ -369,6 +476,9 @@ static int run(struct engine *en)
 
 static void engine_free(struct engine *en)
 {
+	for (size_t i = 0; en->slots && i < en->c->nnodes * MAX_INFLIGHT; i++)
+		blobcr_enc_free(&en->slots[i].getv);
+	free(en->slots);
 	for (size_t i = 0; i < en->nops; i++)
 		blobcr_enc_free(&en->ops[i].req);
 	free(en->ops);

@@ -70,7 +70,7 @@ static int do_get(struct noded *nd, struct blobcr_dec *req,
 	return 0;
 }
 
-/* HAS and DELETE carry a count then that many ids. */
+/* HAS, DELETE and GETV carry a count then that many ids. */
 static int decode_ids(struct blobcr_dec *req, const uint8_t **ids, uint32_t *n)
 {
 	*n = blobcr_dec_u32(req);
@@ -78,6 +78,58 @@ static int decode_ids(struct blobcr_dec *req, const uint8_t **ids, uint32_t *n)
 		return -EMSGSIZE;
 	*ids = blobcr_dec_bytes(req, (size_t)*n * BLOBCR_ID_SIZE);
 	return blobcr_dec_end(req);
+}
+
+/*
+ * GETV: several chunks in one reply, each as status (0 or -errno), length
+ * and bytes, so that one message carries many chunks.  A chunk that would
+ * overflow the frame is answered -E2BIG.
+ */
+static int do_getv(struct noded *nd, struct blobcr_dec *req,
+		   struct blobcr_enc *reply)
+{
+	const uint8_t *ids;
+	uint32_t n;
+	int err = decode_ids(req, &ids, &n);
+
+	if (!err && n > BLOBCR_GETV_MAX)
+		err = -EMSGSIZE;
+	if (err)
+		return err;
+	blobcr_enc_u32(reply, n);
+	for (uint32_t i = 0; i < n && !reply->err; i++) {
+		const uint8_t *id = ids + (size_t)i * BLOBCR_ID_SIZE;
+		int64_t len = store_get_len(nd->st, id);
+		size_t at = reply->len; /* the buffer may move: keep offsets */
+		uint8_t *buf;
+
+		if (len >= 0 && at + 8 + (size_t)len > BLOBCR_MAX_FRAME)
+			len = -E2BIG;
+		blobcr_enc_u32(reply, (uint32_t)(len < 0 ? len : 0));
+		blobcr_enc_u32(reply, 0);
+		if (len < 0)
+			continue;
+		buf = blobcr_enc_reserve(reply, (size_t)len);
+		if (!buf)
+			break;
+		len = store_get(nd->st, id, buf, (uint32_t)len, NULL);
+		if (len < 0) {
+			/* Not served after all: status set, the bytes dropped. */
+			reply->len = at + 8;
+			buf = reply->buf + at;
+			buf[0] = (uint8_t)((uint32_t)len >> 24);
+			buf[1] = (uint8_t)((uint32_t)len >> 16);
+			buf[2] = (uint8_t)((uint32_t)len >> 8);
+			buf[3] = (uint8_t)len;
+			continue;
+		}
+		buf = reply->buf + at + 4;
+		buf[0] = (uint8_t)(len >> 24);
+		buf[1] = (uint8_t)(len >> 16);
+		buf[2] = (uint8_t)(len >> 8);
+		buf[3] = (uint8_t)len;
+	}
+	return reply->err;
 }
 
 static int do_has(struct noded *nd, struct blobcr_dec *req,
@@ -168,6 +220,8 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 		return do_put(nd, req);
 	case BLOBCR_OP_GET:
 		return do_get(nd, req, reply);
+	case BLOBCR_OP_GETV:
+		return do_getv(nd, req, reply);
 	case BLOBCR_OP_HAS:
 		return do_has(nd, req, reply);
 	case BLOBCR_OP_DELETE:
