@@ -545,6 +545,32 @@ static int cmd_status(struct ctl *ctl, int argc, char **argv)
 	return deploy_cmd_status(argc, argv);
 }
 
+static int cmd_group_list(struct ctl *ctl, int argc, char **argv)
+{
+	struct blobcr_group_info *v;
+	size_t n;
+	int err = blobcr_group_list(ctl->c, &v, &n);
+
+	(void)argc;
+	(void)argv;
+	if (err)
+		return fail(err, "group list", NULL);
+	for (size_t i = 0; i < n; i++) {
+		char when[32];
+		time_t t = (time_t)v[i].time;
+		struct tm tm;
+
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+		printf("%s %s", v[i].name, when);
+		for (uint32_t k = 0; k < v[i].nmembers; k++)
+			printf(" %s@%" PRIu32, v[i].members[k].image,
+			       v[i].members[k].version);
+		putchar('\n');
+	}
+	blobcr_group_list_free(v, n);
+	return 0;
+}
+
 static const struct verb verbs[] = {
 	{ NULL, "deploy", "NAME[@VERSION] --cache FILE|DEV --as DMNAME [options]",
 	  "Options: --commit-to IMAGE, --threads N (blobcrd's, default 4),\n"
@@ -594,6 +620,9 @@ static const struct verb verbs[] = {
 	{ "group", "publish", "NAME IMAGE@VERSION...",
 	  "record a checkpoint group (one global checkpoint) atomically",
 	  cmd_group_publish, 2, 100000 },
+	{ "group", "list", "",
+	  "list the checkpoint groups: NAME TIME IMAGE@VERSION...",
+	  cmd_group_list, 0, 0 },
 	{ NULL, "gc", "", "delete the chunks no remaining version needs", cmd_gc, 0, 0 },
 	{ "node", "list", "", "list the storage nodes", cmd_node_list, 0, 0 },
 	{ "node", "repair", "",

@@ -41,7 +41,8 @@ check "odd size export is byte-exact" \
 "$CTL" -m tcp://127.0.0.1:1 -t 300 image list 2>/dev/null; check "no metad: exit 5" test $? -eq 5
 env -u BLOBCR_META "$CTL" image list 2>/dev/null; check "no address: exit 2" test $? -eq 2
 for v in "image import" "image export" "image commit" "image list" "image info" \
-	 "image versions" "image clone" "image delete" "group publish" gc \
+	 "image versions" "image clone" "image delete" "group publish" \
+	 "group list" gc \
 	 "node list" "node repair" "node stat" "node compact"; do
 	check "$v --help" bash -c "'$CTL' $v --help | grep -q Usage"
 done

@@ -108,6 +108,19 @@ struct blobcr_repair_stats {
 	uint64_t failed;
 };
 
+struct blobcr_group_member {
+	char image[BLOBCR_NAME_MAX];
+	uint32_t version;
+};
+
+/* A checkpoint group, as blobcr_group_list() reports it. */
+struct blobcr_group_info {
+	char name[BLOBCR_NAME_MAX];
+	uint64_t time; /* unix seconds */
+	uint32_t nmembers;
+	struct blobcr_group_member *members;
+};
+
 /* Progress callback for import/export: @done of @total bytes. */
 typedef void (*blobcr_progress_fn)(void *arg, uint64_t done, uint64_t total);
 
@@ -279,6 +292,16 @@ int blobcr_repair(struct blobcr_client *c, struct blobcr_repair_stats *st);
  */
 int blobcr_group_publish(struct blobcr_client *c, const char *name, size_t n,
 			 const char *const *images, const uint32_t *versions);
+
+/**
+ * blobcr_group_list() - every checkpoint group; an array in *@out of *@n
+ * entries, to be freed with blobcr_group_list_free().
+ */
+int blobcr_group_list(struct blobcr_client *c, struct blobcr_group_info **out,
+		      size_t *n);
+
+/** blobcr_group_list_free() - free what blobcr_group_list() returned. */
+void blobcr_group_list_free(struct blobcr_group_info *v, size_t n);
 
 /** blobcr_chunk_id() - SHA-256 of @len bytes at @data into @id. */
 int blobcr_chunk_id(const void *data, size_t len, uint8_t id[BLOBCR_ID_SIZE]);

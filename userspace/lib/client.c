@@ -701,3 +701,69 @@ int blobcr_access_order_get(struct blobcr_client *c, const char *image,
 	*n = cnt;
 	return 0;
 }
+
+/* ---- checkpoint groups ---- */
+
+static int decode_group(struct blobcr_dec *d, struct blobcr_group_info *g)
+{
+	if (blobcr_dec_str(d, g->name, sizeof(g->name)))
+		return -EBADMSG;
+	g->time = blobcr_dec_u64(d);
+	g->nmembers = blobcr_dec_u32(d);
+	if (d->err || g->nmembers > d->left / 6)
+		return -EBADMSG;
+	g->members = calloc(g->nmembers ? g->nmembers : 1, sizeof(*g->members));
+	if (!g->members)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < g->nmembers; i++) {
+		if (blobcr_dec_str(d, g->members[i].image,
+				   sizeof(g->members[i].image)))
+			return -EBADMSG;
+		g->members[i].version = blobcr_dec_u32(d);
+	}
+	return d->err;
+}
+
+void blobcr_group_list_free(struct blobcr_group_info *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].members);
+	free(v);
+}
+
+int blobcr_group_list(struct blobcr_client *c, struct blobcr_group_info **out,
+		      size_t *n)
+{
+	struct blobcr_group_info *v = NULL;
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	uint32_t cnt = 0;
+	void *msg;
+	int err = blobcr_enc_init(&e, 0);
+
+	if (err)
+		return err;
+	err = meta_call(c, BLOBCR_OP_GROUP_LIST, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	if (!err) {
+		cnt = blobcr_dec_u32(&d);
+		err = d.err ? d.err : cnt > d.left ? -EBADMSG : 0;
+	}
+	if (!err) {
+		v = calloc(cnt ? cnt : 1, sizeof(*v));
+		err = v ? 0 : -ENOMEM;
+	}
+	for (uint32_t i = 0; !err && i < cnt; i++)
+		err = decode_group(&d, &v[i]);
+	if (!err)
+		err = blobcr_dec_end(&d);
+	if (msg)
+		nn_freemsg(msg);
+	if (err) {
+		blobcr_group_list_free(v, cnt);
+		return err;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
