@@ -428,8 +428,8 @@ int main(int argc, char **argv)
 	 * Chunk-sized buffers come and go on every request: keep them in the
 	 * heap rather than mmap()ing and faulting in fresh pages each time.
 	 */
-	if (!mallopt(M_MMAP_THRESHOLD, 16 << 20) ||
-	    !mallopt(M_TRIM_THRESHOLD, 64 << 20))
+	if (!mallopt(M_MMAP_THRESHOLD, 32 << 20) ||
+	    !mallopt(M_TRIM_THRESHOLD, 128 << 20))
 		log_warn("mallopt failed: chunk buffers will be mmap()ed");
 	a.so.dir = a.data;
 	if (blobcr_signals_init(&nd.stop))
