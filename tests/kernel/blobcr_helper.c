@@ -5,6 +5,7 @@
  * reads requests and serves FETCH; each COMMIT gets its own thread so that
  * fetches go on during an upload.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -185,9 +186,21 @@ static int upload(struct helper *h, const struct blobcr_request *rq,
 	}
 	snprintf(path, sizeof(path), "%s/%llu", h->o->commit_dir,
 		 (unsigned long long)version);
-	if (h->o->commit_dir && mkdir(path, 0755) && errno != EEXIST) {
-		r = -errno;
-		goto out;
+	if (h->o->commit_dir && mkdir(path, 0755)) {
+		DIR *d;
+		struct dirent *de;
+
+		if (errno != EEXIST) {
+			r = -errno;
+			goto out;
+		}
+		/* Left over by an attempt that died: start afresh. */
+		d = opendir(path);
+		while (d && (de = readdir(d)))
+			if (de->d_name[0] != '.')
+				unlinkat(dirfd(d), de->d_name, 0);
+		if (d)
+			closedir(d);
 	}
 	for (e = 0; e < h->info.nr_extents; e++) {
 		size_t len = extent_bytes(h, e);
