@@ -1093,6 +1093,21 @@ struct doomed_batch {
 	size_t n;
 };
 
+/* Room for @cap entries; on failure @b keeps what it had (freed later). */
+static int doomed_grow(struct doomed_batch *b, size_t cap)
+{
+	void *ids = realloc(b->ids, cap * BLOBCR_ID_SIZE);
+
+	if (!ids)
+		return -ENOMEM;
+	b->ids = ids;
+	ids = realloc(b->nodes, cap * sizeof(*b->nodes));
+	if (!ids)
+		return -ENOMEM;
+	b->nodes = ids;
+	return 0;
+}
+
 static int gc_load_doomed(struct metad *m, struct doomed_batch *b)
 {
 	MDB_txn *txn;
@@ -1107,13 +1122,10 @@ static int gc_load_doomed(struct metad *m, struct doomed_batch *b)
 	while (!err && !mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		for (size_t off = 0; off + 4 <= v.mv_size && !err; off += 4) {
 			if (b->n == cap) {
-				cap = cap ? cap * 2 : 1024;
-				b->ids = realloc(b->ids, cap * BLOBCR_ID_SIZE);
-				b->nodes = realloc(b->nodes, cap * 4);
-				if (!b->ids || !b->nodes) {
-					err = -ENOMEM;
+				err = doomed_grow(b, cap ? cap * 2 : 1024);
+				if (err)
 					break;
-				}
+				cap = cap ? cap * 2 : 1024;
 			}
 			memcpy(b->ids[b->n], k.mv_data, BLOBCR_ID_SIZE);
 			b->nodes[b->n++] = get_be32((uint8_t *)v.mv_data + off);
