@@ -155,6 +155,12 @@ void blobcr_enc_u64(struct blobcr_enc *e, uint64_t v);
 void blobcr_enc_bytes(struct blobcr_enc *e, const void *p, size_t n);
 /** blobcr_enc_str() - a u16 length then the bytes, no NUL. */
 void blobcr_enc_str(struct blobcr_enc *e, const char *s);
+/**
+ * blobcr_enc_grow() - make room for @n more bytes at once, so that the
+ * appends that follow do not reallocate (and copy) step by step.
+ * Return: 0, -ENOMEM or -EMSGSIZE (also recorded in @e->err).
+ */
+int blobcr_enc_grow(struct blobcr_enc *e, size_t n);
 /** blobcr_enc_reserve() - append @n bytes and return where they start, or NULL. */
 uint8_t *blobcr_enc_reserve(struct blobcr_enc *e, size_t n);
 /**

@@ -187,30 +187,39 @@ int blobcr_enc_init(struct blobcr_enc *e, size_t payload_hint)
 	return blobcr_enc_init_with(e, payload_hint, realloc, free);
 }
 
+static int enc_room(struct blobcr_enc *e, size_t n, bool exact)
+{
+	size_t cap;
+	uint8_t *nb;
+
+	if (e->err)
+		return e->err;
+	if (e->len + n > BLOBCR_MAX_FRAME)
+		return e->err = -EMSGSIZE;
+	if (e->len + n <= e->cap)
+		return 0;
+	cap = exact ? e->len + n : e->cap * 2;
+	while (cap < e->len + n)
+		cap *= 2;
+	nb = e->realloc_fn(e->buf, cap);
+	if (!nb)
+		return e->err = -ENOMEM;
+	e->buf = nb;
+	e->cap = cap;
+	return 0;
+}
+
+int blobcr_enc_grow(struct blobcr_enc *e, size_t n)
+{
+	return enc_room(e, n, true);
+}
+
 uint8_t *blobcr_enc_reserve(struct blobcr_enc *e, size_t n)
 {
 	uint8_t *p;
 
-	if (e->err)
+	if (enc_room(e, n, false))
 		return NULL;
-	if (e->len + n > BLOBCR_MAX_FRAME) {
-		e->err = -EMSGSIZE;
-		return NULL;
-	}
-	if (e->len + n > e->cap) {
-		size_t cap = e->cap * 2;
-		uint8_t *nb;
-
-		while (cap < e->len + n)
-			cap *= 2;
-		nb = e->realloc_fn(e->buf, cap);
-		if (!nb) {
-			e->err = -ENOMEM;
-			return NULL;
-		}
-		e->buf = nb;
-		e->cap = cap;
-	}
 	p = e->buf + e->len;
 	e->len += n;
 	return p;

@@ -59,6 +59,8 @@ static int do_get(struct noded *nd, struct blobcr_dec *req,
 	len = store_get_len(nd->st, id);
 	if (len < 0)
 		return (int)len;
+	if (blobcr_enc_grow(reply, (size_t)len))
+		return reply->err;
 	buf = blobcr_enc_reserve(reply, (size_t)len);
 	if (!buf)
 		return reply->err;
@@ -92,10 +94,21 @@ static int do_getv(struct noded *nd, struct blobcr_dec *req,
 	uint32_t n;
 	int err = decode_ids(req, &ids, &n);
 
+	size_t total = 4;
+
 	if (!err && n > BLOBCR_GETV_MAX)
 		err = -EMSGSIZE;
 	if (err)
 		return err;
+	/* Size the reply once: growing it step by step copies it each time. */
+	for (uint32_t i = 0; i < n; i++) {
+		int64_t len = store_get_len(nd->st, ids + (size_t)i * BLOBCR_ID_SIZE);
+
+		total += 8 + (len > 0 ? (size_t)len : 0);
+	}
+	if (blobcr_enc_grow(reply, total < BLOBCR_MAX_PAYLOAD ? total :
+				   BLOBCR_MAX_PAYLOAD))
+		return reply->err;
 	blobcr_enc_u32(reply, n);
 	for (uint32_t i = 0; i < n && !reply->err; i++) {
 		const uint8_t *id = ids + (size_t)i * BLOBCR_ID_SIZE;
