@@ -70,7 +70,7 @@ start_metad() {
 	fi
 	META_DIR=${META_DIR:-$WORK/meta}
 	"$METAD" --listen "$META" --data "$META_DIR" \
-		--dead-after-ms "${DEAD_AFTER_MS:-2000}" "$@" \
+		--dead-after-ms "${DEAD_AFTER_MS:-4000}" "$@" \
 		>>"$WORK/metad.log" 2>&1 &
 	METAD_PID=$!
 	PIDS="$PIDS $METAD_PID"
@@ -98,7 +98,7 @@ start_node() {
 live_nodes() { "$CTL" node list | grep -c ' live ' ; }
 live_is() { test "$(live_nodes)" -eq "$1"; }
 # wait_live N [SECONDS]: until metad reports exactly N live nodes
-wait_live() { wait_until "${2:-10}" live_is "$1"; }
+wait_live() { wait_until "${2:-15}" live_is "$1"; }
 
 # node_chunks I: chunks node I holds
 node_chunks() { "$CTL" node stat "${NODE_ADDR[$1]}" | sed -n 's/^chunks=//p'; }
