@@ -48,6 +48,11 @@ for v in "image import" "image export" "image commit" "image list" "image info" 
 done
 check "daemon --help" bash -c "'$NODED' --help | grep -q Usage && '$METAD' --help | grep -q Usage"
 check "image list shows both" bash -c "'$CTL' image list | grep -q '^twin '"
+# A progress bar on a terminal, none otherwise.
+check "export draws a progress bar on a terminal" \
+	bash -c "script -qec \"'$CTL' image export odd '$WORK/tty.out'\" /dev/null | grep -q '100%'"
+check "and none when stderr is not a terminal" \
+	bash -c "test -z \"\$('$CTL' image export odd '$WORK/tty.out' 2>&1)\""
 
 # Clean SIGTERM shutdown.
 kill -TERM "${NODE_PID[3]}"
