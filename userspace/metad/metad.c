@@ -4,14 +4,20 @@
  * versions, the extent map, chunk locations, storage nodes, checkpoint
  * groups and garbage collection, in LMDB (db.h), served over nanomsg.
  *
- * One thread serves every request, so a write transaction never waits for
- * another and the in-memory node table needs no lock.  Each mutating request
+ * Several threads serve requests: lookups go on while a publish or a gc
+ * runs, and LMDB serializes the write transactions.  Each mutating request
  * is one LMDB write transaction: it is durable when the reply is sent, and a
  * crash before the commit leaves no trace of it.
+ *
+ * Shared state outside LMDB: the node table, append-only (entries never
+ * move; nnodes and the heartbeat fields are read and written atomically;
+ * appends under nodes_mu), and gc_mu, which lets one gc run at a time.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +32,13 @@
 
 #define MAX_BATCH 65536 /* extents or ids per request */
 #define DELETE_BATCH 4096
+#define MAX_NODES 4096
+#define SERVER_THREADS 4
 
 struct node {
-	uint32_t id;
-	char addr[BLOBCR_ADDR_MAX];
+	uint32_t id; /* set before the node is published in nnodes */
+	char addr[BLOBCR_ADDR_MAX]; /* likewise */
+	/* atomic: */
 	uint64_t last_seen; /* blobcr_now_ms() of the last heartbeat, 0: never */
 	uint64_t capacity, used, chunks;
 };
@@ -41,41 +50,57 @@ struct metad {
 	int publish_delay_ms; /* test hook: stall publishes before commit */
 	int node_timeout_ms;
 	int repair_s; /* re-replication check period, 0: never */
-	struct node *nodes;
-	size_t nnodes;
+	struct node *nodes; /* MAX_NODES entries */
+	size_t nnodes; /* atomic, release after the entry is filled */
+	pthread_mutex_t nodes_mu; /* appends and registrations */
+	pthread_mutex_t gc_mu; /* one gc at a time */
 	struct blobcr_server srv;
 	volatile sig_atomic_t stop;
 };
 
 /* ---- nodes ---- */
 
+static size_t node_count(struct metad *m)
+{
+	return __atomic_load_n(&m->nnodes, __ATOMIC_ACQUIRE);
+}
+
 static struct node *node_find(struct metad *m, uint32_t id)
 {
-	for (size_t i = 0; i < m->nnodes; i++)
+	size_t n = node_count(m);
+
+	for (size_t i = 0; i < n; i++)
 		if (m->nodes[i].id == id)
 			return &m->nodes[i];
 	return NULL;
 }
 
+static uint64_t node_last_seen(const struct node *n)
+{
+	return __atomic_load_n(&n->last_seen, __ATOMIC_RELAXED);
+}
+
 static bool node_live(struct metad *m, uint32_t id)
 {
 	struct node *n = node_find(m, id);
+	uint64_t seen = n ? node_last_seen(n) : 0;
 
-	return n && n->last_seen &&
-	       blobcr_now_ms() - n->last_seen <= m->dead_after_ms;
+	return seen && blobcr_now_ms() - seen <= m->dead_after_ms;
 }
 
+/* Append a node.  Caller holds nodes_mu (or is alone, at startup). */
 static struct node *node_add(struct metad *m, uint32_t id, const char *addr)
 {
-	struct node *nv = realloc(m->nodes, (m->nnodes + 1) * sizeof(*nv));
+	struct node *nv;
 
-	if (!nv)
+	if (m->nnodes == MAX_NODES)
 		return NULL;
-	m->nodes = nv;
-	nv = &m->nodes[m->nnodes++];
+	nv = &m->nodes[m->nnodes];
 	memset(nv, 0, sizeof(*nv));
 	nv->id = id;
 	snprintf(nv->addr, sizeof(nv->addr), "%s", addr);
+	/* Readers see the entry whole once they see the new count. */
+	__atomic_store_n(&m->nnodes, m->nnodes + 1, __ATOMIC_RELEASE);
 	return nv;
 }
 
@@ -196,6 +221,16 @@ static int register_node(struct metad *m, const char *addr, uint32_t *id)
 	return err;
 }
 
+static struct node *node_by_addr(struct metad *m, const char *addr)
+{
+	size_t n = node_count(m);
+
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(m->nodes[i].addr, addr))
+			return &m->nodes[i];
+	return NULL;
+}
+
 static int do_heartbeat(struct metad *m, struct blobcr_dec *req,
 			struct blobcr_enc *reply)
 {
@@ -211,21 +246,24 @@ static int do_heartbeat(struct metad *m, struct blobcr_dec *req,
 	err = err ? err : blobcr_dec_end(req);
 	if (err)
 		return err;
-	for (size_t i = 0; i < m->nnodes; i++)
-		if (!strcmp(m->nodes[i].addr, addr))
-			n = &m->nodes[i];
+	n = node_by_addr(m, addr);
 	if (!n) {
-		err = register_node(m, addr, &id);
+		pthread_mutex_lock(&m->nodes_mu);
+		n = node_by_addr(m, addr); /* a racing first heartbeat? */
+		if (!n) {
+			err = register_node(m, addr, &id);
+			n = err ? NULL : node_find(m, id);
+		}
+		pthread_mutex_unlock(&m->nodes_mu);
 		if (err)
 			return err;
-		n = node_find(m, id);
 	}
-	if (!n->last_seen || blobcr_now_ms() - n->last_seen > m->dead_after_ms)
+	if (!node_live(m, n->id))
 		log_info("node %" PRIu32 " (%s) is live", n->id, n->addr);
-	n->last_seen = blobcr_now_ms();
-	n->capacity = cap;
-	n->used = used;
-	n->chunks = chunks;
+	__atomic_store_n(&n->last_seen, blobcr_now_ms(), __ATOMIC_RELAXED);
+	__atomic_store_n(&n->capacity, cap, __ATOMIC_RELAXED);
+	__atomic_store_n(&n->used, used, __ATOMIC_RELAXED);
+	__atomic_store_n(&n->chunks, chunks, __ATOMIC_RELAXED);
 	blobcr_enc_u32(reply, n->id);
 	return reply->err;
 }
@@ -233,24 +271,25 @@ static int do_heartbeat(struct metad *m, struct blobcr_dec *req,
 static int do_node_list(struct metad *m, struct blobcr_dec *req,
 			struct blobcr_enc *reply)
 {
-	uint64_t now = blobcr_now_ms();
+	size_t count = node_count(m);
 	int err = blobcr_dec_end(req);
 
 	if (err)
 		return err;
 	blobcr_enc_u8(reply, (uint8_t)m->replicas);
-	blobcr_enc_u32(reply, (uint32_t)m->nnodes);
-	for (size_t i = 0; i < m->nnodes; i++) {
+	blobcr_enc_u32(reply, (uint32_t)count);
+	for (size_t i = 0; i < count; i++) {
 		struct node *n = &m->nodes[i];
+		uint64_t seen = node_last_seen(n), now = blobcr_now_ms();
 
 		blobcr_enc_u32(reply, n->id);
 		blobcr_enc_u8(reply, node_live(m, n->id) ? BLOBCR_NODE_LIVE :
 							   BLOBCR_NODE_DEAD);
 		blobcr_enc_str(reply, n->addr);
-		blobcr_enc_u64(reply, n->last_seen ? now - n->last_seen : UINT64_MAX);
-		blobcr_enc_u64(reply, n->capacity);
-		blobcr_enc_u64(reply, n->used);
-		blobcr_enc_u64(reply, n->chunks);
+		blobcr_enc_u64(reply, seen ? (now > seen ? now - seen : 0) : UINT64_MAX);
+		blobcr_enc_u64(reply, __atomic_load_n(&n->capacity, __ATOMIC_RELAXED));
+		blobcr_enc_u64(reply, __atomic_load_n(&n->used, __ATOMIC_RELAXED));
+		blobcr_enc_u64(reply, __atomic_load_n(&n->chunks, __ATOMIC_RELAXED));
 	}
 	return reply->err;
 }
@@ -1167,35 +1206,43 @@ static int node_delete(struct metad *m, struct node *node,
  * (node dead or unreachable) is recorded in orphans for the next gc.
  * Phase 3, one transaction: doomed emptied, epoch even again.
  */
-static int gc_record_orphans(MDB_txn *txn, struct metad *m, uint32_t node,
-			     uint8_t (*ids)[BLOBCR_ID_SIZE], size_t n)
+/* Record the deletes that failed, for the next gc to retry. */
+static int gc_record_orphans(MDB_txn *txn, struct metad *m,
+			     const struct doomed_batch *b, const bool *failed)
 {
 	int err = 0;
 
-	for (size_t i = 0; i < n && !err; i++) {
+	for (size_t i = 0; i < b->n && !err; i++) {
 		uint8_t kb[BLOBCR_ID_SIZE + 4];
 		MDB_val k = { sizeof(kb), kb }, v = { 0, kb };
 
-		memcpy(kb, ids[i], BLOBCR_ID_SIZE);
-		put_be32(kb + BLOBCR_ID_SIZE, node);
+		if (!failed[i])
+			continue;
+		memcpy(kb, b->ids[i], BLOBCR_ID_SIZE);
+		put_be32(kb + BLOBCR_ID_SIZE, b->nodes[i]);
 		err = db_err(mdb_put(txn, m->db.orphans, &k, &v, 0));
 	}
 	return err;
 }
 
-/* Delete @b's chunks held by @node; failures become orphans in @txn. */
-static int gc_delete_on_node(MDB_txn *txn, struct metad *m, struct node *node,
-			     const struct doomed_batch *b,
-			     uint8_t (*sel)[BLOBCR_ID_SIZE],
-			     struct blobcr_gc_stats *st)
+/*
+ * Delete @b's chunks held by @node, DELETE_BATCH ids per request; mark in
+ * @failed the entries whose delete failed.  @sel and @idx are scratch.
+ */
+static void gc_delete_on_node(struct metad *m, struct node *node,
+			      const struct doomed_batch *b,
+			      uint8_t (*sel)[BLOBCR_ID_SIZE], size_t *idx,
+			      bool *failed, struct blobcr_gc_stats *st)
 {
 	size_t cnt = 0, chunk;
-	int err = 0;
 
-	for (size_t i = 0; i < b->n; i++)
-		if (b->nodes[i] == node->id)
-			memcpy(sel[cnt++], b->ids[i], BLOBCR_ID_SIZE);
-	for (size_t off = 0; off < cnt && !err; off += chunk) {
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->nodes[i] != node->id)
+			continue;
+		memcpy(sel[cnt], b->ids[i], BLOBCR_ID_SIZE);
+		idx[cnt++] = i;
+	}
+	for (size_t off = 0; off < cnt; off += chunk) {
 		int derr;
 
 		chunk = cnt - off < DELETE_BATCH ? cnt - off : DELETE_BATCH;
@@ -1206,31 +1253,41 @@ static int gc_delete_on_node(MDB_txn *txn, struct metad *m, struct node *node,
 		log_warn("gc: node %" PRIu32 " (%s): %s; %zu deletes kept for the next gc",
 			 node->id, node->addr, strerror(-derr), chunk);
 		st->delete_failures += chunk;
-		err = gc_record_orphans(txn, m, node->id, sel + off, chunk);
+		for (size_t j = off; j < off + chunk; j++)
+			failed[idx[j]] = true;
 	}
-	return err;
 }
 
 /*
- * Phase 2: delete doomed chunks on their nodes, node by node; what fails
- * (node dead or unreachable) is recorded in orphans for the next gc.
- * Phase 3, the same transaction: doomed emptied, epoch even again.
+ * Phase 2, outside any write transaction (publishes and other writes go
+ * on, refused only if they overlap the gc): delete doomed chunks on their
+ * nodes, node by node.  Phase 3, one transaction: what failed (node dead or
+ * unreachable) goes to orphans for the next gc, doomed is emptied and the
+ * epoch becomes even again.
  */
 static int gc_finish(struct metad *m, struct blobcr_gc_stats *st)
 {
 	struct doomed_batch b = { 0 };
 	uint8_t (*sel)[BLOBCR_ID_SIZE] = NULL;
+	size_t *idx = NULL, count;
+	bool *failed = NULL;
 	MDB_txn *txn;
 	uint64_t epoch;
 	int err = gc_load_doomed(m, &b);
 
 	if (!err) {
 		sel = malloc((b.n ? b.n : 1) * BLOBCR_ID_SIZE);
-		err = sel ? txn_begin(m, 0, &txn) : -ENOMEM;
+		idx = malloc((b.n ? b.n : 1) * sizeof(*idx));
+		failed = calloc(b.n ? b.n : 1, sizeof(*failed));
+		err = sel && idx && failed ? 0 : -ENOMEM;
 	}
+	count = node_count(m);
+	for (size_t ni = 0; !err && ni < count; ni++)
+		gc_delete_on_node(m, &m->nodes[ni], &b, sel, idx, failed, st);
+	if (!err)
+		err = txn_begin(m, 0, &txn);
 	if (!err) {
-		for (size_t ni = 0; !err && ni < m->nnodes; ni++)
-			err = gc_delete_on_node(txn, m, &m->nodes[ni], &b, sel, st);
+		err = gc_record_orphans(txn, m, &b, failed);
 		if (!err)
 			err = db_err(mdb_drop(txn, m->db.doomed, 0));
 		if (!err)
@@ -1244,6 +1301,8 @@ static int gc_finish(struct metad *m, struct blobcr_gc_stats *st)
 		if (!i || memcmp(b.ids[i], b.ids[i - 1], BLOBCR_ID_SIZE))
 			st->chunks_deleted++;
 	free(sel);
+	free(idx);
+	free(failed);
 	free(b.ids);
 	free(b.nodes);
 	return err;
@@ -1255,10 +1314,14 @@ static int do_gc(struct metad *m, struct blobcr_dec *req,
 	struct blobcr_gc_stats st = { 0 };
 	int err = blobcr_dec_end(req);
 
-	if (!err)
-		err = gc_begin(m, &st.chunks_kept);
+	if (err)
+		return err;
+	/* A second gc would delete what the first one's commits re-upload. */
+	pthread_mutex_lock(&m->gc_mu);
+	err = gc_begin(m, &st.chunks_kept);
 	if (!err)
 		err = gc_finish(m, &st);
+	pthread_mutex_unlock(&m->gc_mu);
 	if (err) {
 		log_err("gc failed: %s", strerror(-err));
 		return err;
@@ -1716,6 +1779,12 @@ int main(int argc, char **argv)
 	blobcr_log_init("blobcr-metad", verbose ? BLOBCR_LOG_DEBUG : BLOBCR_LOG_INFO);
 	if (blobcr_signals_init(&m.stop))
 		return 1;
+	m.nodes = calloc(MAX_NODES, sizeof(*m.nodes));
+	if (!m.nodes || pthread_mutex_init(&m.nodes_mu, NULL) ||
+	    pthread_mutex_init(&m.gc_mu, NULL)) {
+		log_err("out of memory");
+		return 1;
+	}
 	err = db_open(data, &m.db);
 	if (err) {
 		log_err("cannot open the database in %s: %s", data, strerror(-err));
@@ -1729,7 +1798,7 @@ int main(int argc, char **argv)
 		db_close(&m.db);
 		return 1;
 	}
-	m.srv = (struct blobcr_server){ .addr = listen, .threads = 1,
+	m.srv = (struct blobcr_server){ .addr = listen, .threads = SERVER_THREADS,
 					.handler = handle, .ctx = &m,
 					.stop = &m.stop };
 	if (m.repair_s && repairer_start(&rep, listen, m.repair_s, &m.stop)) {
