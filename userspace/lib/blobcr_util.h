@@ -93,6 +93,12 @@ int blobcr_check_reply_flags(const void *buf, size_t len, uint8_t op,
 /** blobcr_next_req_id() - a process-wide unique request id. */
 uint64_t blobcr_next_req_id(void);
 
+/** blobcr_stopping() - Return: whether *@stop was set (by a signal or a thread). */
+static inline bool blobcr_stopping(volatile sig_atomic_t *stop)
+{
+	return __atomic_load_n(stop, __ATOMIC_RELAXED);
+}
+
 /** blobcr_signals_init() - SIGTERM/SIGINT set *@stop; SIGPIPE ignored. */
 int blobcr_signals_init(volatile sig_atomic_t *stop);
 

@@ -104,7 +104,7 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	if (signal_stop)
-		*signal_stop = 1;
+		__atomic_store_n(signal_stop, 1, __ATOMIC_RELAXED);
 }
 
 int blobcr_signals_init(volatile sig_atomic_t *stop)
@@ -312,7 +312,7 @@ static void *server_worker(void *p)
 {
 	struct worker_arg *w = p;
 
-	while (!*w->s->stop) {
+	while (!blobcr_stopping(w->s->stop)) {
 		void *body = NULL, *control = NULL;
 		struct nn_iovec iov = { .iov_base = &body, .iov_len = NN_MSG };
 		struct nn_msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
@@ -375,7 +375,7 @@ int blobcr_server_run(struct blobcr_server *s)
 	for (i = 1; i < nthreads; i++) {
 		err = -pthread_create(&tids[i], NULL, server_worker, &w);
 		if (err) {
-			*s->stop = 1;
+			__atomic_store_n(s->stop, 1, __ATOMIC_RELAXED);
 			break;
 		}
 	}

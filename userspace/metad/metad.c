@@ -1811,7 +1811,7 @@ int main(int argc, char **argv)
 	err = blobcr_server_run(&m.srv);
 	if (err)
 		log_err("cannot serve %s: %s", listen, strerror(-err));
-	m.stop = 1;
+	__atomic_store_n(&m.stop, 1, __ATOMIC_RELAXED);
 	if (m.repair_s)
 		repairer_join(&rep);
 	db_close(&m.db);

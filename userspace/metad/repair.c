@@ -50,10 +50,10 @@ static void *repair_thread(void *p)
 	struct blobcr_client *c = NULL;
 	uint64_t last_failed = 0;
 
-	while (!*r->stop) {
-		for (int t = 0; t < r->interval_s * 10 && !*r->stop; t++)
+	while (!blobcr_stopping(r->stop)) {
+		for (int t = 0; t < r->interval_s * 10 && !blobcr_stopping(r->stop); t++)
 			usleep(100 * 1000);
-		if (*r->stop)
+		if (blobcr_stopping(r->stop))
 			break;
 		if (!c && blobcr_connect(r->self, &o, &c)) {
 			c = NULL;

@@ -290,7 +290,7 @@ static void *heartbeat_thread(void *p)
 			strerror(-sock));
 		return NULL;
 	}
-	while (!nd->stop) {
+	while (!blobcr_stopping(&nd->stop)) {
 		int err = heartbeat_once(nd, sock, &id);
 
 		if (err != last_err) {
@@ -303,7 +303,7 @@ static void *heartbeat_thread(void *p)
 		}
 		last_err = err;
 		/* Sleep in small steps so that SIGTERM is seen promptly. */
-		for (int t = 0; t < nd->heartbeat_ms && !nd->stop; t += 50)
+		for (int t = 0; t < nd->heartbeat_ms && !blobcr_stopping(&nd->stop); t += 50)
 			usleep(50 * 1000);
 	}
 	nn_close(sock);
@@ -316,7 +316,7 @@ static void *compact_thread(void *p)
 	struct noded *nd = p;
 	uint64_t next = blobcr_now_ms() + (uint64_t)nd->compact_s * 1000;
 
-	while (!nd->stop) {
+	while (!blobcr_stopping(&nd->stop)) {
 		int64_t r;
 
 		usleep(100 * 1000);
@@ -460,7 +460,7 @@ int main(int argc, char **argv)
 	if (nd.compact_s &&
 	    pthread_create(&compactor, NULL, compact_thread, &nd)) {
 		log_err("cannot start the compaction thread");
-		nd.stop = 1;
+		__atomic_store_n(&nd.stop, 1, __ATOMIC_RELAXED);
 		if (nd.meta)
 			pthread_join(hb, NULL);
 		store_close(nd.st);
@@ -473,7 +473,7 @@ int main(int argc, char **argv)
 	err = blobcr_server_run(&nd.srv);
 	if (err)
 		log_err("cannot serve %s: %s", a.listen, strerror(-err));
-	nd.stop = 1;
+	__atomic_store_n(&nd.stop, 1, __ATOMIC_RELAXED);
 	if (nd.meta)
 		pthread_join(hb, NULL);
 	if (nd.compact_s)
