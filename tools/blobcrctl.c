@@ -316,16 +316,17 @@ static int cmd_versions(struct ctl *ctl, int argc, char **argv)
 	(void)argc;
 	if (err)
 		return fail(err, "versions of", argv[1]);
-	printf("%-8s %-8s %-20s %10s  %s\n", "VERSION", "BASE", "TIME (UTC)",
-	       "CHANGED", "LABEL");
+	printf("%-8s %-8s %-20s %10s  %-16s %s\n", "VERSION", "BASE",
+	       "TIME (UTC)", "CHANGED", "LABEL", "GROUP");
 	for (size_t i = 0; i < n; i++) {
 		char when[32];
 		time_t t = (time_t)v[i].time;
 		struct tm tm;
 
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", gmtime_r(&t, &tm));
-		printf("%-8" PRIu32 " %-8" PRIu32 " %-20s %10" PRIu64 "  %s\n",
-		       v[i].version, v[i].base, when, v[i].changed, v[i].label);
+		printf("%-8" PRIu32 " %-8" PRIu32 " %-20s %10" PRIu64 "  %-16s %s\n",
+		       v[i].version, v[i].base, when, v[i].changed, v[i].label,
+		       v[i].group[0] ? v[i].group : "-");
 	}
 	free(v);
 	return 0;

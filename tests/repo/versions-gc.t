@@ -81,6 +81,8 @@ check "images gone" bash -c "test \$('$CTL' image list | wc -l) -eq 1"
 check "import a" "$CTL" -q image import a "$WORK/v1"
 check "import b" "$CTL" -q image import b "$WORK/v2"
 check "group publish" "$CTL" group publish g1 a@1 b@1
+check "versions name their group" \
+	bash -c "'$CTL' image versions b | awk 'NR==2 {exit \$NF != \"g1\"}'"
 check "group list shows it" bash -c "'$CTL' group list | grep -q '^g1 [0-9TZ:-]* a@1 b@1\$'"
 "$CTL" group publish g2 a@1 b@7 2>/dev/null; check "group with a missing version: exit 3" test $? -eq 3
 "$CTL" group publish g1 a@1 2>/dev/null; check "group name reused: exit 4" test $? -eq 4

@@ -61,6 +61,7 @@ struct blobcr_version_info {
 	uint64_t time; /* unix seconds */
 	uint64_t changed; /* extents this version stores */
 	char label[BLOBCR_NAME_MAX];
+	char group[BLOBCR_NAME_MAX]; /* checkpoint group naming it last, "" */
 };
 
 enum blobcr_extent_kind {

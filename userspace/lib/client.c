@@ -446,7 +446,8 @@ static int decode_version(struct blobcr_dec *d, void *p)
 	vi->base = blobcr_dec_u32(d);
 	vi->time = blobcr_dec_u64(d);
 	vi->changed = blobcr_dec_u64(d);
-	return blobcr_dec_str(d, vi->label, sizeof(vi->label)) ?: d->err;
+	return blobcr_dec_str(d, vi->label, sizeof(vi->label)) ?:
+	       blobcr_dec_str(d, vi->group, sizeof(vi->group)) ?: d->err;
 }
 
 int blobcr_image_list(struct blobcr_client *c, struct blobcr_image_info **out,

@@ -222,31 +222,40 @@ int db_version_get(MDB_txn *txn, struct db *db, uint64_t image, uint32_t ver,
 	rc = mdb_get(txn, db->versions, &k, &v);
 	if (rc)
 		return db_err(rc);
-	if (v.mv_size < 20 || v.mv_size - 20 >= BLOBCR_NAME_MAX)
-		return -EUCLEAN;
 	p = v.mv_data;
+	if (v.mv_size < 22)
+		return -EUCLEAN;
+	n = (size_t)p[20] << 8 | p[21];
+	if (n >= BLOBCR_NAME_MAX || 22 + n > v.mv_size ||
+	    v.mv_size - 22 - n >= BLOBCR_NAME_MAX)
+		return -EUCLEAN;
 	out->version = ver;
 	out->base = get_be32(p);
 	out->time = get_be64(p + 4);
 	out->changed = get_be64(p + 12);
-	n = v.mv_size - 20;
-	memcpy(out->label, p + 20, n);
+	memcpy(out->label, p + 22, n);
 	out->label[n] = 0;
+	memcpy(out->group, p + 22 + n, v.mv_size - 22 - n);
+	out->group[v.mv_size - 22 - n] = 0;
 	return 0;
 }
 
 int db_version_put(MDB_txn *txn, struct db *db, uint64_t image,
 		   const struct version *ver)
 {
-	uint8_t kb[12], vb[20 + BLOBCR_NAME_MAX];
+	uint8_t kb[12], vb[22 + 2 * BLOBCR_NAME_MAX];
 	size_t n = strnlen(ver->label, BLOBCR_NAME_MAX - 1);
-	MDB_val k = { 12, kb }, v = { 20 + n, vb };
+	size_t g = strnlen(ver->group, BLOBCR_NAME_MAX - 1);
+	MDB_val k = { 12, kb }, v = { 22 + n + g, vb };
 
 	version_key(kb, image, ver->version);
 	put_be32(vb, ver->base);
 	put_be64(vb + 4, ver->time);
 	put_be64(vb + 12, ver->changed);
-	memcpy(vb + 20, ver->label, n);
+	vb[20] = (uint8_t)(n >> 8);
+	vb[21] = (uint8_t)n;
+	memcpy(vb + 22, ver->label, n);
+	memcpy(vb + 22 + n, ver->group, g);
 	return db_err(mdb_put(txn, db->versions, &k, &v, 0));
 }
 

@@ -6,6 +6,7 @@
  *   images     name                        -> struct image fields
  *   image_ids  image id (u64)              -> name
  *   versions   image id, version (u64,u32) -> base, time, changed, label
+ *                                             (u16 length, bytes), group
  *   extmap     image id, extent, version   -> kind (u8) [, chunk id]
  *   chunks     chunk id  (dupsort)         -> node id (u32), one per replica
  *   nodes      node id (u32)               -> address
@@ -55,6 +56,7 @@ struct version {
 	uint64_t time;
 	uint64_t changed;
 	char label[BLOBCR_NAME_MAX];
+	char group[BLOBCR_NAME_MAX]; /* last checkpoint group naming it, "" */
 };
 
 #define EXT_KEY 20

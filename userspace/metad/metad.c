@@ -498,6 +498,7 @@ static int do_version_list(struct metad *m, struct blobcr_dec *req,
 		blobcr_enc_u64(reply, ver.time);
 		blobcr_enc_u64(reply, ver.changed);
 		blobcr_enc_str(reply, ver.label);
+		blobcr_enc_str(reply, ver.group);
 		n++;
 	}
 	mdb_cursor_close(cur);
@@ -1451,6 +1452,19 @@ static int do_under_replicated(struct metad *m, struct blobcr_dec *req,
 
 /* ---- checkpoint groups ---- */
 
+/* Name @group in the record of @img@@ver (which must exist). */
+static int tag_version(MDB_txn *txn, struct metad *m, const struct image *img,
+		       uint32_t ver, const char *group)
+{
+	struct version v;
+	int err = db_version_get(txn, &m->db, img->id, ver, &v);
+
+	if (err)
+		return err;
+	snprintf(v.group, sizeof(v.group), "%s", group);
+	return db_version_put(txn, &m->db, img->id, &v);
+}
+
 static int do_group_publish(struct metad *m, struct blobcr_dec *req)
 {
 	char name[BLOBCR_NAME_MAX];
@@ -1478,7 +1492,7 @@ static int do_group_publish(struct metad *m, struct blobcr_dec *req)
 		err = read_image(txn, m, req, &img);
 		ver = blobcr_dec_u32(req);
 		if (!err)
-			err = ver ? resolve_version(txn, m, &img, &ver) : -EINVAL;
+			err = ver ? tag_version(txn, m, &img, ver, name) : -EINVAL;
 		blobcr_enc_str(&val, img.name);
 		blobcr_enc_u32(&val, ver);
 	}
