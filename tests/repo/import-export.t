@@ -58,4 +58,7 @@ check "and none when stderr is not a terminal" \
 kill -TERM "${NODE_PID[3]}"
 check "node exits 0 on SIGTERM" wait "${NODE_PID[3]}"
 check "node logged its stop" grep -q stopped "$WORK/node3.log"
+kill -TERM "$METAD_PID"
+check "metad exits 0 on SIGTERM" wait "$METAD_PID"
+check "metad logged its stop" grep -q stopped "$WORK/metad.log"
 done_testing
