@@ -21,6 +21,8 @@ diag() { echo "# $*"; }
 
 cleanup() {
 	local p
+	# A caller's set -e must not stop the cleanup at a daemon already gone.
+	set +e
 	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
 	for p in $PIDS; do
 		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
