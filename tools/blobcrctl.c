@@ -584,12 +584,13 @@ static const struct verb verbs[] = {
 	  "IMAGE with --commit-to (created as a clone of NAME@VERSION if needed).\n"
 	  "Prints the device path.",
 	  cmd_deploy, 1, 11 },
-	{ NULL, "commit", "[--resume CMD] DMNAME",
+	{ NULL, "commit", "[--label TEXT] [--resume CMD] DMNAME",
 	  "checkpoint the device: its writes since the last commit become a new\n"
 	  "version; prints the version number (pause and size on stderr).\n"
 	  "--resume CMD runs CMD (resume the VM, thaw the file system) as soon\n"
-	  "as the snapshot is taken, while the upload goes on.",
-	  cmd_dm_commit, 1, 3 },
+	  "as the snapshot is taken, while the upload goes on.  --label TEXT\n"
+	  "labels the version (shown by image versions, with the deployment's tag).",
+	  cmd_dm_commit, 1, 5 },
 	{ NULL, "undeploy", "DMNAME",
 	  "stop the device's blobcrd and remove the device (the cache file stays)",
 	  cmd_undeploy, 1, 1 },

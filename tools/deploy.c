@@ -419,7 +419,7 @@ int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 {
 	char image_ref[BLOBCR_NAME_MAX + 16], commit_ref[BLOBCR_NAME_MAX + 16];
 	char dev[PATH_MAX], params[PATH_MAX + 128], helper[PATH_MAX];
-	char threads[16], tag[BLOBCR_CHANNEL_MAX + 32];
+	char threads[16], tag[BLOBCR_CHANNEL_MAX + 32], label_file[PATH_MAX];
 	struct blobcr_image_info ii;
 	struct deploy_opts o = { 0 };
 	uint64_t sectors;
@@ -453,6 +453,7 @@ int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 	mkdir(BLOBCR_RUN_DIR, 0755);
 	blobcrd_path(helper, sizeof(helper));
 	snprintf(threads, sizeof(threads), "%d", o.threads);
+	snprintf(label_file, sizeof(label_file), BLOBCR_RUN_DIR "/%s.label", o.as);
 	/* Names this deployment's versions: see blobcrd --tag. */
 	snprintf(tag, sizeof(tag), "%s.%08lx%04x", o.as, (long)time(NULL),
 		 (unsigned int)getpid() & 0xffff);
@@ -460,7 +461,8 @@ int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 		char *hargv[] = { helper, "--meta", (char *)meta, "--channel",
 				  (char *)o.as, "--image", image_ref, "--cache",
 				  dev, "--commit-to", commit_ref, "--threads",
-				  threads, "--tag", tag, NULL };
+				  threads, "--tag", tag, "--label-file",
+				  label_file, NULL };
 
 		if (save_helper_args(o.as, hargv) || start_helper(o.as)) {
 			dm_run(DM_DEVICE_REMOVE, o.as, 0, NULL);
@@ -490,6 +492,29 @@ static int open_channel_of(const char *name, int *fd)
 	*fd = open(path, O_RDWR | O_CLOEXEC);
 	if (*fd < 0)
 		return say(EXIT_FAIL, "%s: %s", path, strerror(errno));
+	return 0;
+}
+
+/*
+ * The commit's label reaches blobcrd through BLOBCR_RUN_DIR/NAME.label,
+ * which it reads when it publishes (one commit runs at a time per device).
+ * @label NULL removes the file.
+ */
+static int set_label(const char *name, const char *label)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	FILE *f;
+
+	snprintf(path, sizeof(path), BLOBCR_RUN_DIR "/%s.label", name);
+	if (!label)
+		return unlink(path) && errno != ENOENT ? -errno : 0;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "%s\n", label);
+	if (fclose(f) || rename(tmp, path))
+		return -errno;
 	return 0;
 }
 
@@ -546,26 +571,37 @@ int deploy_cmd_commit(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "resume", required_argument, NULL, 'r' },
+		{ "label", required_argument, NULL, 'l' },
 		{ 0 }
 	};
 	struct commit_call call = { 0 };
-	const char *resume = NULL, *name;
+	const char *resume = NULL, *label = NULL, *name;
 	struct timespec t0;
 	double resumed = 0;
 	pthread_t tid;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "r:", opts, NULL)) != -1) {
-		if (c != 'r')
+	while ((c = getopt_long(argc, argv, "r:l:", opts, NULL)) != -1) {
+		if (c == 'r')
+			resume = optarg;
+		else if (c == 'l')
+			label = optarg;
+		else
 			return EXIT_USAGE;
-		resume = optarg;
 	}
 	if (optind != argc - 1)
 		return say(EXIT_USAGE, "commit needs DMNAME");
 	name = argv[optind];
+	if (label && (strlen(label) > 63 || strchr(label, '\n') || !*label))
+		return say(EXIT_USAGE, "a label is 1 to 63 characters on one line");
 	r = open_channel_of(name, &call.fd);
 	if (r)
 		return r;
+	if (label && (r = set_label(name, label))) {
+		close(call.fd);
+		return say(EXIT_FAIL, "cannot hand the label to blobcrd: %s",
+			   strerror(-r));
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = pthread_create(&tid, NULL, commit_thread, &call);
 	if (r) {
@@ -576,6 +612,8 @@ int deploy_cmd_commit(int argc, char **argv)
 		resumed = resume_on_snapshot(&call, resume, &t0);
 	pthread_join(tid, NULL);
 	close(call.fd);
+	if (label)
+		set_label(name, NULL);
 	if (call.err)
 		return say(call.err == EBUSY ? 4 : EXIT_FAIL, "commit of %s failed: %s",
 			   name, strerror(call.err));

@@ -41,6 +41,8 @@ static const char usage_text[] =
 "  -T, --tag TAG            label the published versions TAG; versions with\n"
 "                           this label count as this deployment's own (a\n"
 "                           helper that died after publishing left them)\n"
+"  -L, --label-file FILE    if FILE exists at a commit, its first line\n"
+"                           labels the version (blobcrctl commit --label)\n"
 "  -j, --threads N          serving threads (default 4)\n"
 "  -r, --ready-fd FD        write one byte to FD once attached, then close it\n"
 "  -p, --pidfile FILE       write the process id to FILE once attached\n"
@@ -210,6 +212,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		{ "commit-to", required_argument, NULL, 't' },
 		{ "threads", required_argument, NULL, 'j' },
 		{ "tag", required_argument, NULL, 'T' },
+		{ "label-file", required_argument, NULL, 'L' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -221,7 +224,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 
 	d->meta = getenv("BLOBCR_META");
 	d->threads = 4;
-	while ((c = getopt_long(argc, argv, "m:c:d:i:C:t:j:T:r:p:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:c:d:i:C:t:j:T:L:r:p:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': d->meta = optarg; break;
 		case 'c': d->channel = optarg; break;
@@ -231,6 +234,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		case 't': commit_to = optarg; break;
 		case 'j': d->threads = atoi(optarg); break;
 		case 'T': d->tag = optarg; break;
+		case 'L': d->label_file = optarg; break;
 		case 'r': *ready_fd = atoi(optarg); break;
 		case 'p': *pidfile = optarg; break;
 		case 'v': d->verbose = 1; break;

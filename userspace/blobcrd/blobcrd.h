@@ -46,6 +46,7 @@ struct deployment {
 	char commit_image[BLOBCR_NAME_MAX]; /* COMMIT publishes here */
 	uint32_t commit_base;		/* its version this deployment started from */
 	const char *tag;		/* label of the versions we publish */
+	const char *label_file;		/* operator's label for the next commit */
 	int threads;
 	int verbose;
 

@@ -15,6 +15,7 @@
  * is never visible.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,8 +112,43 @@ void serve_fetch(struct worker *w, const struct blobcr_request *rq)
 }
 
 /*
+ * The label of the version we publish: our tag, after the operator's label
+ * when `blobcrctl commit --label` left one: "LABEL [TAG]".
+ */
+static void version_label(const struct deployment *d, char *out, size_t len)
+{
+	char user[BLOBCR_NAME_MAX] = "";
+	FILE *f = d->label_file ? fopen(d->label_file, "r") : NULL;
+
+	if (f) {
+		if (!fgets(user, sizeof(user), f))
+			user[0] = '\0';
+		user[strcspn(user, "\n")] = '\0';
+		fclose(f);
+	}
+	if (!d->tag)
+		snprintf(out, len, "%s", user);
+	else if (user[0] && strlen(d->tag) + 4 < len)
+		snprintf(out, len, "%.*s [%s]", (int)(len - strlen(d->tag) - 4),
+			 user, d->tag);
+	else
+		snprintf(out, len, "%s", d->tag);
+}
+
+/* @label names this deployment: it is our tag, or ends with " [tag]". */
+static bool label_is_ours(const struct deployment *d, const char *label)
+{
+	size_t n = strlen(label), t = strlen(d->tag);
+
+	if (!strcmp(label, d->tag))
+		return true;
+	return n > t + 3 && label[n - 1] == ']' && label[n - t - 2] == '[' &&
+	       label[n - t - 3] == ' ' && !strncmp(label + n - t - 1, d->tag, t);
+}
+
+/*
  * Versions (@base, @latest] all published by this deployment (their label
- * is our tag): a helper before us published and died before the kernel
+ * names our tag): a helper before us published and died before the kernel
  * heard of it.  Those versions are whole; the next commit builds on them.
  */
 static bool ours_since(struct worker *w, uint32_t base, uint32_t latest)
@@ -124,7 +160,7 @@ static bool ours_since(struct worker *w, uint32_t base, uint32_t latest)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (v[i].version > base && v[i].version <= latest &&
-		    !strcmp(v[i].label, w->d->tag))
+		    label_is_ours(w->d, v[i].label))
 			mine++;
 	free(v);
 	return mine == latest - base;
@@ -194,6 +230,7 @@ static int commit_set(struct worker *w, const struct blobcr_request *rq,
 {
 	struct deployment *d = w->d;
 	struct blobcr_commit *cm;
+	char label[BLOBCR_NAME_MAX];
 	uint64_t taken = 0;
 	uint32_t base;
 	size_t n = 0;
@@ -219,8 +256,10 @@ static int commit_set(struct worker *w, const struct blobcr_request *rq,
 		err = commit_batch(w, rq, cm, n);
 	if (!err && taken != rq->nr_extents)
 		err = -EPROTO;	/* the set changed under us: never publish */
-	if (!err)
-		err = blobcr_commit_publish(cm, d->tag, version);
+	if (!err) {
+		version_label(d, label, sizeof(label));
+		err = blobcr_commit_publish(cm, label[0] ? label : NULL, version);
+	}
 	blobcr_commit_free(cm);
 	return err;
 }
