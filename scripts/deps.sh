@@ -11,7 +11,8 @@ PACKAGES="
 	qemu-system-x86 qemu-utils busybox-static kmod
 	dmsetup libdevmapper-dev libaio-dev libnanomsg-dev nanomsg-utils
 	liblmdb-dev lmdb-utils libssl-dev
-	fio e2fsprogs socat cpio iproute2 procps psmisc xz-utils
+	fio e2fsprogs socat cpio iproute2 procps psmisc xz-utils bc
+	clang libclang-rt-14-dev
 "
 
 missing=""
