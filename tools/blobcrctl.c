@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -738,13 +737,7 @@ int main(int argc, char **argv)
 	int used, nargs, rc;
 
 	blobcr_log_init("blobcrctl", BLOBCR_LOG_WARN);
-	/*
-	 * Replies of several MiB come and go all the time: keep them in the
-	 * heap rather than mmap()ing and faulting in fresh pages for each.
-	 */
-	if (!mallopt(M_MMAP_THRESHOLD, 32 << 20) ||
-	    !mallopt(M_TRIM_THRESHOLD, 128 << 20))
-		log_warn("mallopt failed: large replies will be mmap()ed");
+	blobcr_heap_for_big_buffers();
 	if (parse_global(argc, argv, &ctl))
 		return EXIT_USAGE;
 	argc -= optind;

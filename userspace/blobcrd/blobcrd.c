@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blobcr_util.h"
 #include "blobcrd.h"
 
 static const char usage_text[] =
@@ -341,6 +342,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	blobcr_heap_for_big_buffers();
 	err = attach(&d);
 	if (!err)
 		err = check_geometry(&d);

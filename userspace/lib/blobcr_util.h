@@ -102,4 +102,12 @@ static inline bool blobcr_stopping(volatile sig_atomic_t *stop)
 /** blobcr_signals_init() - SIGTERM/SIGINT set *@stop; SIGPIPE ignored. */
 int blobcr_signals_init(volatile sig_atomic_t *stop);
 
+/**
+ * blobcr_heap_for_big_buffers() - keep multi-MiB buffers (chunks, replies
+ * of many chunks), which come and go on every request, in the heap rather
+ * than mmap()ing and faulting in fresh pages for each.  Logs a warning if
+ * glibc refuses.
+ */
+void blobcr_heap_for_big_buffers(void);
+
 #endif /* BLOBCR_UTIL_H */

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -105,6 +106,13 @@ static void on_signal(int sig)
 	(void)sig;
 	if (signal_stop)
 		__atomic_store_n(signal_stop, 1, __ATOMIC_RELAXED);
+}
+
+void blobcr_heap_for_big_buffers(void)
+{
+	if (!mallopt(M_MMAP_THRESHOLD, 32 << 20) ||
+	    !mallopt(M_TRIM_THRESHOLD, 128 << 20))
+		log_warn("mallopt failed: big buffers will be mmap()ed");
 }
 
 int blobcr_signals_init(volatile sig_atomic_t *stop)

@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -437,13 +436,7 @@ int main(int argc, char **argv)
 	blobcr_log_init("blobcr-noded", a.verbose ? BLOBCR_LOG_DEBUG : BLOBCR_LOG_INFO);
 	if (!nd.advertise)
 		nd.advertise = a.listen;
-	/*
-	 * Chunk-sized buffers come and go on every request: keep them in the
-	 * heap rather than mmap()ing and faulting in fresh pages each time.
-	 */
-	if (!mallopt(M_MMAP_THRESHOLD, 32 << 20) ||
-	    !mallopt(M_TRIM_THRESHOLD, 128 << 20))
-		log_warn("mallopt failed: chunk buffers will be mmap()ed");
+	blobcr_heap_for_big_buffers();
 	a.so.dir = a.data;
 	if (blobcr_signals_init(&nd.stop))
 		return 1;
