@@ -445,7 +445,7 @@ static long ioc_set_bitmap(struct blobcr_state *st, void __user *argp)
 }
 
 static long ioc_commit(struct blobcr_state *st, struct file *file,
-		       void __user *argp)
+		       void __user *argp, bool wait)
 {
 	struct blobcr_commit c;
 	int r;
@@ -454,10 +454,19 @@ static long ioc_commit(struct blobcr_state *st, struct file *file,
 		return -EBADF;
 	if (copy_from_user(&c, argp, sizeof(c)))
 		return -EFAULT;
-	if (c.flags || c.pad || c.version || c.nr_extents || c.pause_ns ||
+	if ((c.flags & ~BLOBCR_COMMIT_F_NOWAIT) || c.pad || c.version ||
+	    c.nr_extents || c.pause_ns ||
 	    !all_zero(c.reserved, ARRAY_SIZE(c.reserved)))
 		return -EINVAL;
-	r = blobcr_commit(st, &c);
+	if (wait) {
+		if (c.flags || !c.commit_id)
+			return -EINVAL;
+		r = blobcr_commit_wait(st, &c);
+	} else {
+		if (c.commit_id)
+			return -EINVAL;
+		r = blobcr_commit(st, &c);
+	}
 	if (copy_to_user(argp, &c, sizeof(c)))
 		return r ? r : -EFAULT;
 	return r;
@@ -485,7 +494,9 @@ static long blobcr_ioctl(struct file *file, unsigned int cmd,
 			return -EBADF;
 		return ioc_set_bitmap(st, argp);
 	case BLOBCR_IOC_COMMIT:
-		return ioc_commit(st, file, argp);
+		return ioc_commit(st, file, argp, false);
+	case BLOBCR_IOC_COMMIT_WAIT:
+		return ioc_commit(st, file, argp, true);
 	default:
 		return -ENOTTY;
 	}

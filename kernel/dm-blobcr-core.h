@@ -150,6 +150,8 @@ struct blobcr_state {
 	u64 commit_done_seq;		/* commits finished; lock */
 	int commit_result;		/* of commit_done_seq; lock */
 	u64 commit_version;		/* of commit_done_seq; lock */
+	u64 commit_nr;			/* of commit_done_seq; lock */
+	u64 nr_committing_last;		/* of commit_seq; lock */
 	u64 commits_done;		/* successful; lock */
 	u64 last_version;		/* lock */
 	wait_queue_head_t commit_wq;	/* commit_done_seq changes */
@@ -175,6 +177,7 @@ bool blobcr_fetching(struct blobcr_state *st, u64 extent);
 void blobcr_kick(struct blobcr_state *st);
 void blobcr_fail_bios(struct bio_list *bios);
 int blobcr_commit(struct blobcr_state *st, struct blobcr_commit *c);
+int blobcr_commit_wait(struct blobcr_state *st, struct blobcr_commit *c);
 void blobcr_state_release(struct kref *kref);
 
 /* dm-blobcr-channel.c, for the state. */

@@ -509,6 +509,7 @@ void blobcr_commit_done(struct blobcr_state *st, int status, u64 version)
 	smp_store_release(&st->commit_phase, BLOBCR_COMMIT_NONE);
 	st->commit_result = status;
 	st->commit_version = status ? 0 : version;
+	st->commit_nr = st->nr_committing_last;
 	st->commit_done_seq = st->commit_seq;
 	release_held(st);
 	wake_up_all(&st->commit_wq);
@@ -656,6 +657,7 @@ int blobcr_commit(struct blobcr_state *st, struct blobcr_commit *c)
 	WRITE_ONCE(st->dirty, st->commit_set);
 	st->commit_set = tmp;
 	st->nr_committing = atomic64_xchg(&st->nr_dirty, 0);
+	st->nr_committing_last = st->nr_committing;
 	/* Release: pairs with smp_load_acquire() in write_fast(). */
 	smp_store_release(&st->commit_phase, BLOBCR_COMMIT_UPLOAD);
 	req_queue(st, req, BLOBCR_OP_COMMIT, 0, st->nr_committing);
@@ -664,12 +666,30 @@ int blobcr_commit(struct blobcr_state *st, struct blobcr_commit *c)
 	release_held(st);
 	spin_unlock_irq(&st->lock);
 	c->pause_ns = ktime_get_ns() - t0;
+	c->commit_id = seq;
 
 	wake_up_interruptible(&st->req_wq);
 	arm_timeout(st);
 
+	if (c->flags & BLOBCR_COMMIT_F_NOWAIT)
+		return 0;
+	return blobcr_commit_wait(st, c);
+}
+
+int blobcr_commit_wait(struct blobcr_state *st, struct blobcr_commit *c)
+{
+	u64 seq = c->commit_id;
+	int r;
+
+	spin_lock_irq(&st->lock);
+	r = !seq || seq > st->commit_seq ? -EINVAL : 0;
+	spin_unlock_irq(&st->lock);
+	if (r)
+		return r;
+
 	r = wait_event_killable(st->commit_wq,
-				READ_ONCE(st->commit_done_seq) >= seq);
+				READ_ONCE(st->commit_done_seq) >= seq ||
+				READ_ONCE(st->dead));
 	if (r)
 		return -EINTR;	/* the commit goes on; status shows the end */
 
@@ -677,8 +697,10 @@ int blobcr_commit(struct blobcr_state *st, struct blobcr_commit *c)
 	if (st->commit_done_seq == seq) {
 		r = st->commit_result;
 		c->version = st->commit_version;
+		c->nr_extents = st->commit_nr;
 	} else {
-		r = -EAGAIN;
+		/* A later commit ended too: this one's result is gone. */
+		r = st->dead ? -ENODEV : -ESTALE;
 	}
 	spin_unlock_irq(&st->lock);
 	return r;

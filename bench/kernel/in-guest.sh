@@ -159,7 +159,14 @@ for mb in 10 500; do
 		--runtime=30 --time_based --offset=600M --size=300M \
 		>/tmp/fio-load.log 2>&1 &
 	fpid=$!
-	sleep 3
+	# Commit once the load is writing (more dirty extents than the dd).
+	i=0
+	while [ $i -lt 100 ]; do
+		dirty=$($kb info commit | sed 's/.* dirty \([0-9]*\) .*/\1/')
+		[ "$dirty" -gt $((mb * 4 + 64)) ] && break
+		sleep 0.2
+		i=$((i + 1))
+	done
 	busy=$($kb commit commit)
 	kill -INT $fpid 2>/dev/null || true
 	wait $fpid 2>/dev/null || true

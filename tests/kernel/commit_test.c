@@ -139,11 +139,14 @@ struct racer {
 	int err;
 };
 
+/* Each test runs in its own process: one background commit at a time. */
+static int commit_result;
+
 static void *commit_thread(void *arg)
 {
 	struct blobcr_commit *c = arg;
 
-	c->reserved[3] = (uint64_t)channel_commit(CHANNEL, c);
+	commit_result = channel_commit(CHANNEL, c);
 	return NULL;
 }
 
@@ -183,7 +186,7 @@ static void race(struct __test_metadata *_metadata,
 	pthread_join(tw, NULL);
 	pthread_join(tc, NULL);
 	ASSERT_EQ(0, w.err);
-	ASSERT_EQ(0, (int)c.reserved[3]);
+	ASSERT_EQ(0, commit_result);
 	EXPECT_EQ(32, c.nr_extents);
 
 	/* Version 1 holds the old bytes only, the device the new ones. */
@@ -235,7 +238,7 @@ TEST_F(commit, uploaded_extents_accept_writes_early)
 	EXPECT_NE(0, info.nr_committing);
 	EXPECT_GT(1000, ms);
 	pthread_join(tc, NULL);
-	EXPECT_EQ(0, (int)c.reserved[3]);
+	EXPECT_EQ(0, commit_result);
 	EXPECT_EQ(-1, check_uploaded(c.version, 0, 4));
 }
 
@@ -286,7 +289,7 @@ TEST_F(commit, helper_killed_before_upload_hands_commit_on)
 	self->opts.no_reply = false;
 	start_helper(_metadata, self);
 	pthread_join(tc, NULL);
-	EXPECT_EQ(0, (int)c.reserved[3]);
+	EXPECT_EQ(0, commit_result);
 	EXPECT_EQ(2, c.nr_extents);
 	EXPECT_EQ(-1, check_uploaded(c.version, 1, 9));
 }
@@ -310,7 +313,7 @@ TEST_F(commit, one_at_a_time)
 	}
 	EXPECT_EQ(-EBUSY, channel_commit(CHANNEL, &c2));
 	pthread_join(tc, NULL);
-	EXPECT_EQ(0, (int)c.reserved[3]);
+	EXPECT_EQ(0, commit_result);
 }
 
 TEST_F(commit, pause_does_not_grow_with_dirty_data)
@@ -331,6 +334,63 @@ TEST_F(commit, pause_does_not_grow_with_dirty_data)
 	       (unsigned long long)big / 1000, NR_EXTENTS);
 	/* Generous bound for TCG: no data is copied in the pause. */
 	EXPECT_GT(50 * 1000 * 1000ULL, big);
+}
+
+TEST_F(commit, nowait_then_wait)
+{
+	struct blobcr_commit c = { .flags = BLOBCR_COMMIT_F_NOWAIT }, w;
+	uint64_t t0, ms;
+	int fd;
+
+	self->opts.upload_delay_ms = 100;
+	start_helper(_metadata, self);
+	ASSERT_EQ(0, write_pattern(DEV, 0, 8 * EXTENT_BYTES, 13));
+	fd = channel_open(CHANNEL, O_RDWR);
+	ASSERT_LE(0, fd);
+
+	/* Returns once writes resume, long before the 0.8 s upload ends. */
+	t0 = now_ns();
+	ASSERT_EQ(0, ioctl(fd, BLOBCR_IOC_COMMIT, &c));
+	ms = (now_ns() - t0) / 1000000;
+	EXPECT_GT(400, ms);
+	EXPECT_LE(1, c.commit_id);
+	EXPECT_EQ(0, c.version);
+	EXPECT_EQ(8, c.nr_extents);
+
+	memset(&w, 0, sizeof(w));
+	w.commit_id = c.commit_id + 1;
+	EXPECT_EQ(-1, ioctl(fd, BLOBCR_IOC_COMMIT_WAIT, &w));
+	EXPECT_EQ(EINVAL, errno);
+	w.commit_id = c.commit_id;
+	w.flags = BLOBCR_COMMIT_F_NOWAIT;
+	EXPECT_EQ(-1, ioctl(fd, BLOBCR_IOC_COMMIT_WAIT, &w));
+	EXPECT_EQ(EINVAL, errno);
+	w.flags = 0;
+	ASSERT_EQ(0, ioctl(fd, BLOBCR_IOC_COMMIT_WAIT, &w));
+	EXPECT_EQ(1, w.version);
+	EXPECT_EQ(8, w.nr_extents);
+	EXPECT_EQ(-1, check_uploaded(1, 7, 13));
+	/* Output fields must come in zero. */
+	EXPECT_EQ(-1, ioctl(fd, BLOBCR_IOC_COMMIT_WAIT, &w));
+	EXPECT_EQ(EINVAL, errno);
+	/* Waiting again for the same, finished commit: same answer. */
+	w.version = 0;
+	w.nr_extents = 0;
+	ASSERT_EQ(0, ioctl(fd, BLOBCR_IOC_COMMIT_WAIT, &w));
+	EXPECT_EQ(1, w.version);
+
+	/* Once a later commit ended, the first one's result is gone. */
+	ASSERT_EQ(0, channel_commit(CHANNEL, &c));
+	w.version = 0;
+	w.nr_extents = 0;
+	EXPECT_EQ(-1, ioctl(fd, BLOBCR_IOC_COMMIT_WAIT, &w));
+	EXPECT_EQ(ESTALE, errno);
+	/* commit_id must be zero for COMMIT. */
+	memset(&c, 0, sizeof(c));
+	c.commit_id = 1;
+	EXPECT_EQ(-1, ioctl(fd, BLOBCR_IOC_COMMIT, &c));
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
 }
 
 TEST_HARNESS_MAIN

@@ -34,6 +34,7 @@ TEST(struct_layouts)
 	EXPECT_EQ(24, offsetof(struct blobcr_bitmap, addr));
 	EXPECT_EQ(64, sizeof(struct blobcr_commit));
 	EXPECT_EQ(8, offsetof(struct blobcr_commit, version));
+	EXPECT_EQ(32, offsetof(struct blobcr_commit, commit_id));
 	EXPECT_EQ(0, sizeof(struct blobcr_info) % 8);
 }
 
@@ -263,7 +264,7 @@ TEST_F(chan, ioctl_arguments_checked)
 	EXPECT_EQ(-1, ioctl(self->fd, BLOBCR_IOC_SET_BITMAP, &b));
 	EXPECT_EQ(EINVAL, errno);
 
-	c.flags = 1;
+	c.flags = 1U << 1;	/* not a known flag */
 	EXPECT_EQ(-1, ioctl(self->fd, BLOBCR_IOC_COMMIT, &c));
 	EXPECT_EQ(EINVAL, errno);
 	c.flags = 0;

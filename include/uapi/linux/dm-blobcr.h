@@ -194,21 +194,30 @@ struct blobcr_bitmap {
 	__aligned_u64 reserved[2];
 };
 
+/* struct blobcr_commit.flags */
+#define BLOBCR_COMMIT_F_NOWAIT	(1U << 0)	/* return once writes resume */
+
 /**
- * struct blobcr_commit - BLOBCR_IOC_COMMIT argument
- * @flags: zero
+ * struct blobcr_commit - BLOBCR_IOC_COMMIT / BLOBCR_IOC_COMMIT_WAIT argument
+ * @flags: COMMIT: BLOBCR_COMMIT_F_NOWAIT or zero; COMMIT_WAIT: zero
  * @pad: zero
  * @version: out: the version number the helper published
  * @nr_extents: out: number of extents in the commit set
- * @pause_ns: out: how long writes were held to take the commit set
+ * @pause_ns: out (COMMIT): how long writes were held to take the commit set
+ * @commit_id: COMMIT: zero in, the commit's number out; COMMIT_WAIT: in
  * @reserved: zero
  *
- * Takes the dirty set as the commit set and starts an empty dirty set, in
- * one step that waits only for the writes already under way; then hands a
- * COMMIT to the helper and waits for its reply.  Writes to extents of the
- * commit set wait until the helper has read them (UPLOADED or COMMIT
- * reply); others proceed at once.  On failure the commit set is merged
- * back into the dirty set.  One commit at a time: EBUSY otherwise.
+ * COMMIT takes the dirty set as the commit set and starts an empty dirty
+ * set, in one step that waits only for the writes already under way; then
+ * hands a COMMIT request to the helper and, unless BLOBCR_COMMIT_F_NOWAIT,
+ * waits for its reply.  With NOWAIT it returns as soon as writes resume
+ * (a hypervisor resumes the guest then) and COMMIT_WAIT with the returned
+ * @commit_id waits for the version.  COMMIT_WAIT fails with ESTALE if a
+ * later commit has ended since, EINVAL for an id never returned.  Writes
+ * to extents of the commit set wait until the helper has read them
+ * (UPLOADED or COMMIT reply); others proceed at once.  On failure the
+ * commit set is merged back into the dirty set.  One commit at a time:
+ * EBUSY otherwise.
  */
 struct blobcr_commit {
 	__u32 flags;
@@ -216,7 +225,8 @@ struct blobcr_commit {
 	__aligned_u64 version;
 	__aligned_u64 nr_extents;
 	__aligned_u64 pause_ns;
-	__aligned_u64 reserved[4];
+	__aligned_u64 commit_id;
+	__aligned_u64 reserved[3];
 };
 
 #define BLOBCR_IOCTL_MAGIC	0xbc
@@ -226,5 +236,6 @@ struct blobcr_commit {
 #define BLOBCR_IOC_GET_BITMAP	_IOW(BLOBCR_IOCTL_MAGIC, 0x02, struct blobcr_bitmap)
 #define BLOBCR_IOC_SET_BITMAP	_IOW(BLOBCR_IOCTL_MAGIC, 0x03, struct blobcr_bitmap)
 #define BLOBCR_IOC_COMMIT	_IOWR(BLOBCR_IOCTL_MAGIC, 0x04, struct blobcr_commit)
+#define BLOBCR_IOC_COMMIT_WAIT	_IOWR(BLOBCR_IOCTL_MAGIC, 0x05, struct blobcr_commit)
 
 #endif /* _UAPI_LINUX_DM_BLOBCR_H */
