@@ -16,9 +16,6 @@
 #include <linux/fs.h>
 #include <linux/loop.h>
 #include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -518,53 +515,12 @@ static int set_label(const char *name, const char *label)
 	return 0;
 }
 
-/* The commit ioctl, run in a thread while the caller watches the target. */
-struct commit_call {
-	int fd;
-	struct blobcr_commit cm;
-	int err;		/* errno */
-	atomic_bool done;
-};
-
-static void *commit_thread(void *arg)
-{
-	struct commit_call *call = arg;
-
-	call->err = ioctl(call->fd, BLOBCR_IOC_COMMIT, &call->cm) < 0 ? errno : 0;
-	atomic_store(&call->done, true);
-	return NULL;
-}
-
 static double ms_since(const struct timespec *t0)
 {
 	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (t.tv_sec - t0->tv_sec) * 1e3 + (t.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
-/*
- * Run @resume as soon as the target has taken the commit set (it then
- * reports a non-empty one) or the commit is over, whichever comes first:
- * the VM may go on while blobcrd uploads.  Return: ms until then.
- */
-static double resume_on_snapshot(struct commit_call *call, const char *resume,
-				 const struct timespec *t0)
-{
-	const struct timespec tick = { .tv_nsec = 200 * 1000 };
-	struct blobcr_info in;
-	double when;
-
-	while (!atomic_load(&call->done)) {
-		memset(&in, 0, sizeof(in));
-		if (!ioctl(call->fd, BLOBCR_IOC_GET_INFO, &in) && in.nr_committing)
-			break;
-		nanosleep(&tick, NULL);
-	}
-	when = ms_since(t0);
-	if (system(resume))
-		say(0, "--resume command failed: %s", resume);
-	return when;
 }
 
 int deploy_cmd_commit(int argc, char **argv)
@@ -574,12 +530,11 @@ int deploy_cmd_commit(int argc, char **argv)
 		{ "label", required_argument, NULL, 'l' },
 		{ 0 }
 	};
-	struct commit_call call = { 0 };
+	struct blobcr_commit cm = { .flags = BLOBCR_COMMIT_F_NOWAIT };
 	const char *resume = NULL, *label = NULL, *name;
 	struct timespec t0;
-	double resumed = 0;
-	pthread_t tid;
-	int c, r;
+	double resumed;
+	int c, fd, r;
 
 	while ((c = getopt_long(argc, argv, "r:l:", opts, NULL)) != -1) {
 		if (c == 'r')
@@ -594,36 +549,37 @@ int deploy_cmd_commit(int argc, char **argv)
 	name = argv[optind];
 	if (label && (strlen(label) > 63 || strchr(label, '\n') || !*label))
 		return say(EXIT_USAGE, "a label is 1 to 63 characters on one line");
-	r = open_channel_of(name, &call.fd);
+	r = open_channel_of(name, &fd);
 	if (r)
 		return r;
 	if (label && (r = set_label(name, label))) {
-		close(call.fd);
+		close(fd);
 		return say(EXIT_FAIL, "cannot hand the label to blobcrd: %s",
 			   strerror(-r));
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	r = pthread_create(&tid, NULL, commit_thread, &call);
-	if (r) {
-		close(call.fd);
-		return say(EXIT_FAIL, "cannot start the commit: %s", strerror(r));
+	/* Returns once the target took the commit set and accepts writes. */
+	r = ioctl(fd, BLOBCR_IOC_COMMIT, &cm) < 0 ? errno : 0;
+	resumed = ms_since(&t0);
+	if (!r && resume && system(resume))
+		say(0, "--resume command failed: %s", resume);
+	if (!r) {
+		struct blobcr_commit wait = { .commit_id = cm.commit_id };
+
+		r = ioctl(fd, BLOBCR_IOC_COMMIT_WAIT, &wait) < 0 ? errno : 0;
+		cm.version = wait.version;
 	}
-	if (resume)
-		resumed = resume_on_snapshot(&call, resume, &t0);
-	pthread_join(tid, NULL);
-	close(call.fd);
+	close(fd);
 	if (label)
 		set_label(name, NULL);
-	if (call.err)
-		return say(call.err == EBUSY ? 4 : EXIT_FAIL, "commit of %s failed: %s",
-			   name, strerror(call.err));
-	printf("%llu\n", (unsigned long long)call.cm.version);
-	fprintf(stderr, "blobcrctl: %s: version %llu, %llu extents, writes paused %.3f ms",
-		name, (unsigned long long)call.cm.version,
-		(unsigned long long)call.cm.nr_extents, call.cm.pause_ns / 1e6);
-	if (resume)
-		fprintf(stderr, ", resumed after %.1f ms", resumed);
-	fprintf(stderr, ", published after %.1f ms\n", ms_since(&t0));
+	if (r)
+		return say(r == EBUSY ? 4 : EXIT_FAIL, "commit of %s failed: %s",
+			   name, strerror(r));
+	printf("%llu\n", (unsigned long long)cm.version);
+	fprintf(stderr, "blobcrctl: %s: version %llu, %llu extents, writes paused %.3f ms, resumed after %.1f ms, published after %.1f ms\n",
+		name, (unsigned long long)cm.version,
+		(unsigned long long)cm.nr_extents, cm.pause_ns / 1e6, resumed,
+		ms_since(&t0));
 	return 0;
 }
 
