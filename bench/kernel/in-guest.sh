@@ -108,13 +108,19 @@ compare() {
 	dmsetup remove bench-linear
 }
 
-say "# dm-blobcr benchmark, $(uname -r), $(nproc) vCPU (TCG), ${rt}s per fio job, host load ${HOST_LOAD:-?}"
-compare $cache a
-# null_blk: no data, no host I/O; what is left is the targets' CPU cost.
-modprobe null_blk nr_devices=1 gb=1 queue_mode=2 irqmode=0 hw_queue_depth=64
-compare /dev/nullb0 b
-modprobe -r null_blk
+parts=${BENCH_PARTS:-1 2 3}
+want() { case " $parts " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
+say "# dm-blobcr benchmark, $(uname -r), $(nproc) vCPU (TCG), ${rt}s per fio job, host load ${HOST_LOAD:-?}"
+if want 1; then
+	compare $cache a
+	# null_blk: no data, no host I/O; what is left is the targets' CPU cost.
+	modprobe null_blk nr_devices=1 gb=1 queue_mode=2 irqmode=0 hw_queue_depth=64
+	compare /dev/nullb0 b
+	modprobe -r null_blk
+fi
+
+if want 2; then
 say "# 2. cold sequential read (dd bs=1M iflag=direct, 256 MiB) through kblobcr -t 4"
 fio --name=fill --filename=$remote --rw=write --bs=1M --size=256M \
 	--ioengine=libaio --iodepth=4 --direct=1 --buffer_pattern=0x5a \
@@ -140,39 +146,46 @@ print("cold read via kblobcr: %.1f MiB/s; source read directly: %.1f MiB/s;"
 print("FETCH round trips: %d in %.2f s = %.0f/s (%.1f extents each)"
       % (reqs, cold, reqs / cold, 1024 / reqs))
 PY
+fi
 
-say "# 3. commit pause (ioctl start to writes accepted again)"
+if want 3; then
+say "# 3. commit pause (ioctl start to writes accepted again), microseconds;"
+say "#    under load: 3 commits while fio 4k randwrite qd32 runs elsewhere"
 sectors=$(blockdev --getsz $cache)
 dmsetup create bench-commit --table "0 $sectors blobcr $cache 512 commit 1 all_present"
 $kb serve -c commit -d $cache -u 2>/tmp/kb-commit.log &
 kbpid=$!
 sleep 0.5
 $kb commit commit >/dev/null		# start from a clean dirty set
+pause() { sed 's/.*extents \([0-9]*\) pause_us \([0-9]*\).*/\2 (\1 extents)/'; }
 for mb in 10 500; do
 	dd if=/dev/zero of=/dev/mapper/bench-commit bs=1M count=$mb \
 		oflag=direct 2>/dev/null
-	idle=$($kb commit commit)
-	dd if=/dev/zero of=/dev/mapper/bench-commit bs=1M count=$mb \
-		oflag=direct 2>/dev/null
-	fio --name=load --filename=/dev/mapper/bench-commit --rw=randwrite \
-		--bs=4k --iodepth=32 --ioengine=libaio --direct=1 \
-		--runtime=30 --time_based --offset=600M --size=300M \
-		>/tmp/fio-load.log 2>&1 &
-	fpid=$!
-	# Commit once the load is writing (more dirty extents than the dd).
-	i=0
-	while [ $i -lt 100 ]; do
-		dirty=$($kb info commit | sed 's/.* dirty \([0-9]*\) .*/\1/')
-		[ "$dirty" -gt $((mb * 4 + 64)) ] && break
-		sleep 0.2
-		i=$((i + 1))
+	idle=$($kb commit commit | pause)
+	busy=""
+	for i in 1 2 3; do
+		dd if=/dev/zero of=/dev/mapper/bench-commit bs=1M count=$mb \
+			oflag=direct 2>/dev/null
+		fio --name=load --filename=/dev/mapper/bench-commit \
+			--rw=randwrite --bs=4k --iodepth=32 --ioengine=libaio \
+			--direct=1 --runtime=60 --time_based --offset=600M \
+			--size=300M >/tmp/fio-load.log 2>&1 &
+		fpid=$!
+		# Commit once the load is writing (more dirty than the dd).
+		j=0
+		while [ $j -lt 100 ]; do
+			dirty=$($kb info commit | sed 's/.* dirty \([0-9]*\) .*/\1/')
+			[ "$dirty" -gt $((mb * 4 + 64)) ] && break
+			sleep 0.2
+			j=$((j + 1))
+		done
+		busy="$busy $($kb commit commit | pause)"
+		kill -INT $fpid 2>/dev/null || true
+		wait $fpid 2>/dev/null || true
+		$kb commit commit >/dev/null	# what the load wrote after it
 	done
-	busy=$($kb commit commit)
-	kill -INT $fpid 2>/dev/null || true
-	wait $fpid 2>/dev/null || true
-	grep -q 'write: IOPS' /tmp/fio-load.log || { echo "load fio failed:"; cat /tmp/fio-load.log; }
-	$kb commit commit >/dev/null	# what the load wrote after the commit
-	say "$mb MB dirty: idle: $idle; under 4k randwrite qd32: $busy"
+	say "$mb MB dirty: idle: $idle; under load:$busy"
 done
 dmsetup remove bench-commit
 wait $kbpid || true
+fi
