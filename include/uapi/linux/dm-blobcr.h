@@ -95,9 +95,10 @@ struct blobcr_request {
  * A FETCH or COMMIT reply completes its request.  An UPLOADED reply does
  * not: it tells the kernel that the helper no longer needs to read these
  * extents of the commit in progress, so writes to them may go on.
- * A reply is refused with EINVAL (and changes nothing) if its id is unknown
- * or not handed out, its numbers differ from the request's, a range leaves
- * the device, or a zero field is not zero.
+ * A reply is refused with EINVAL (and changes nothing) if its id is unknown,
+ * not handed out or handed to another file, its numbers differ from the
+ * request's, a range leaves the device, or a zero field is not zero.  A
+ * file that is not attached gets ENOTCONN.
  */
 struct blobcr_reply {
 	__aligned_u64 id;
