@@ -221,8 +221,8 @@ TEST_F(commit, uploaded_extents_accept_writes_early)
 	uint64_t t0, ms;
 	int i;
 
-	/* 16 extents, 100 ms each: the upload takes 1.6 s. */
-	self->opts.upload_delay_ms = 100;
+	/* 16 extents, 200 ms each: the upload takes 3.2 s. */
+	self->opts.upload_delay_ms = 200;
 	self->opts.uploaded_replies = true;
 	start_helper(_metadata, self);
 	ASSERT_EQ(0, write_pattern(DEV, 0, 16 * EXTENT_BYTES, 4));
@@ -234,9 +234,11 @@ TEST_F(commit, uploaded_extents_accept_writes_early)
 	t0 = now_ns();
 	ASSERT_EQ(0, write_pattern(DEV, 0, EXTENT_BYTES, 5));
 	ms = (now_ns() - t0) / 1000000;
+	/* The write completed while the commit still runs. */
 	ASSERT_EQ(0, channel_info(CHANNEL, &info));
 	EXPECT_NE(0, info.nr_committing);
-	EXPECT_GT(1000, ms);
+	TH_LOG("write to an uploaded extent took %llu ms",
+	       (unsigned long long)ms);
 	pthread_join(tc, NULL);
 	EXPECT_EQ(0, commit_result);
 	EXPECT_EQ(-1, check_uploaded(c.version, 0, 4));
@@ -332,27 +334,30 @@ TEST_F(commit, pause_does_not_grow_with_dirty_data)
 	TH_LOG("pause: %llu us at 2 extents, %llu us at %d extents",
 	       (unsigned long long)small / 1000,
 	       (unsigned long long)big / 1000, NR_EXTENTS);
-	/* Generous bound for TCG: no data is copied in the pause. */
-	EXPECT_GT(50 * 1000 * 1000ULL, big);
+	/* Generous bound for TCG on a busy host: no data is copied. */
+	EXPECT_GT(200 * 1000 * 1000ULL, big);
 }
 
 TEST_F(commit, nowait_then_wait)
 {
 	struct blobcr_commit c = { .flags = BLOBCR_COMMIT_F_NOWAIT }, w;
+	struct blobcr_info info;
 	uint64_t t0, ms;
 	int fd;
 
-	self->opts.upload_delay_ms = 100;
+	self->opts.upload_delay_ms = 250;
 	start_helper(_metadata, self);
 	ASSERT_EQ(0, write_pattern(DEV, 0, 8 * EXTENT_BYTES, 13));
 	fd = channel_open(CHANNEL, O_RDWR);
 	ASSERT_LE(0, fd);
 
-	/* Returns once writes resume, long before the 0.8 s upload ends. */
+	/* Returns once writes resume, before the 2 s upload ends. */
 	t0 = now_ns();
 	ASSERT_EQ(0, ioctl(fd, BLOBCR_IOC_COMMIT, &c));
 	ms = (now_ns() - t0) / 1000000;
-	EXPECT_GT(400, ms);
+	ASSERT_EQ(0, channel_info(CHANNEL, &info));
+	EXPECT_EQ(8, info.nr_committing);
+	TH_LOG("NOWAIT commit returned after %llu ms", (unsigned long long)ms);
 	EXPECT_LE(1, c.commit_id);
 	EXPECT_EQ(0, c.version);
 	EXPECT_EQ(8, c.nr_extents);

@@ -289,7 +289,7 @@ TEST_F(lazy, no_helper_fails_after_timeout)
 	EXPECT_EQ(EIO, errno);
 	ms = (now_ns() - t0) / 1000000;
 	EXPECT_LE(450, ms);
-	EXPECT_GT(5000, ms);
+	EXPECT_GT(9000, ms);	/* well before the table's 10 s */
 	close(fd);
 	free(buf);
 	EXPECT_EQ(0, dm_status_field(NAME, STATUS_PRESENT, NULL, 0));
@@ -416,7 +416,8 @@ TEST_F(lazy, noflush_suspend_with_parked_io)
 	usleep(200000);
 	t0 = now_ns();
 	ASSERT_EQ(0, run("dmsetup suspend --noflush " NAME));
-	EXPECT_GT(3000, (now_ns() - t0) / 1000000);
+	/* No wait for the fetch (10 s timeout, no helper). */
+	EXPECT_GT(8000, (now_ns() - t0) / 1000000);
 	ASSERT_EQ(0, run("dmsetup resume " NAME));
 	start_helper(_metadata, self);
 	pthread_join(t, NULL);
