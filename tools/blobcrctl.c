@@ -218,7 +218,7 @@ static int commit_changed(struct ctl *ctl, const char *name, int fd,
 {
 	uint64_t next = (info->size + info->extent_size - 1) / info->extent_size;
 	struct blobcr_extent_loc loc;
-	struct blobcr_commit *cm;
+	struct blobcr_changeset *cm;
 	uint8_t *buf = malloc(info->extent_size), id[BLOBCR_ID_SIZE];
 	int err = buf ? blobcr_commit_begin(ctl->c, name, &cm) : -ENOMEM;
 

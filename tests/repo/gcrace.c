@@ -35,7 +35,7 @@ static void check(const char *what, int ok)
 static int commit_batch(struct blobcr_client *c, const char *image,
 			const void *data, int gc_between, uint32_t *ver)
 {
-	struct blobcr_commit *cm = NULL;
+	struct blobcr_changeset *cm = NULL;
 	int err = blobcr_commit_begin(c, image, &cm);
 
 	for (uint64_t e = 0; !err && e < 128; e++)

@@ -91,9 +91,3 @@ int channel_reply(int fd, const struct blobcr_reply *rp)
 		return -errno;
 	return n == sizeof(*rp) ? 0 : -EIO;
 }
-
-int channel_commit(int fd, struct blobcr_commit *c)
-{
-	memset(c, 0, sizeof(*c));
-	return ioctl(fd, BLOBCR_IOC_COMMIT, c) < 0 ? -errno : 0;
-}

@@ -41,9 +41,6 @@ int channel_read(int fd, int stop_fd, int timeout_ms, struct blobcr_request *rq,
 /* channel_reply() - write one reply; Return: 0 or -errno. */
 int channel_reply(int fd, const struct blobcr_reply *rp);
 
-/* channel_commit() - BLOBCR_IOC_COMMIT (an operator's call, blocks). */
-int channel_commit(int fd, struct blobcr_commit *c);
-
 static inline int bitmap_test(const uint64_t *words, uint64_t bit)
 {
 	return (words[bit / 64] >> (bit % 64)) & 1;

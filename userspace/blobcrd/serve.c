@@ -200,7 +200,7 @@ static int check_base(struct worker *w, uint32_t *base)
 
 /* Read the @n extents in w->exts and hand them to the commit. */
 static int commit_batch(struct worker *w, const struct blobcr_request *rq,
-			struct blobcr_commit *cm, size_t n)
+			struct blobcr_changeset *cm, size_t n)
 {
 	int err = cacheio_rw(&w->io, false, w->exts, w->bufs, n);
 
@@ -229,7 +229,7 @@ static int commit_set(struct worker *w, const struct blobcr_request *rq,
 		      const uint64_t *set, uint32_t *version)
 {
 	struct deployment *d = w->d;
-	struct blobcr_commit *cm;
+	struct blobcr_changeset *cm;
 	char label[BLOBCR_NAME_MAX];
 	uint64_t taken = 0;
 	uint32_t base;

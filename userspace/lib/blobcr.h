@@ -21,7 +21,7 @@
 #include "blobcr_wire.h"
 
 struct blobcr_client;
-struct blobcr_commit;
+struct blobcr_changeset;
 
 struct blobcr_client_opts {
 	int timeout_ms; /* per request; 0: 10000 */
@@ -215,14 +215,14 @@ int blobcr_put_chunks(struct blobcr_client *c, struct blobcr_put *puts,
  * latest one.  Extents not given keep their content (shadowing).
  */
 int blobcr_commit_begin(struct blobcr_client *c, const char *image,
-			struct blobcr_commit **out);
+			struct blobcr_changeset **out);
 
 /**
  * blobcr_commit_extent() - set extent @extent to the extent_size bytes at
  * @data (all zeros is recorded as a hole).  Data is hashed, deduplicated
  * and uploaded in batches; @data may be reused on return.
  */
-int blobcr_commit_extent(struct blobcr_commit *cm, uint64_t extent,
+int blobcr_commit_extent(struct blobcr_changeset *cm, uint64_t extent,
 			 const void *data);
 
 /**
@@ -231,11 +231,11 @@ int blobcr_commit_extent(struct blobcr_commit *cm, uint64_t extent,
  * Return: 0; -EBUSY (another commit published first), -EAGAIN (a gc ran
  * meanwhile: begin again), -EHOSTDOWN (a chunk lacks R live replicas).
  */
-int blobcr_commit_publish(struct blobcr_commit *cm, const char *label,
+int blobcr_commit_publish(struct blobcr_changeset *cm, const char *label,
 			  uint32_t *version);
 
 /** blobcr_commit_free() - free the commit; unpublished data is dropped. */
-void blobcr_commit_free(struct blobcr_commit *cm);
+void blobcr_commit_free(struct blobcr_changeset *cm);
 
 /**
  * blobcr_image_import() - create @name (@extent_size bytes per extent) and

@@ -27,7 +27,7 @@ struct centry {
 	uint32_t nodes[BLOBCR_MAX_REPLICAS];
 };
 
-struct blobcr_commit {
+struct blobcr_changeset {
 	struct blobcr_client *c;
 	struct blobcr_image_info info;
 	bool base_empty; /* no version and no parent: zeros need no entry */
@@ -46,9 +46,9 @@ struct blobcr_commit {
 };
 
 int blobcr_commit_begin(struct blobcr_client *c, const char *image,
-			struct blobcr_commit **out)
+			struct blobcr_changeset **out)
 {
-	struct blobcr_commit *cm = calloc(1, sizeof(*cm));
+	struct blobcr_changeset *cm = calloc(1, sizeof(*cm));
 	int err;
 
 	if (!cm)
@@ -71,7 +71,7 @@ int blobcr_commit_begin(struct blobcr_client *c, const char *image,
 	return 0;
 }
 
-void blobcr_commit_free(struct blobcr_commit *cm)
+void blobcr_commit_free(struct blobcr_changeset *cm)
 {
 	if (!cm)
 		return;
@@ -82,7 +82,7 @@ void blobcr_commit_free(struct blobcr_commit *cm)
 	free(cm);
 }
 
-static struct centry *add_entry(struct blobcr_commit *cm)
+static struct centry *add_entry(struct blobcr_changeset *cm)
 {
 	if (cm->nents == cm->cap) {
 		size_t cap = cm->cap ? cm->cap * 2 : 1024;
@@ -105,7 +105,7 @@ static size_t id_slot(const uint8_t *id, size_t cap)
 }
 
 /* The entry that uploaded @id in this commit, or NULL. */
-static struct centry *seen_find(struct blobcr_commit *cm, const uint8_t *id)
+static struct centry *seen_find(struct blobcr_changeset *cm, const uint8_t *id)
 {
 	if (!cm->seen_cap)
 		return NULL;
@@ -120,7 +120,7 @@ static struct centry *seen_find(struct blobcr_commit *cm, const uint8_t *id)
 	}
 }
 
-static void seen_insert(struct blobcr_commit *cm, size_t idx)
+static void seen_insert(struct blobcr_changeset *cm, size_t idx)
 {
 	size_t s = id_slot(cm->ents[idx].id, cm->seen_cap);
 
@@ -131,7 +131,7 @@ static void seen_insert(struct blobcr_commit *cm, size_t idx)
 }
 
 /* Remember that ents[@idx] uploaded its id; the table stays half empty. */
-static int seen_add(struct blobcr_commit *cm, size_t idx)
+static int seen_add(struct blobcr_changeset *cm, size_t idx)
 {
 	if (2 * (cm->nseen + 1) > cm->seen_cap) {
 		size_t cap = cm->seen_cap ? cm->seen_cap * 2 : 4096;
@@ -154,7 +154,7 @@ static int seen_add(struct blobcr_commit *cm, size_t idx)
 }
 
 /* Record a pending extent as an entry held by @nrep @nodes. */
-static int commit_entry(struct blobcr_commit *cm, const struct centry *p,
+static int commit_entry(struct blobcr_changeset *cm, const struct centry *p,
 			uint8_t nrep, const uint32_t *nodes)
 {
 	struct centry *e = add_entry(cm);
@@ -167,7 +167,7 @@ static int commit_entry(struct blobcr_commit *cm, const struct centry *p,
 	return seen_add(cm, cm->nents - 1);
 }
 
-static int upload(struct blobcr_commit *cm, struct blobcr_put *puts,
+static int upload(struct blobcr_changeset *cm, struct blobcr_put *puts,
 		  const size_t *which, size_t n)
 {
 	uint64_t epoch;
@@ -198,7 +198,7 @@ static int upload(struct blobcr_commit *cm, struct blobcr_put *puts,
 }
 
 /* Upload the pending batch, then turn it into publishable entries. */
-static int flush(struct blobcr_commit *cm)
+static int flush(struct blobcr_changeset *cm)
 {
 	struct blobcr_put *puts = calloc(cm->npend + 1, sizeof(*puts));
 	size_t *which = calloc(cm->npend + 1, sizeof(*which));
@@ -259,7 +259,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
-int blobcr_commit_extent(struct blobcr_commit *cm, uint64_t extent,
+int blobcr_commit_extent(struct blobcr_changeset *cm, uint64_t extent,
 			 const void *data)
 {
 	uint32_t es = cm->info.extent_size;
@@ -299,7 +299,7 @@ int blobcr_commit_extent(struct blobcr_commit *cm, uint64_t extent,
  * upload) get new copies: read from a live holder, written to the next
  * nodes in the ranking.
  */
-static int rereplicate_entries(struct blobcr_commit *cm)
+static int rereplicate_entries(struct blobcr_changeset *cm)
 {
 	enum { BATCH = 16 };
 	struct blobcr_extent_loc locs[BATCH];
@@ -357,7 +357,7 @@ static int rereplicate_entries(struct blobcr_commit *cm)
 	return err;
 }
 
-static int publish_once(struct blobcr_commit *cm, const char *label,
+static int publish_once(struct blobcr_changeset *cm, const char *label,
 			uint32_t *version)
 {
 	struct blobcr_enc e;
@@ -395,7 +395,7 @@ static int publish_once(struct blobcr_commit *cm, const char *label,
 	return err;
 }
 
-int blobcr_commit_publish(struct blobcr_commit *cm, const char *label,
+int blobcr_commit_publish(struct blobcr_changeset *cm, const char *label,
 			  uint32_t *version)
 {
 	int err = flush(cm);

@@ -58,7 +58,7 @@ int blobcr_image_import(struct blobcr_client *c, const char *name, int fd,
 			uint64_t size, uint32_t extent_size,
 			blobcr_progress_fn progress, void *arg)
 {
-	struct blobcr_commit *cm;
+	struct blobcr_changeset *cm;
 	uint64_t next = (size + extent_size - 1) / extent_size;
 	uint32_t version;
 	uint8_t *buf;
