@@ -53,9 +53,20 @@ static int parse_cache_dev(struct blobcr_target *bt, struct dm_arg_set *as,
 
 	r = dm_get_device(bt->ti, dm_shift_arg(as),
 			  dm_table_get_mode(bt->ti->table), &bt->cache_dev);
-	if (r)
+	if (r) {
 		*error = "Error opening cache device";
-	return r;
+		return r;
+	}
+	/*
+	 * Device-mapper lets a device of size 0 (an unbound loop device, say)
+	 * through its own checks; every remapped bio would then fail.
+	 */
+	if (bdev_nr_sectors(bt->cache_dev->bdev) < bt->ti->len) {
+		*error = "Cache device smaller than the target";
+		dm_put_device(bt->ti, bt->cache_dev);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static int parse_extent_sectors(struct blobcr_target *bt,

@@ -134,6 +134,27 @@ static int try_table(const char *args)
 	return r;
 }
 
+/* A cache device shorter than the table (or empty) is refused. */
+TEST(small_cache_refused)
+{
+	char dev[64] = "", args[128];
+	FILE *p;
+
+	ASSERT_EQ(0, run("truncate -s 1M /tmp/small-cache"));
+	p = popen("losetup -f --show /tmp/small-cache", "r");
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, fgets(dev, sizeof(dev), p));
+	pclose(p);
+	dev[strcspn(dev, "\n")] = '\0';
+	snprintf(args, sizeof(args), "%s 512 small", dev);
+	EXPECT_NE(0, try_table(args)) TH_LOG("accepted a 1 MiB cache for 4 MiB");
+	snprintf(args, sizeof(args), "losetup -d %s", dev);
+	ASSERT_EQ(0, run(args));
+	/* The same loop device, now unbound: size 0. */
+	snprintf(args, sizeof(args), "%s 512 small", dev);
+	EXPECT_NE(0, try_table(args)) TH_LOG("accepted an unbound loop device");
+}
+
 TEST(bad_table_refused)
 {
 	char args[256];
