@@ -23,9 +23,6 @@
 #include "blobcr_util.h"
 #include "deploy.h"
 
-enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOTFOUND = 3, EXIT_CONFLICT = 4,
-       EXIT_UNAVAIL = 5 };
-
 struct ctl {
 	const char *meta;
 	int timeout_ms;

@@ -34,8 +34,6 @@
 
 #define SECTOR 512ULL
 
-enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOTFOUND = 3 };
-
 static int say(int status, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -573,7 +571,7 @@ int deploy_cmd_commit(int argc, char **argv)
 	if (label)
 		set_label(name, NULL);
 	if (r)
-		return say(r == EBUSY ? 4 : EXIT_FAIL, "commit of %s failed: %s",
+		return say(r == EBUSY ? EXIT_CONFLICT : EXIT_FAIL, "commit of %s failed: %s",
 			   name, strerror(r));
 	printf("%llu\n", (unsigned long long)cm.version);
 	fprintf(stderr, "blobcrctl: %s: version %llu, %llu extents, writes paused %.3f ms, resumed after %.1f ms, published after %.1f ms\n",

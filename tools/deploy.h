@@ -9,6 +9,10 @@
 
 struct blobcr_client;
 
+/* blobcrctl's exit statuses, shared by every verb. */
+enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOTFOUND = 3, EXIT_CONFLICT = 4,
+       EXIT_UNAVAIL = 5 };
+
 /* Where deployments keep their helper's pid file and log. */
 #define BLOBCR_RUN_DIR "/run/blobcr"
 

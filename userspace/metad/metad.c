@@ -1659,12 +1659,12 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 		return do_under_replicated(m, req, reply);
 	case BLOBCR_OP_GROUP_PUBLISH:
 		return do_group_publish(m, req);
+	case BLOBCR_OP_GROUP_LIST:
+		return do_group_list(m, req, reply);
 	case BLOBCR_OP_ACCESS_PUT:
 		return do_access_put(m, req);
 	case BLOBCR_OP_ACCESS_GET:
 		return do_access_get(m, req, reply);
-	case BLOBCR_OP_GROUP_LIST:
-		return do_group_list(m, req, reply);
 	default:
 		return -EOPNOTSUPP;
 	}
