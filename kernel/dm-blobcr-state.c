@@ -643,11 +643,15 @@ int blobcr_commit(struct blobcr_state *st, struct blobcr_commit *c)
 	if (r || st->dead) {
 		/* Release: pairs with smp_load_acquire() in write_fast(). */
 		smp_store_release(&st->commit_phase, BLOBCR_COMMIT_NONE);
+		r = r ? -EINTR : -ENODEV;
 		st->commit_done_seq = seq;
+		st->commit_result = r;
+		st->commit_version = 0;
+		st->commit_nr = 0;
 		release_held(st);
 		spin_unlock_irq(&st->lock);
 		mempool_free(req, &st->req_pool);
-		return r ? -EINTR : -ENODEV;
+		return r;
 	}
 	/*
 	 * The atomic step: commit_set and uploaded are empty here, and no
@@ -918,6 +922,12 @@ void blobcr_state_release(struct kref *kref)
 	struct blobcr_state *st = container_of(kref, struct blobcr_state,
 					       kref);
 
+	/*
+	 * A commit or the worker may have armed the timeout after
+	 * state_kill() cancelled it, and destroy_workqueue() does not wait
+	 * for pending timers.
+	 */
+	cancel_delayed_work_sync(&st->timeout_work);
 	destroy_workqueue(st->wq);
 	mempool_exit(&st->req_pool);
 	kvfree(st->present);
