@@ -11,8 +11,11 @@ check() {
 	rc=$?
 	if [ "$rc" -eq "$want" ]; then echo "ok $n $name"; else echo "not ok $n $name (exit $rc, want $want)"; fi
 }
-echo "1..4"
+echo "1..7"
 check 0 help $run --help
 check 2 no_command $run
 check 2 unknown_option $run --frobnicate -- true
 check 125 bad_accel env VM_ACCEL=xen $run -- true
+check 125 icount_bad_shift $run --cpus 1 --icount 11 -- true
+check 125 icount_needs_one_cpu $run --icount 4 -- true
+check 125 icount_needs_tcg $run --kvm --cpus 1 --icount 4 -- true
