@@ -3,9 +3,10 @@
 #
 # Runs in the guest (bench/kernel/run).  /dev/vda is the cache device,
 # /dev/vdb the reference helper's "remote".
-#  1. fio, same boot, same cache device: dm-linear vs dm-blobcr all_present,
-#     4k random read/write at iodepth 32, 1M sequential read/write; the
-#     two targets alternate, BENCH_ROUNDS rounds (5), medians reported.
+#  1. fio, same boot, same device: dm-blobcr all_present vs dm-linear, with
+#     a second dm-linear as a control; 4k random read/write at iodepth 32,
+#     1M sequential read/write.  bench/kernel/run boots this part with a
+#     deterministic clock (QEMU -icount): rates count guest instructions.
 #  2. Cold sequential read through kblobcr vs reading its source directly.
 #  3. Commit pause at 10 MB and 500 MB dirty, idle and under random writes.
 set -eu
@@ -14,13 +15,13 @@ top=$(cd ../.. && pwd)
 kb=$top/tests/kernel/kblobcr
 cache=/dev/vda
 remote=/dev/vdb
-rt=${BENCH_RUNTIME:-5}
+rt=${BENCH_RUNTIME:-3}
+rounds=${BENCH_ROUNDS:-3}
 res=${VM_OUT:-/tmp}/results.txt
-: >"$res"
+touch "$res"
 say() { echo "$*" | tee -a "$res"; }
 
-
-# fio_run DEV RW BS DEPTH -> prints "<iops> <MiB/s>"
+# fio_run DEV RW BS DEPTH -> IOPS for 4k, MiB/s otherwise
 fio_run() {
 	fio --name=b --filename="$1" --rw="$2" --bs="$3" --iodepth="$4" \
 		--ioengine=libaio --direct=1 --runtime="$rt" --time_based \
@@ -29,94 +30,71 @@ fio_run() {
 import json, sys
 j = json.load(sys.stdin)["jobs"][0]
 d = j["read"] if j["read"]["io_bytes"] else j["write"]
-print("%.0f %.1f" % (d["iops"], d["bw_bytes"] / 1048576))'
+print("%.1f" % (d["iops"] if sys.argv[1] == "4k" else d["bw_bytes"] / 1048576))' "$3"
 }
 
-# fio_pair RW BS DEPTH -> "<linear> <blobcr>" (IOPS or MiB/s): both devices
-# at once, one job each, so that host noise hits both alike.
-fio_pair() {
-	fio --ioengine=libaio --direct=1 --runtime="$rt" --time_based \
-		--ramp_time=1 --randrepeat=0 --norandommap --rw="$1" --bs="$2" \
-		--iodepth="$3" --output-format=json \
-		--name=lin --filename=/dev/mapper/bench-linear \
-		--name=bc --filename=/dev/mapper/bench-blobcr |
-	python3 -c '
-import json, sys
-out = []
-for j in json.load(sys.stdin)["jobs"]:
-    d = j["read"] if j["read"]["io_bytes"] else j["write"]
-    out.append(d["iops"] if sys.argv[1] == "1" else d["bw_bytes"] / 1048576)
-print("%.1f %.1f" % tuple(out))' "$4"
-}
-
-rounds=${BENCH_ROUNDS:-5}
-
-# summarize LABEL: one line for the sequential runs, one for the pairs.
+# summarize LABEL: medians of /tmp/{linear,blobcr,control}, the ratio of
+# the medians, and the spread of the per-round ratios.
 summarize() {
 	python3 - "$1" <<'PY' | tee -a "$res"
 import statistics as st, sys
-lin = [float(x) for x in open("/tmp/lin")]
-bc = [float(x) for x in open("/tmp/bc")]
-ratio = [float(x) for x in open("/tmp/ratio")]
-print("%-26s %10.1f %10.1f %7.1f%%  %s" % (sys.argv[1], st.median(lin),
-      st.median(bc), 100 * st.median(ratio),
-      " ".join("%.0f%%" % (100 * r) for r in ratio)))
-pair = [[float(v) for v in x.split()] for x in open("/tmp/pair")]
-pr = [b / l for l, b in pair]
-print("%-26s %10.1f %10.1f %7.1f%%  %s" % ("  same time, one job each",
-      st.median(p[0] for p in pair), st.median(p[1] for p in pair),
-      100 * st.median(pr), " ".join("%.0f%%" % (100 * r) for r in pr)))
+col = {n: [float(x) for x in open("/tmp/" + n)]
+       for n in ("linear", "blobcr", "control")}
+m = {n: st.median(v) for n, v in col.items()}
+r = [b / l for l, b in zip(col["linear"], col["blobcr"])]
+print("%-24s %9.1f %9.1f %7.1f%% %8.1f%%  %3.0f%%-%.0f%%" % (sys.argv[1],
+      m["linear"], m["blobcr"], 100 * m["blobcr"] / m["linear"],
+      100 * m["control"] / m["linear"], 100 * min(r), 100 * max(r)))
 PY
 }
 
-# compare CACHE_DEV LABEL: part 1 over one cache device.
+# compare DEV: part 1 over one device; rounds rotate the order of the three.
 compare() {
 	dev=$1
-	say "# 1$2. fio: dm-linear vs dm-blobcr (all_present), both over $dev;"
 	sectors=$(blockdev --getsz "$dev")
 	dmsetup create bench-linear --table "0 $sectors linear $dev 0"
+	dmsetup create bench-control --table "0 $sectors linear $dev 0"
 	dmsetup create bench-blobcr --table "0 $sectors blobcr $dev 512 bench 1 all_present"
-	say "#    $rounds rounds; each round runs the two one after the other (order"
-	say "#    flipped every round), then both at the same time (one job each);"
-	say "#    medians, and the median of the per-round ratios"
-	say "$(printf '%-26s %10s %10s %8s  %s' workload linear blobcr ratio 'per-round ratios')"
+	say "# 1. fio over $dev: dm-blobcr (all_present) vs dm-linear, and a second"
+	say "#    dm-linear (control: what the method cannot tell apart); $rounds rounds"
+	say "#    of ${rt}s per device after a warm-up, order rotated; medians"
+	say "$(printf '%-24s %9s %9s %8s %9s  %s' workload linear blobcr ratio control 'ratio range')"
 	for wl in "randread 4k 32" "randwrite 4k 32" "read 1M 4" "write 1M 4"; do
 		# shellcheck disable=SC2086
 		set -- $wl
-		if [ "$2" = 4k ]; then col=1; unit=IOPS; else col=2; unit=MiB/s; fi
-		: >/tmp/lin; : >/tmp/bc; : >/tmp/ratio; : >/tmp/pair
+		for d in linear blobcr control; do
+			: >/tmp/$d
+			fio_run /dev/mapper/bench-$d "$1" "$2" "$3" >/dev/null
+		done
 		round=0
-		while [ $round -lt $rounds ]; do
-			if [ $((round % 2)) = 0 ]; then
-				l=$(fio_run /dev/mapper/bench-linear "$1" "$2" "$3")
-				b=$(fio_run /dev/mapper/bench-blobcr "$1" "$2" "$3")
-			else
-				b=$(fio_run /dev/mapper/bench-blobcr "$1" "$2" "$3")
-				l=$(fio_run /dev/mapper/bench-linear "$1" "$2" "$3")
-			fi
-			l=$(echo "$l" | cut -d' ' -f$col)
-			b=$(echo "$b" | cut -d' ' -f$col)
-			echo "$l" >>/tmp/lin
-			echo "$b" >>/tmp/bc
-			python3 -c "print('%.3f' % ($b / $l))" >>/tmp/ratio
-			fio_pair "$1" "$2" "$3" $col >>/tmp/pair
+		while [ $round -lt "$rounds" ]; do
+			case $((round % 3)) in
+			0) order="linear blobcr control" ;;
+			1) order="blobcr control linear" ;;
+			*) order="control linear blobcr" ;;
+			esac
+			for d in $order; do
+				fio_run "/dev/mapper/bench-$d" "$1" "$2" "$3" >>"/tmp/$d"
+			done
 			round=$((round + 1))
 		done
+		if [ "$2" = 4k ]; then unit=IOPS; else unit=MiB/s; fi
 		summarize "$1 $2 qd$3 ($unit)"
 	done
-	dmsetup remove bench-blobcr
-	dmsetup remove bench-linear
+	dmsetup remove bench-blobcr bench-control bench-linear
 }
 
 parts=${BENCH_PARTS:-1 2 3}
 want() { case " $parts " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
-say "# dm-blobcr benchmark, $(uname -r), $(nproc) vCPU (TCG), ${rt}s per fio job, host load ${HOST_LOAD:-?}"
+clock=wall-clock
+[ -n "${BENCH_ICOUNT:-}" ] && clock="deterministic clock, -icount shift=$BENCH_ICOUNT"
+say "# dm-blobcr benchmark, $(uname -r), $(nproc) vCPU (TCG, $clock), ${rt}s per fio job, host load ${HOST_LOAD:-?}"
 if want 1; then
-	compare $cache a
+	compare $cache
 	# null_blk: no data, no host I/O; what is left is the targets' CPU cost.
 	modprobe null_blk nr_devices=1 gb=1 queue_mode=2 irqmode=0 hw_queue_depth=64
-	compare /dev/nullb0 b
+	compare /dev/nullb0
 	modprobe -r null_blk
 fi
 
@@ -163,7 +141,7 @@ for mb in 10 500; do
 		oflag=direct 2>/dev/null
 	idle=$($kb commit commit | pause)
 	busy=""
-	for i in 1 2 3; do
+	for _ in 1 2 3; do
 		dd if=/dev/zero of=/dev/mapper/bench-commit bs=1M count=$mb \
 			oflag=direct 2>/dev/null
 		fio --name=load --filename=/dev/mapper/bench-commit \
