@@ -46,6 +46,67 @@ static int meta_simple(struct blobcr_client *c, uint8_t op, struct blobcr_enc *e
 	return err;
 }
 
+/* How to read one kind of list reply: a count, then that many records. */
+struct list_kind {
+	size_t size; /* of one decoded record */
+	/* Rejects an impossible count before anything is allocated for it. */
+	int (*check_count)(const struct blobcr_dec *d, uint32_t cnt);
+	int (*decode)(struct blobcr_dec *d, void *rec);
+	void (*release)(void *v, size_t n); /* NULL: free() */
+};
+
+/* Every record takes at least a byte: a larger count is a lie. */
+static int count_fits_reply(const struct blobcr_dec *d, uint32_t cnt)
+{
+	return cnt > d->left ? -EBADMSG : 0;
+}
+
+/* Decode a list reply from its count on; on success *@out is the caller's. */
+static int decode_list(struct blobcr_dec *d, const struct list_kind *k,
+		       void **out, size_t *n)
+{
+	uint32_t cnt = blobcr_dec_u32(d);
+	char *v;
+	int err = d->err ? d->err : k->check_count(d, cnt);
+
+	if (err)
+		return err;
+	/* Zeroed, so that @release may free a partly decoded array. */
+	v = calloc(cnt ? cnt : 1, k->size);
+	if (!v)
+		return -ENOMEM;
+	for (uint32_t i = 0; !err && i < cnt; i++)
+		err = k->decode(d, v + i * k->size);
+	if (!err)
+		err = blobcr_dec_end(d);
+	if (err) {
+		if (k->release)
+			k->release(v, cnt);
+		else
+			free(v);
+		return err;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+/* Send @e (freed here) as @op and decode the reply as a list of @k. */
+static int list_call(struct blobcr_client *c, uint8_t op, struct blobcr_enc *e,
+		     const struct list_kind *k, void **out, size_t *n)
+{
+	struct blobcr_dec d;
+	void *msg;
+	int err = meta_call(c, op, e, &msg, &d);
+
+	blobcr_enc_free(e);
+	if (!err)
+		err = decode_list(&d, k, out, n);
+	if (msg)
+		nn_freemsg(msg);
+	return err;
+}
+
 const char *blobcr_strerror(int err)
 {
 	switch (err) {
@@ -87,8 +148,10 @@ bool client_node_usable(const struct node_conn *n)
 	       n->down_until <= blobcr_now_ms();
 }
 
-static int decode_node(struct blobcr_dec *d, struct blobcr_node_info *ni)
+static int decode_node(struct blobcr_dec *d, void *p)
 {
+	struct blobcr_node_info *ni = p;
+
 	ni->id = blobcr_dec_u32(d);
 	ni->state = blobcr_dec_u8(d);
 	if (blobcr_dec_str(d, ni->addr, sizeof(ni->addr)))
@@ -121,13 +184,24 @@ static void reachable_addr(const char *meta, char *node, size_t len)
 	snprintf(node, len, "%s", out);
 }
 
+static int node_count_ok(const struct blobcr_dec *d, uint32_t cnt)
+{
+	(void)d;
+	return cnt > 65536 ? -EBADMSG : 0;
+}
+
+static const struct list_kind node_list = {
+	.size = sizeof(struct blobcr_node_info),
+	.check_count = node_count_ok,
+	.decode = decode_node,
+};
+
+/* The node list reply leads with R, the replica count, before the list. */
 static int node_list_raw(struct blobcr_client *c, struct blobcr_node_info **out,
 			 size_t *n, int *replicas)
 {
-	struct blobcr_node_info *v = NULL;
 	struct blobcr_enc e;
 	struct blobcr_dec d;
-	uint32_t cnt;
 	void *msg;
 	int err = blobcr_enc_init(&e, 0);
 
@@ -137,26 +211,11 @@ static int node_list_raw(struct blobcr_client *c, struct blobcr_node_info **out,
 	blobcr_enc_free(&e);
 	if (!err) {
 		*replicas = blobcr_dec_u8(&d);
-		cnt = blobcr_dec_u32(&d);
-		err = d.err ? d.err : cnt > 65536 ? -EBADMSG : 0;
+		err = decode_list(&d, &node_list, (void **)out, n);
 	}
-	if (!err) {
-		v = calloc(cnt ? cnt : 1, sizeof(*v));
-		err = v ? 0 : -ENOMEM;
-	}
-	for (uint32_t i = 0; !err && i < cnt; i++)
-		err = decode_node(&d, &v[i]);
-	if (!err)
-		err = blobcr_dec_end(&d);
 	if (msg)
 		nn_freemsg(msg);
-	if (err) {
-		free(v);
-		return err;
-	}
-	*out = v;
-	*n = cnt;
-	return 0;
+	return err;
 }
 
 int blobcr_node_list(struct blobcr_client *c, struct blobcr_node_info **out,
@@ -394,45 +453,6 @@ int blobcr_image_info(struct blobcr_client *c, const char *name,
 	return err;
 }
 
-/* Call @op and decode a count then @count records of @size bytes each. */
-static int list_call(struct blobcr_client *c, uint8_t op, const char *name,
-		     size_t size, int (*decode)(struct blobcr_dec *, void *),
-		     void **out, size_t *n)
-{
-	struct blobcr_enc e;
-	struct blobcr_dec d;
-	uint32_t cnt = 0;
-	char *v = NULL;
-	void *msg;
-	int err = enc_start(&e, name);
-
-	if (err)
-		return err;
-	err = meta_call(c, op, &e, &msg, &d);
-	blobcr_enc_free(&e);
-	if (!err) {
-		cnt = blobcr_dec_u32(&d);
-		err = d.err ? d.err : cnt > d.left ? -EBADMSG : 0;
-	}
-	if (!err) {
-		v = calloc(cnt ? cnt : 1, size);
-		err = v ? 0 : -ENOMEM;
-	}
-	for (uint32_t i = 0; !err && i < cnt; i++)
-		err = decode(&d, v + i * size);
-	if (!err)
-		err = blobcr_dec_end(&d);
-	if (msg)
-		nn_freemsg(msg);
-	if (err) {
-		free(v);
-		return err;
-	}
-	*out = v;
-	*n = cnt;
-	return 0;
-}
-
 static int decode_image_any(struct blobcr_dec *d, void *p)
 {
 	return decode_image(d, p);
@@ -450,18 +470,40 @@ static int decode_version(struct blobcr_dec *d, void *p)
 	       blobcr_dec_str(d, vi->group, sizeof(vi->group)) ?: d->err;
 }
 
+static const struct list_kind image_list = {
+	.size = sizeof(struct blobcr_image_info),
+	.check_count = count_fits_reply,
+	.decode = decode_image_any,
+};
+
+static const struct list_kind version_list = {
+	.size = sizeof(struct blobcr_version_info),
+	.check_count = count_fits_reply,
+	.decode = decode_version,
+};
+
 int blobcr_image_list(struct blobcr_client *c, struct blobcr_image_info **out,
 		      size_t *n)
 {
-	return list_call(c, BLOBCR_OP_IMAGE_LIST, NULL, sizeof(**out),
-			 decode_image_any, (void **)out, n);
+	struct blobcr_enc e;
+	int err = enc_start(&e, NULL);
+
+	if (err)
+		return err;
+	return list_call(c, BLOBCR_OP_IMAGE_LIST, &e, &image_list,
+			 (void **)out, n);
 }
 
 int blobcr_version_list(struct blobcr_client *c, const char *name,
 			struct blobcr_version_info **out, size_t *n)
 {
-	return list_call(c, BLOBCR_OP_VERSION_LIST, name, sizeof(**out),
-			 decode_version, (void **)out, n);
+	struct blobcr_enc e;
+	int err = enc_start(&e, name);
+
+	if (err)
+		return err;
+	return list_call(c, BLOBCR_OP_VERSION_LIST, &e, &version_list,
+			 (void **)out, n);
 }
 
 int blobcr_image_delete(struct blobcr_client *c, const char *name,
@@ -667,46 +709,43 @@ int blobcr_access_order_put(struct blobcr_client *c, const char *image,
 	return err;
 }
 
+/* An access order is nothing but its extents, 8 bytes each. */
+static int extent_count_ok(const struct blobcr_dec *d, uint32_t cnt)
+{
+	return d->left != (size_t)cnt * 8 ? -EBADMSG : 0;
+}
+
+static int decode_extent(struct blobcr_dec *d, void *p)
+{
+	*(uint64_t *)p = blobcr_dec_u64(d);
+	return 0; /* the exact count check leaves nothing to fail */
+}
+
+static const struct list_kind access_order = {
+	.size = sizeof(uint64_t),
+	.check_count = extent_count_ok,
+	.decode = decode_extent,
+};
+
 int blobcr_access_order_get(struct blobcr_client *c, const char *image,
 			    uint32_t version, uint64_t **out, size_t *n)
 {
 	struct blobcr_enc e;
-	struct blobcr_dec d;
-	uint64_t *v = NULL;
-	uint32_t cnt = 0;
-	void *msg;
 	int err = enc_start(&e, image);
 
 	if (err)
 		return err;
 	blobcr_enc_u32(&e, version);
-	err = meta_call(c, BLOBCR_OP_ACCESS_GET, &e, &msg, &d);
-	blobcr_enc_free(&e);
-	if (!err) {
-		cnt = blobcr_dec_u32(&d);
-		err = d.err ? d.err : d.left != (size_t)cnt * 8 ? -EBADMSG : 0;
-	}
-	if (!err && !(v = malloc((cnt ? cnt : 1) * sizeof(*v))))
-		err = -ENOMEM;
-	for (uint32_t i = 0; !err && i < cnt; i++)
-		v[i] = blobcr_dec_u64(&d);
-	if (!err)
-		err = blobcr_dec_end(&d);
-	if (msg)
-		nn_freemsg(msg);
-	if (err) {
-		free(v);
-		return err;
-	}
-	*out = v;
-	*n = cnt;
-	return 0;
+	return list_call(c, BLOBCR_OP_ACCESS_GET, &e, &access_order,
+			 (void **)out, n);
 }
 
 /* ---- checkpoint groups ---- */
 
-static int decode_group(struct blobcr_dec *d, struct blobcr_group_info *g)
+static int decode_group(struct blobcr_dec *d, void *p)
 {
+	struct blobcr_group_info *g = p;
+
 	if (blobcr_dec_str(d, g->name, sizeof(g->name)))
 		return -EBADMSG;
 	g->time = blobcr_dec_u64(d);
@@ -732,39 +771,26 @@ void blobcr_group_list_free(struct blobcr_group_info *v, size_t n)
 	free(v);
 }
 
+static void group_list_release(void *v, size_t n)
+{
+	blobcr_group_list_free(v, n);
+}
+
+static const struct list_kind group_list = {
+	.size = sizeof(struct blobcr_group_info),
+	.check_count = count_fits_reply,
+	.decode = decode_group,
+	.release = group_list_release, /* each group owns its members */
+};
+
 int blobcr_group_list(struct blobcr_client *c, struct blobcr_group_info **out,
 		      size_t *n)
 {
-	struct blobcr_group_info *v = NULL;
 	struct blobcr_enc e;
-	struct blobcr_dec d;
-	uint32_t cnt = 0;
-	void *msg;
 	int err = blobcr_enc_init(&e, 0);
 
 	if (err)
 		return err;
-	err = meta_call(c, BLOBCR_OP_GROUP_LIST, &e, &msg, &d);
-	blobcr_enc_free(&e);
-	if (!err) {
-		cnt = blobcr_dec_u32(&d);
-		err = d.err ? d.err : cnt > d.left ? -EBADMSG : 0;
-	}
-	if (!err) {
-		v = calloc(cnt ? cnt : 1, sizeof(*v));
-		err = v ? 0 : -ENOMEM;
-	}
-	for (uint32_t i = 0; !err && i < cnt; i++)
-		err = decode_group(&d, &v[i]);
-	if (!err)
-		err = blobcr_dec_end(&d);
-	if (msg)
-		nn_freemsg(msg);
-	if (err) {
-		blobcr_group_list_free(v, cnt);
-		return err;
-	}
-	*out = v;
-	*n = cnt;
-	return 0;
+	return list_call(c, BLOBCR_OP_GROUP_LIST, &e, &group_list,
+			 (void **)out, n);
 }
