@@ -427,65 +427,71 @@ static int cmd_node_repair(struct ctl *ctl, int argc, char **argv)
 	return err ? fail(err, "repair", NULL) : 0;
 }
 
-/* Talks to one storage node directly: no --meta needed. */
-static int cmd_node_stat(struct ctl *ctl, int argc, char **argv)
+/*
+ * Send the empty request @op to the storage node at @addr directly (no
+ * --meta needed) and let @show decode and print its reply.  @what names
+ * the request in an error.
+ */
+static int node_request(struct ctl *ctl, const char *addr, uint8_t op,
+			const char *what, int (*show)(struct blobcr_dec *d))
 {
-	static const char *const names[] = { "chunks", "live_bytes", "used_bytes",
-		"capacity", "segments_open", "corrupt", "requests", "malformed" };
-	int sock = blobcr_req_socket(argv[1], ctl->timeout_ms);
+	int sock = blobcr_req_socket(addr, ctl->timeout_ms);
 	struct blobcr_enc e;
 	struct blobcr_dec d;
 	void *msg = NULL;
 	int err;
 
-	(void)argc;
 	if (sock < 0)
-		return fail(sock, "node", argv[1]);
+		return fail(sock, "node", addr);
 	err = blobcr_enc_init(&e, 0);
 	if (!err)
-		err = blobcr_call(sock, BLOBCR_OP_STAT, &e, &msg, &d);
+		err = blobcr_call(sock, op, &e, &msg, &d);
 	blobcr_enc_free(&e);
-	for (size_t i = 0; !err && i < sizeof(names) / sizeof(names[0]); i++) {
-		uint64_t v = blobcr_dec_u64(&d);
-
-		if (!d.err)
-			printf("%s=%" PRIu64 "\n", names[i], v);
-	}
 	if (!err)
-		err = blobcr_dec_end(&d);
+		err = show(&d);
 	if (msg)
 		nn_freemsg(msg);
 	nn_close(sock);
-	return err ? fail(err, "stat of node", argv[1]) : 0;
+	return err ? fail(err, what, addr) : 0;
+}
+
+/* Prints each counter as it comes: what a short reply holds still shows. */
+static int show_stat(struct blobcr_dec *d)
+{
+	static const char *const names[] = { "chunks", "live_bytes", "used_bytes",
+		"capacity", "segments_open", "corrupt", "requests", "malformed" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		uint64_t v = blobcr_dec_u64(d);
+
+		if (!d->err)
+			printf("%s=%" PRIu64 "\n", names[i], v);
+	}
+	return blobcr_dec_end(d);
+}
+
+static int cmd_node_stat(struct ctl *ctl, int argc, char **argv)
+{
+	(void)argc;
+	return node_request(ctl, argv[1], BLOBCR_OP_STAT, "stat of node",
+			    show_stat);
+}
+
+static int show_compact(struct blobcr_dec *d)
+{
+	uint64_t freed = blobcr_dec_u64(d);
+	int err = blobcr_dec_end(d);
+
+	if (!err)
+		printf("reclaimed=%" PRIu64 "\n", freed);
+	return err;
 }
 
 static int cmd_node_compact(struct ctl *ctl, int argc, char **argv)
 {
-	int sock = blobcr_req_socket(argv[1], ctl->timeout_ms);
-	struct blobcr_enc e;
-	struct blobcr_dec d;
-	void *msg = NULL;
-	uint64_t freed = 0;
-	int err;
-
 	(void)argc;
-	if (sock < 0)
-		return fail(sock, "node", argv[1]);
-	err = blobcr_enc_init(&e, 0);
-	if (!err)
-		err = blobcr_call(sock, BLOBCR_OP_COMPACT, &e, &msg, &d);
-	blobcr_enc_free(&e);
-	if (!err) {
-		freed = blobcr_dec_u64(&d);
-		err = blobcr_dec_end(&d);
-	}
-	if (msg)
-		nn_freemsg(msg);
-	nn_close(sock);
-	if (err)
-		return fail(err, "compaction of node", argv[1]);
-	printf("reclaimed=%" PRIu64 "\n", freed);
-	return 0;
+	return node_request(ctl, argv[1], BLOBCR_OP_COMPACT,
+			    "compaction of node", show_compact);
 }
 
 static int cmd_group_publish(struct ctl *ctl, int argc, char **argv)
