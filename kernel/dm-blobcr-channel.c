@@ -348,52 +348,55 @@ static int check_bitmap_arg(struct blobcr_state *st, struct blobcr_bitmap *b,
 	return 0;
 }
 
-static long ioc_get_bitmap(struct blobcr_state *st, void __user *argp)
+/* Copy extents [@first, @end) of bitmap @which into @buf, 64 per word. */
+static void bitmap_get_chunk(struct blobcr_state *st, u32 which, u64 *buf,
+			     u64 first, u64 end)
 {
-	struct blobcr_bitmap b;
-	u64 __user *uaddr;
-	u64 w, words, *buf;
-	int r;
+	unsigned long *map;
+	u64 e;
 
-	r = check_bitmap_arg(st, &b, argp);
-	if (r)
-		return r;
-	buf = kmalloc_array(BLOBCR_BITMAP_CHUNK, sizeof(u64), GFP_KERNEL);
-	if (!buf)
-		return -ENOMEM;
-	uaddr = u64_to_user_ptr(b.addr);
-	words = DIV_ROUND_UP(b.count, 64);
-
-	for (w = 0; w < words; w += BLOBCR_BITMAP_CHUNK) {
-		unsigned int n = min_t(u64, BLOBCR_BITMAP_CHUNK, words - w);
-		u64 first = b.start + w * 64;
-		u64 end = min(b.start + b.count, first + (u64)n * 64);
-		unsigned long *map;
-		u64 e;
-
-		memset(buf, 0, n * sizeof(u64));
-		spin_lock_irq(&st->lock);
-		if (b.which == BLOBCR_BITMAP_PRESENT)
-			map = st->present;
-		else if (b.which == BLOBCR_BITMAP_DIRTY)
-			map = st->dirty;
-		else
-			map = st->commit_set;
-		for (e = first; e < end; e++)
-			if (test_bit(e, map))
-				buf[(e - first) / 64] |= 1ULL << ((e - first) % 64);
-		spin_unlock_irq(&st->lock);
-
-		if (copy_to_user(uaddr + w, buf, n * sizeof(u64))) {
-			r = -EFAULT;
-			break;
-		}
-	}
-	kfree(buf);
-	return r;
+	spin_lock_irq(&st->lock);
+	if (which == BLOBCR_BITMAP_PRESENT)
+		map = st->present;
+	else if (which == BLOBCR_BITMAP_DIRTY)
+		map = st->dirty;
+	else
+		map = st->commit_set;
+	for (e = first; e < end; e++)
+		if (test_bit(e, map))
+			buf[(e - first) / 64] |= 1ULL << ((e - first) % 64);
+	spin_unlock_irq(&st->lock);
 }
 
-static long ioc_set_bitmap(struct blobcr_state *st, void __user *argp)
+/*
+ * Set the bits of @buf in bitmap @which; bits are only ever added.  Dirty
+ * needs the extent present; present skips extents being fetched.
+ */
+static void bitmap_set_chunk(struct blobcr_state *st, u32 which,
+			     const u64 *buf, u64 first, u64 end)
+{
+	u64 e;
+
+	spin_lock_irq(&st->lock);
+	for (e = first; e < end; e++) {
+		if (!(buf[(e - first) / 64] & (1ULL << ((e - first) % 64))))
+			continue;
+		if (which == BLOBCR_BITMAP_DIRTY) {
+			if (test_bit(e, st->present) &&
+			    !test_and_set_bit(e, st->dirty))
+				atomic64_inc(&st->nr_dirty);
+			continue;
+		}
+		if (test_bit(e, st->present) || blobcr_fetching(st, e))
+			continue;
+		__set_bit(e, st->present);
+		st->nr_present++;
+	}
+	spin_unlock_irq(&st->lock);
+}
+
+/* GET_BITMAP and SET_BITMAP: BLOBCR_BITMAP_CHUNK words at a time. */
+static long ioc_bitmap(struct blobcr_state *st, void __user *argp, bool set)
 {
 	struct blobcr_bitmap b;
 	u64 __user *uaddr;
@@ -403,7 +406,7 @@ static long ioc_set_bitmap(struct blobcr_state *st, void __user *argp)
 	r = check_bitmap_arg(st, &b, argp);
 	if (r)
 		return r;
-	if (b.which != BLOBCR_BITMAP_PRESENT && b.which != BLOBCR_BITMAP_DIRTY)
+	if (set && b.which == BLOBCR_BITMAP_COMMIT)
 		return -EINVAL;
 	buf = kmalloc_array(BLOBCR_BITMAP_CHUNK, sizeof(u64), GFP_KERNEL);
 	if (!buf)
@@ -413,34 +416,29 @@ static long ioc_set_bitmap(struct blobcr_state *st, void __user *argp)
 
 	for (w = 0; w < words; w += BLOBCR_BITMAP_CHUNK) {
 		unsigned int n = min_t(u64, BLOBCR_BITMAP_CHUNK, words - w);
+		size_t len = n * sizeof(u64);
 		u64 first = b.start + w * 64;
 		u64 end = min(b.start + b.count, first + (u64)n * 64);
-		u64 e;
 
-		if (copy_from_user(buf, uaddr + w, n * sizeof(u64))) {
-			r = -EFAULT;
-			break;
-		}
-		spin_lock_irq(&st->lock);
-		for (e = first; e < end; e++) {
-			if (!(buf[(e - first) / 64] & (1ULL << ((e - first) % 64))))
-				continue;
-			if (b.which == BLOBCR_BITMAP_DIRTY) {
-				if (test_bit(e, st->present) &&
-				    !test_and_set_bit(e, st->dirty))
-					atomic64_inc(&st->nr_dirty);
-				continue;
+		if (set) {
+			if (copy_from_user(buf, uaddr + w, len)) {
+				r = -EFAULT;
+				break;
 			}
-			if (test_bit(e, st->present) || blobcr_fetching(st, e))
-				continue;
-			__set_bit(e, st->present);
-			st->nr_present++;
+			bitmap_set_chunk(st, b.which, buf, first, end);
+		} else {
+			memset(buf, 0, len);
+			bitmap_get_chunk(st, b.which, buf, first, end);
+			if (copy_to_user(uaddr + w, buf, len)) {
+				r = -EFAULT;
+				break;
+			}
 		}
-		spin_unlock_irq(&st->lock);
 	}
 	kfree(buf);
 	/* Bios parked in the worker's list see the new bits. */
-	blobcr_kick(st);
+	if (set)
+		blobcr_kick(st);
 	return r;
 }
 
@@ -488,11 +486,11 @@ static long blobcr_ioctl(struct file *file, unsigned int cmd,
 	case BLOBCR_IOC_GET_INFO:
 		return ioc_get_info(st, argp);
 	case BLOBCR_IOC_GET_BITMAP:
-		return ioc_get_bitmap(st, argp);
+		return ioc_bitmap(st, argp, false);
 	case BLOBCR_IOC_SET_BITMAP:
 		if (!(file->f_mode & FMODE_WRITE))
 			return -EBADF;
-		return ioc_set_bitmap(st, argp);
+		return ioc_bitmap(st, argp, true);
 	case BLOBCR_IOC_COMMIT:
 		return ioc_commit(st, file, argp, false);
 	case BLOBCR_IOC_COMMIT_WAIT:
