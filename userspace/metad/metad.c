@@ -189,6 +189,24 @@ static int read_image(MDB_txn *txn, struct metad *m, struct blobcr_dec *req,
 	return err ? err : db_image_get(txn, &m->db, name, img);
 }
 
+/*
+ * Many requests start with an image's name: begin a transaction and read
+ * that image.  On failure no transaction is left open.
+ */
+static int begin_on_image(struct metad *m, unsigned int flags,
+			  struct blobcr_dec *req, MDB_txn **txn,
+			  struct image *img)
+{
+	int err = txn_begin(m, flags, txn);
+
+	if (err)
+		return err;
+	err = read_image(*txn, m, req, img);
+	if (err)
+		mdb_txn_abort(*txn);
+	return err;
+}
+
 /* ---- heartbeats and the node list ---- */
 
 static int register_node(struct metad *m, const char *addr, uint32_t *id)
@@ -294,6 +312,61 @@ static int do_node_list(struct metad *m, struct blobcr_dec *req,
 	return reply->err;
 }
 
+/* ---- list replies ---- */
+
+/*
+ * A list reply leads with its count, known only once every record is
+ * encoded: reserve it, then fill it in.
+ */
+static size_t enc_count_slot(struct blobcr_enc *reply)
+{
+	size_t off = reply->len; /* the buffer may move: remember an offset */
+
+	blobcr_enc_u32(reply, 0);
+	return off;
+}
+
+static void enc_count_fill(struct blobcr_enc *reply, size_t off, uint32_t n)
+{
+	if (!reply->err)
+		put_be32(reply->buf + off, n);
+}
+
+/* Encodes one record of a table: 1 if it did, 0 to pass it over, or -errno. */
+typedef int (*enc_record_fn)(MDB_txn *txn, struct metad *m, const MDB_val *k,
+			     const MDB_val *v, struct blobcr_enc *reply);
+
+/* Answer an empty request with a count, then every record of table @dbi. */
+static int reply_table(struct metad *m, struct blobcr_dec *req, MDB_dbi dbi,
+		       enc_record_fn enc_record, struct blobcr_enc *reply)
+{
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn;
+	MDB_val k, v;
+	uint32_t n = 0;
+	size_t count_off;
+	int err = blobcr_dec_end(req);
+
+	if (err || (err = txn_begin(m, MDB_RDONLY, &txn)))
+		return err;
+	err = db_err(mdb_cursor_open(txn, dbi, &cur));
+	count_off = enc_count_slot(reply);
+	while (!err && !mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		int rc = enc_record(txn, m, &k, &v, reply);
+
+		if (rc < 0)
+			err = rc;
+		else
+			n += rc;
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (!err)
+		enc_count_fill(reply, count_off, n);
+	return err ? err : reply->err;
+}
+
 /* ---- images ---- */
 
 static int new_image(MDB_txn *txn, struct metad *m, const char *name,
@@ -356,14 +429,12 @@ static int do_image_clone(struct metad *m, struct blobcr_dec *req)
 	struct image src, img = { 0 };
 	uint32_t ver;
 	MDB_txn *txn;
-	int err = txn_begin(m, 0, &txn);
+	int err = begin_on_image(m, 0, req, &txn, &src);
 
 	if (err)
 		return err;
-	err = read_image(txn, m, req, &src);
 	ver = blobcr_dec_u32(req);
-	if (!err)
-		err = blobcr_dec_str(req, dst, sizeof(dst));
+	err = blobcr_dec_str(req, dst, sizeof(dst));
 	if (!err)
 		err = blobcr_dec_end(req);
 	if (!err)
@@ -407,54 +478,41 @@ static int do_image_info(struct metad *m, struct blobcr_dec *req,
 {
 	struct image img;
 	MDB_txn *txn;
-	int err = txn_begin(m, MDB_RDONLY, &txn);
+	int err = begin_on_image(m, MDB_RDONLY, req, &txn, &img);
 
 	if (err)
 		return err;
-	err = read_image(txn, m, req, &img);
-	if (!err)
-		err = blobcr_dec_end(req);
+	err = blobcr_dec_end(req);
 	if (!err)
 		enc_image(txn, m, reply, &img);
 	mdb_txn_abort(txn);
 	return err ? err : reply->err;
 }
 
+/* A key too long to be an image name is passed over. */
+static int enc_image_record(MDB_txn *txn, struct metad *m, const MDB_val *k,
+			    const MDB_val *v, struct blobcr_enc *reply)
+{
+	char name[BLOBCR_NAME_MAX];
+	struct image img;
+	int err;
+
+	(void)v;
+	if (k->mv_size >= sizeof(name))
+		return 0;
+	memcpy(name, k->mv_data, k->mv_size);
+	name[k->mv_size] = 0;
+	err = db_image_get(txn, &m->db, name, &img);
+	if (err)
+		return err;
+	enc_image(txn, m, reply, &img);
+	return 1;
+}
+
 static int do_image_list(struct metad *m, struct blobcr_dec *req,
 			 struct blobcr_enc *reply)
 {
-	MDB_txn *txn;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	uint32_t n = 0;
-	size_t count_off;
-	int err = blobcr_dec_end(req);
-
-	if (err || (err = txn_begin(m, MDB_RDONLY, &txn)))
-		return err;
-	err = db_err(mdb_cursor_open(txn, m->db.images, &cur));
-	count_off = reply->len; /* the buffer may move: remember an offset */
-	blobcr_enc_u32(reply, 0);
-	while (!err && !mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		struct image img;
-		char name[BLOBCR_NAME_MAX];
-
-		if (k.mv_size >= sizeof(name))
-			continue;
-		memcpy(name, k.mv_data, k.mv_size);
-		name[k.mv_size] = 0;
-		err = db_image_get(txn, &m->db, name, &img);
-		if (!err) {
-			enc_image(txn, m, reply, &img);
-			n++;
-		}
-	}
-	if (cur)
-		mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	if (!err && !reply->err)
-		put_be32(reply->buf + count_off, n);
-	return err ? err : reply->err;
+	return reply_table(m, req, m->db.images, enc_image_record, reply);
 }
 
 static int do_version_list(struct metad *m, struct blobcr_dec *req,
@@ -467,21 +525,18 @@ static int do_version_list(struct metad *m, struct blobcr_dec *req,
 	MDB_txn *txn;
 	uint32_t n = 0;
 	size_t count_off;
-	int rc, err = txn_begin(m, MDB_RDONLY, &txn);
+	int rc, err = begin_on_image(m, MDB_RDONLY, req, &txn, &img);
 
 	if (err)
 		return err;
-	err = read_image(txn, m, req, &img);
-	if (!err)
-		err = blobcr_dec_end(req);
+	err = blobcr_dec_end(req);
 	if (!err)
 		err = db_err(mdb_cursor_open(txn, m->db.versions, &cur));
 	if (err) {
 		mdb_txn_abort(txn);
 		return err;
 	}
-	count_off = reply->len; /* the buffer may move: remember an offset */
-	blobcr_enc_u32(reply, 0);
+	count_off = enc_count_slot(reply);
 	put_be64(kb, img.id);
 	put_be32(kb + 8, 0);
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -503,8 +558,8 @@ static int do_version_list(struct metad *m, struct blobcr_dec *req,
 	}
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
-	if (!err && !reply->err)
-		put_be32(reply->buf + count_off, n);
+	if (!err)
+		enc_count_fill(reply, count_off, n);
 	return err ? err : reply->err;
 }
 
@@ -576,14 +631,13 @@ static int do_lookup(struct metad *m, struct blobcr_dec *req,
 	struct image img;
 	uint32_t ver, n;
 	MDB_txn *txn;
-	int err = txn_begin(m, MDB_RDONLY, &txn);
+	int err = begin_on_image(m, MDB_RDONLY, req, &txn, &img);
 
 	if (err)
 		return err;
-	err = read_image(txn, m, req, &img);
 	ver = blobcr_dec_u32(req);
 	n = blobcr_dec_u32(req);
-	if (!err && (req->err || n > MAX_BATCH || req->left != (size_t)n * 8))
+	if (req->err || n > MAX_BATCH || req->left != (size_t)n * 8)
 		err = -EBADMSG;
 	if (!err)
 		err = resolve_version(txn, m, &img, &ver);
@@ -953,15 +1007,13 @@ static int do_image_delete(struct metad *m, struct blobcr_dec *req,
 	struct image img;
 	uint32_t ver = 0;
 	MDB_txn *txn;
-	int err = txn_begin(m, 0, &txn);
+	int err = begin_on_image(m, 0, req, &txn, &img);
 
 	if (err)
 		return err;
-	err = read_image(txn, m, req, &img);
 	if (op == BLOBCR_OP_VERSION_DELETE)
 		ver = blobcr_dec_u32(req);
-	if (!err)
-		err = blobcr_dec_end(req);
+	err = blobcr_dec_end(req);
 	if (!err && op == BLOBCR_OP_VERSION_DELETE)
 		err = ver ? delete_version(txn, m, &img, ver) : -EINVAL;
 	else if (!err) {
@@ -1412,8 +1464,7 @@ static int do_under_replicated(struct metad *m, struct blobcr_dec *req,
 	if (max > MAX_BATCH)
 		max = MAX_BATCH;
 	err = db_err(mdb_cursor_open(txn, m->db.chunks, &cur));
-	count_off = reply->len; /* the buffer may move: remember an offset */
-	blobcr_enc_u32(reply, 0);
+	count_off = enc_count_slot(reply);
 	k.mv_size = BLOBCR_ID_SIZE;
 	k.mv_data = (void *)after;
 	rc = err ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -1445,8 +1496,7 @@ static int do_under_replicated(struct metad *m, struct blobcr_dec *req,
 	if (cur)
 		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
-	if (!reply->err)
-		put_be32(reply->buf + count_off, n);
+	enc_count_fill(reply, count_off, n);
 	return err ? err : reply->err;
 }
 
@@ -1512,34 +1562,22 @@ static int do_group_publish(struct metad *m, struct blobcr_dec *req)
 	return err;
 }
 
+/* The name as a string field, then the stored record verbatim. */
+static int enc_group_record(MDB_txn *txn, struct metad *m, const MDB_val *k,
+			    const MDB_val *v, struct blobcr_enc *reply)
+{
+	(void)txn;
+	(void)m;
+	blobcr_enc_u16(reply, (uint16_t)k->mv_size);
+	blobcr_enc_bytes(reply, k->mv_data, k->mv_size);
+	blobcr_enc_bytes(reply, v->mv_data, v->mv_size);
+	return 1;
+}
+
 static int do_group_list(struct metad *m, struct blobcr_dec *req,
 			 struct blobcr_enc *reply)
 {
-	MDB_cursor *cur = NULL;
-	MDB_txn *txn;
-	MDB_val k, v;
-	uint32_t n = 0;
-	size_t count_off;
-	int err = blobcr_dec_end(req);
-
-	if (err || (err = txn_begin(m, MDB_RDONLY, &txn)))
-		return err;
-	err = db_err(mdb_cursor_open(txn, m->db.groups, &cur));
-	count_off = reply->len; /* the buffer may move: remember an offset */
-	blobcr_enc_u32(reply, 0);
-	while (!err && !mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		/* name as a string field, then the stored record verbatim */
-		blobcr_enc_u16(reply, (uint16_t)k.mv_size);
-		blobcr_enc_bytes(reply, k.mv_data, k.mv_size);
-		blobcr_enc_bytes(reply, v.mv_data, v.mv_size);
-		n++;
-	}
-	if (cur)
-		mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	if (!reply->err)
-		put_be32(reply->buf + count_off, n);
-	return err ? err : reply->err;
+	return reply_table(m, req, m->db.groups, enc_group_record, reply);
 }
 
 /* ---- access orders, for adaptive prefetch ---- */
@@ -1557,15 +1595,14 @@ static int do_access_put(struct metad *m, struct blobcr_dec *req)
 	const uint8_t *raw;
 	MDB_val k = { sizeof(kb), kb }, v;
 	MDB_txn *txn;
-	int err = txn_begin(m, 0, &txn);
+	int err = begin_on_image(m, 0, req, &txn, &img);
 
 	if (err)
 		return err;
-	err = read_image(txn, m, req, &img);
 	ver = blobcr_dec_u32(req);
 	n = blobcr_dec_u32(req);
-	if (!err && (req->err || !n || n > image_extents(&img) ||
-		     req->left != (size_t)n * 8))
+	if (req->err || !n || n > image_extents(&img) ||
+	    req->left != (size_t)n * 8)
 		err = -EBADMSG;
 	if (!err)
 		err = ver ? resolve_version(txn, m, &img, &ver) : -EINVAL;
@@ -1594,14 +1631,12 @@ static int do_access_get(struct metad *m, struct blobcr_dec *req,
 	uint8_t kb[12];
 	MDB_val k = { sizeof(kb), kb }, v;
 	MDB_txn *txn;
-	int err = txn_begin(m, MDB_RDONLY, &txn);
+	int err = begin_on_image(m, MDB_RDONLY, req, &txn, &img);
 
 	if (err)
 		return err;
-	err = read_image(txn, m, req, &img);
 	ver = blobcr_dec_u32(req);
-	if (!err)
-		err = blobcr_dec_end(req);
+	err = blobcr_dec_end(req);
 	if (!err)
 		err = ver ? resolve_version(txn, m, &img, &ver) : -EINVAL;
 	if (!err) {
