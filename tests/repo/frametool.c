@@ -179,6 +179,20 @@ static void case_put_mismatch(void)
 							     sizeof(p))), -EINVAL);
 }
 
+/* A PUBLISH naming an image metad does not have (its log names it). */
+static void case_publish_unknown(void)
+{
+	static const char name[] = "no-such-image";
+	uint8_t frame[BLOBCR_HDR_SIZE + 2 + sizeof(name)], p[2 + sizeof(name)];
+
+	p[0] = 0;
+	p[1] = sizeof(name) - 1;
+	memcpy(p + 2, name, sizeof(name) - 1);
+	expect("PUBLISH to an unknown image",
+	       raw_call(frame, build(frame, BLOBCR_OP_PUBLISH, 0, p,
+				     sizeof(p) - 1)), -ENOENT);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -190,6 +204,7 @@ int main(int argc, char **argv)
 		{ "header", case_header },
 		{ "payloads", case_payloads },
 		{ "put-mismatch", case_put_mismatch },
+		{ "publish-unknown", case_publish_unknown },
 	};
 	uint8_t ping[BLOBCR_HDR_SIZE];
 	size_t i;

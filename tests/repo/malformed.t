@@ -23,4 +23,7 @@ check "node counted the malformed frames" \
 check "the repository still works: export byte-exact" \
 	bash -c "'$CTL' image export img '$WORK/out' && cmp '$WORK/img' '$WORK/out'"
 check "both daemons still running" kill -0 "$METAD_PID" "${NODE_PID[1]}"
+check "metad: PUBLISH to an unknown image is refused" "$FT" "$META" publish-unknown
+check "metad's log names the image it refused" \
+	grep -q "publish of no-such-image refused" "$WORK/metad.log"
 done_testing

@@ -180,13 +180,20 @@ static int resolve_version(MDB_txn *txn, struct metad *m,
 	return db_version_get(txn, &m->db, img->id, *ver, &v);
 }
 
+/* Read the image the request names; on failure @img holds just that name. */
 static int read_image(MDB_txn *txn, struct metad *m, struct blobcr_dec *req,
 		      struct image *img)
 {
-	char name[BLOBCR_NAME_MAX];
+	char name[BLOBCR_NAME_MAX] = "";
 	int err = blobcr_dec_str(req, name, sizeof(name));
 
-	return err ? err : db_image_get(txn, &m->db, name, img);
+	if (!err)
+		err = db_image_get(txn, &m->db, name, img);
+	if (err) {
+		memset(img, 0, sizeof(*img));
+		memcpy(img->name, name, sizeof(name));
+	}
+	return err;
 }
 
 /*
