@@ -204,16 +204,12 @@ static int commit_batch(struct worker *w, const struct blobcr_request *rq,
 {
 	int err = cacheio_rw(&w->io, false, w->exts, w->bufs, n);
 
-	for (size_t i = 0; !err && i < n; i++) {
-		uint32_t len = cacheio_extent_len(&w->io, w->exts[i]);
-
-		/* A short last extent is stored padded with zeros. */
-		memset((char *)w->bufs[i] + len, 0, w->d->extent_size - len);
-		err = blobcr_commit_extent(cm, w->exts[i], w->bufs[i]);
-	}
 	if (err)
 		return err;
-	/* The bytes are ours now: writes to these extents may go on. */
+	/*
+	 * The bytes are ours now: writes to these extents may go on, before
+	 * the hashing and the upload (a failed commit re-dirties them all).
+	 */
 	for (size_t i = 0; i < n;) {
 		size_t run = 1;
 
@@ -222,7 +218,14 @@ static int commit_batch(struct worker *w, const struct blobcr_request *rq,
 		reply(w, rq, BLOBCR_OP_UPLOADED, 0, w->exts[i], run, 0);
 		i += run;
 	}
-	return 0;
+	for (size_t i = 0; !err && i < n; i++) {
+		uint32_t len = cacheio_extent_len(&w->io, w->exts[i]);
+
+		/* A short last extent is stored padded with zeros. */
+		memset((char *)w->bufs[i] + len, 0, w->d->extent_size - len);
+		err = blobcr_commit_extent(cm, w->exts[i], w->bufs[i]);
+	}
+	return err;
 }
 
 static int commit_set(struct worker *w, const struct blobcr_request *rq,
