@@ -88,10 +88,9 @@ echo "imported in $(( $(ms) - t0 )) ms"
 cat >"$work/checkpoint.sh" <<'CKPT'
 #!/bin/sh
 t0=$(date +%s%3N)
-fsfreeze -f /mnt/app
-v=$(blobcrctl commit --resume "fsfreeze -u /mnt/app" vm 2>/run/vm-out/commit.err)
+v=$(blobcrctl commit --freeze /mnt/app vm 2>/run/vm-out/commit.err)
 t1=$(date +%s%3N)
-echo "checkpoint: version $v in $((t1 - t0)) ms ($(cat /run/vm-out/commit.err | sed 's/^blobcrctl: vm: //'))"
+echo "checkpoint: version $v in $((t1 - t0)) ms ($(sed 's/^blobcrctl: vm: //' /run/vm-out/commit.err | paste -sd';' | sed 's/;/; /g'))"
 echo "$v" >>/run/vm-out/versions
 CKPT
 

@@ -586,13 +586,16 @@ static const struct verb verbs[] = {
 	  "IMAGE with --commit-to (created as a clone of NAME@VERSION if needed).\n"
 	  "Prints the device path.",
 	  cmd_deploy, 1, 11 },
-	{ NULL, "commit", "[--label TEXT] [--resume CMD] DMNAME",
+	{ NULL, "commit", "[--freeze MOUNTPOINT] [--label TEXT] [--resume CMD] DMNAME",
 	  "checkpoint the device: its writes since the last commit become a new\n"
 	  "version; prints the version number (pause and size on stderr).\n"
-	  "--resume CMD runs CMD (resume the VM, thaw the file system) as soon\n"
-	  "as the snapshot is taken, while the upload goes on.  --label TEXT\n"
-	  "labels the version (shown by image versions, with the deployment's tag).",
-	  cmd_dm_commit, 1, 5 },
+	  "--freeze MOUNTPOINT freezes the file system mounted there (on the\n"
+	  "device) for the snapshot and thaws it right after, so the version\n"
+	  "holds that file system clean.  --resume CMD runs CMD (resume the VM,\n"
+	  "thaw a file system frozen by hand) as soon as the snapshot is taken,\n"
+	  "while the upload goes on.  --label TEXT labels the version (shown by\n"
+	  "image versions, with the deployment's tag).",
+	  cmd_dm_commit, 1, 7 },
 	{ NULL, "undeploy", "DMNAME",
 	  "stop the device's blobcrd and remove the device (the cache file stays)",
 	  cmd_undeploy, 1, 1 },

@@ -521,24 +521,106 @@ static double ms_since(const struct timespec *t0)
 	return (t.tv_sec - t0->tv_sec) * 1e3 + (t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* FIFREEZE: the file system writes out what it holds and takes no more. */
+static int freeze_fs(const char *mnt, int *fsfd)
+{
+	int fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, FIFREEZE, 0) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	*fsfd = fd;
+	return 0;
+}
+
+static void thaw_fs(const char *mnt, int fd)
+{
+	if (ioctl(fd, FITHAW, 0) < 0)
+		say(0, "cannot thaw %s: %s (fsfreeze -u %s)", mnt,
+		    strerror(errno), mnt);
+	close(fd);
+}
+
+/*
+ * Hold the signals that would kill us while the file system is frozen: a
+ * blobcrctl killed there would leave it frozen.
+ */
+static void block_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
+/* What one commit took, for the line on stderr. */
+struct commit_times {
+	double freeze_ms, frozen_ms, resumed_ms;
+};
+
+/*
+ * Take the snapshot: with @mnt, freeze that file system around the swap.
+ * Returns 0 or an errno; *@fs_err tells a freeze that failed.
+ */
+static int take_snapshot(int fd, const char *mnt, struct blobcr_commit *cm,
+			 struct commit_times *ct, int *fs_err)
+{
+	struct timespec t0, t1;
+	sigset_t old;
+	int fsfd = -1, r;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (mnt) {
+		block_signals(&old);
+		*fs_err = freeze_fs(mnt, &fsfd);
+		if (*fs_err) {
+			sigprocmask(SIG_SETMASK, &old, NULL);
+			return -*fs_err;
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ct->freeze_ms = ms_since(&t0);
+	/* Returns once the target took the commit set and accepts writes. */
+	r = ioctl(fd, BLOBCR_IOC_COMMIT, cm) < 0 ? errno : 0;
+	if (mnt) {
+		thaw_fs(mnt, fsfd);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		ct->frozen_ms = ms_since(&t1);
+	}
+	ct->resumed_ms = ms_since(&t0);
+	return r;
+}
+
 int deploy_cmd_commit(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "resume", required_argument, NULL, 'r' },
 		{ "label", required_argument, NULL, 'l' },
+		{ "freeze", required_argument, NULL, 'f' },
 		{ 0 }
 	};
 	struct blobcr_commit cm = { .flags = BLOBCR_COMMIT_F_NOWAIT };
-	const char *resume = NULL, *label = NULL, *name;
+	const char *resume = NULL, *label = NULL, *mnt = NULL, *name;
+	struct commit_times ct = { 0 };
 	struct timespec t0;
-	double resumed;
-	int c, fd, r;
+	int c, fd, r, fs_err = 0;
 
-	while ((c = getopt_long(argc, argv, "r:l:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:l:f:", opts, NULL)) != -1) {
 		if (c == 'r')
 			resume = optarg;
 		else if (c == 'l')
 			label = optarg;
+		else if (c == 'f')
+			mnt = optarg;
 		else
 			return EXIT_USAGE;
 	}
@@ -556,9 +638,7 @@ int deploy_cmd_commit(int argc, char **argv)
 			   strerror(-r));
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	/* Returns once the target took the commit set and accepts writes. */
-	r = ioctl(fd, BLOBCR_IOC_COMMIT, &cm) < 0 ? errno : 0;
-	resumed = ms_since(&t0);
+	r = take_snapshot(fd, mnt, &cm, &ct, &fs_err);
 	if (!r && resume && system(resume))
 		say(0, "--resume command failed: %s", resume);
 	if (!r) {
@@ -570,14 +650,20 @@ int deploy_cmd_commit(int argc, char **argv)
 	close(fd);
 	if (label)
 		set_label(name, NULL);
+	if (fs_err)
+		return say(EXIT_FAIL, "cannot freeze %s: %s; nothing committed",
+			   mnt, strerror(-fs_err));
 	if (r)
 		return say(r == EBUSY ? EXIT_CONFLICT : EXIT_FAIL, "commit of %s failed: %s",
 			   name, strerror(r));
 	printf("%llu\n", (unsigned long long)cm.version);
+	if (mnt)
+		fprintf(stderr, "blobcrctl: %s: froze %s in %.1f ms, thawed %.3f ms later\n",
+			name, mnt, ct.freeze_ms, ct.frozen_ms);
 	fprintf(stderr, "blobcrctl: %s: version %llu, %llu extents, writes paused %.3f ms, resumed after %.1f ms, published after %.1f ms\n",
 		name, (unsigned long long)cm.version,
-		(unsigned long long)cm.nr_extents, cm.pause_ns / 1e6, resumed,
-		ms_since(&t0));
+		(unsigned long long)cm.nr_extents, cm.pause_ns / 1e6,
+		ct.resumed_ms, ms_since(&t0));
 	return 0;
 }
 
