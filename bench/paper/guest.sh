@@ -50,20 +50,15 @@ barrier() { socat -u "TCP:$HOST:$BPORT" - >/dev/null; }
 
 # ---- dm-blobcr --------------------------------------------------------
 
-# bc_ckpt MNT DMNAME PREFIX: the checkpoint request.  Freeze the file
-# system (what a checkpointing proxy does to the VM), commit, and let
-# blobcrctl thaw it as soon as the target has taken the dirty set
-# (--resume): the app waits for that, the upload goes on behind it.
-# Completion is when the version is published.
+# bc_ckpt MNT DMNAME PREFIX: the checkpoint request.  blobcrctl commit
+# --freeze freezes the file system (what a checkpointing proxy does to the
+# VM), has the target take the dirty set and thaws it at once; the upload
+# goes on behind.  The app is paused from the freeze to the thaw, both
+# timed by blobcrctl.  Completion is when the version is published.
 bc_ckpt() {
 	local mnt=$1 dm=$2 p=$3 t0 t1 v err
-	rm -f /tmp/thawed
 	t0=$(now)
-	fsfreeze -f "$mnt"
-	res "${p}_freeze_ms" $(($(now) - t0))
-	if ! v=$(blobcrctl commit --resume "fsfreeze -u $mnt; : >/tmp/thawed" \
-		"$dm" 2>/tmp/commit.err); then
-		fsfreeze -u "$mnt" 2>/dev/null || true
+	if ! v=$(blobcrctl commit --freeze "$mnt" "$dm" 2>/tmp/commit.err); then
 		cat /tmp/commit.err >&2
 		return 1
 	fi
@@ -72,8 +67,9 @@ bc_ckpt() {
 	log "$err"
 	res "${p}_version" "$v"
 	res "${p}_ckpt_ms" $((t1 - t0))
-	# thawed at the file's mtime (no process started after the thaw)
-	res "${p}_pause_ms" $(($(stat -c %.3Y /tmp/thawed | tr -d .) - t0))
+	res "${p}_freeze_ms" "$(sed -n 's/.* in \([0-9.]*\) ms, thawed.*/\1/p' <<<"$err")"
+	res "${p}_pause_ms" "$(sed -n 's/.* in \([0-9.]*\) ms, thawed \([0-9.]*\) ms later/\1 \2/p' <<<"$err" |
+		awk '{ printf "%.0f", $1 + $2 }')"
 	res "${p}_kpause_ms" "$(sed -n 's/.*writes paused \([0-9.]*\) ms.*/\1/p' <<<"$err")"
 	res "${p}_extents" "$(sed -n 's/.*, \([0-9]*\) extents,.*/\1/p' <<<"$err")"
 }
