@@ -303,26 +303,53 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
 	return 0;
 }
 
+/* One version as key=value lines, for scripts (labels may hold spaces). */
+static void print_version_keys(const struct blobcr_version_info *v,
+			       const char *when)
+{
+	printf("version=%" PRIu32 "\nbase=%" PRIu32 "\ntime=%s\nchanged=%" PRIu64
+	       "\nlabel=%s\ngroup=%s\n\n", v->version, v->base, when, v->changed,
+	       v->label, v->group);
+}
+
 static int cmd_versions(struct ctl *ctl, int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "keys", no_argument, NULL, 'k' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct blobcr_version_info *v;
+	bool keys = false;
 	size_t n;
-	int err = blobcr_version_list(ctl->c, argv[1], &v, &n);
+	int c, err;
 
-	(void)argc;
+	while ((c = getopt_long(argc, argv, "+k", opts, NULL)) != -1) {
+		if (c != 'k')
+			return EXIT_USAGE;
+		keys = true;
+	}
+	if (argc - optind != 1) {
+		fprintf(stderr, "blobcrctl: image versions [--keys] NAME\n");
+		return EXIT_USAGE;
+	}
+	err = blobcr_version_list(ctl->c, argv[optind], &v, &n);
 	if (err)
-		return fail(err, "versions of", argv[1]);
-	printf("%-8s %-8s %-20s %10s  %-16s %s\n", "VERSION", "BASE",
-	       "TIME (UTC)", "CHANGED", "LABEL", "GROUP");
+		return fail(err, "versions of", argv[optind]);
+	if (!keys)
+		printf("%-8s %-8s %-20s %10s  %-16s %s\n", "VERSION", "BASE",
+		       "TIME (UTC)", "CHANGED", "LABEL", "GROUP");
 	for (size_t i = 0; i < n; i++) {
 		char when[32];
 		time_t t = (time_t)v[i].time;
 		struct tm tm;
 
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", gmtime_r(&t, &tm));
-		printf("%-8" PRIu32 " %-8" PRIu32 " %-20s %10" PRIu64 "  %-16s %s\n",
-		       v[i].version, v[i].base, when, v[i].changed, v[i].label,
-		       v[i].group[0] ? v[i].group : "-");
+		if (keys)
+			print_version_keys(&v[i], when);
+		else
+			printf("%-8" PRIu32 " %-8" PRIu32 " %-20s %10" PRIu64 "  %-16s %s\n",
+			       v[i].version, v[i].base, when, v[i].changed,
+			       v[i].label, v[i].group[0] ? v[i].group : "-");
 	}
 	free(v);
 	return 0;
@@ -619,7 +646,11 @@ static const struct verb verbs[] = {
 	  cmd_commit, 2, 2 },
 	{ "image", "list", "", "list the images", cmd_list, 0, 0 },
 	{ "image", "info", "NAME", "show one image as key=value lines", cmd_info, 1, 1 },
-	{ "image", "versions", "NAME", "list the versions of NAME", cmd_versions, 1, 1 },
+	{ "image", "versions", "[--keys] NAME",
+	  "list the versions of NAME: a table, or with --keys one block of\n"
+	  "key=value lines per version (version, base, time, changed, label,\n"
+	  "group), blocks separated by an empty line, for scripts",
+	  cmd_versions, 1, 2 },
 	{ "image", "clone", "NAME@VERSION NEW",
 	  "create NEW sharing every chunk of NAME@VERSION", cmd_clone, 2, 2 },
 	{ "image", "delete", "NAME[@VERSION]",

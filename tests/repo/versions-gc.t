@@ -56,6 +56,15 @@ check "v1 still exports as v1" exports_as img@1 "$WORK/v1"
 check "gc keeps v2's chunks that v3 inherits" bash -c "'$CTL' gc | grep -q '^deleted=0 '"
 check "versions lists 1 and 3" \
 	bash -c "test \"\$('$CTL' image versions img | awk 'NR>1{print \$1}' | xargs)\" = '1 3'"
+"$CTL" image versions --keys img >"$WORK/keys"
+check "versions --keys: one block per version" \
+	test "$(grep -c '^version=' "$WORK/keys")" = 2
+check "versions --keys: v3's block, key by key" \
+	test "$(awk -v RS= -F'\n' 'NR == 2 { print $1, $2, $4, $5, $6 }' "$WORK/keys")" = \
+	"version=3 base=2 changed=2 label=commit group="
+check "versions --keys: a UTC time" \
+	grep -Eq '^time=[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$' "$WORK/keys"
+"$CTL" image versions --keys 2>/dev/null; check "versions --keys without NAME: exit 2" test $? -eq 2
 
 check "delete the latest version img@3" "$CTL" image delete img@3
 check "latest is v1 again" exports_as img "$WORK/v1"
