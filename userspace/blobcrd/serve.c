@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blobcr_util.h"
 #include "blobcrd.h"
 
 static void reply(struct worker *w, const struct blobcr_request *rq,
@@ -198,12 +199,21 @@ static int check_base(struct worker *w, uint32_t *base)
 	return -ESTALE;
 }
 
+/* Where one commit's time went, in milliseconds, for the log. */
+struct commit_times {
+	uint64_t start, first_uploaded, read, hash_upload, publish;
+};
+
 /* Read the @n extents in w->exts and hand them to the commit. */
 static int commit_batch(struct worker *w, const struct blobcr_request *rq,
-			struct blobcr_changeset *cm, size_t n)
+			struct blobcr_changeset *cm, size_t n,
+			struct commit_times *ct)
 {
+	uint64_t t0 = blobcr_now_ms(), t1;
 	int err = cacheio_rw(&w->io, false, w->exts, w->bufs, n);
 
+	t1 = blobcr_now_ms();
+	ct->read += t1 - t0;
 	if (err)
 		return err;
 	/*
@@ -218,6 +228,8 @@ static int commit_batch(struct worker *w, const struct blobcr_request *rq,
 		reply(w, rq, BLOBCR_OP_UPLOADED, 0, w->exts[i], run, 0);
 		i += run;
 	}
+	if (!ct->first_uploaded)
+		ct->first_uploaded = t1 - ct->start;
 	for (size_t i = 0; !err && i < n; i++) {
 		uint32_t len = cacheio_extent_len(&w->io, w->exts[i]);
 
@@ -225,11 +237,13 @@ static int commit_batch(struct worker *w, const struct blobcr_request *rq,
 		memset((char *)w->bufs[i] + len, 0, w->d->extent_size - len);
 		err = blobcr_commit_extent(cm, w->exts[i], w->bufs[i]);
 	}
+	ct->hash_upload += blobcr_now_ms() - t1;
 	return err;
 }
 
 static int commit_set(struct worker *w, const struct blobcr_request *rq,
-		      const uint64_t *set, uint32_t *version)
+		      const uint64_t *set, uint32_t *version,
+		      struct commit_times *ct)
 {
 	struct deployment *d = w->d;
 	struct blobcr_changeset *cm;
@@ -251,17 +265,21 @@ static int commit_set(struct worker *w, const struct blobcr_request *rq,
 		w->exts[n++] = e;
 		taken++;
 		if (n == BLOBCRD_BATCH) {
-			err = commit_batch(w, rq, cm, n);
+			err = commit_batch(w, rq, cm, n, ct);
 			n = 0;
 		}
 	}
 	if (!err && n)
-		err = commit_batch(w, rq, cm, n);
+		err = commit_batch(w, rq, cm, n, ct);
 	if (!err && taken != rq->nr_extents)
 		err = -EPROTO;	/* the set changed under us: never publish */
 	if (!err) {
+		uint64_t t0 = blobcr_now_ms();
+
 		version_label(d, label, sizeof(label));
+		/* The last batch's upload, then the publish itself. */
 		err = blobcr_commit_publish(cm, label[0] ? label : NULL, version);
+		ct->publish = blobcr_now_ms() - t0;
 	}
 	blobcr_commit_free(cm);
 	return err;
@@ -272,6 +290,7 @@ void serve_commit(struct worker *w, const struct blobcr_request *rq)
 	struct deployment *d = w->d;
 	size_t words = (d->info.nr_extents + 63) / 64;
 	uint64_t *set = calloc(words ? words : 1, sizeof(*set));
+	struct commit_times ct = { .start = blobcr_now_ms() };
 	uint32_t version = 0;
 	int err;
 
@@ -281,7 +300,7 @@ void serve_commit(struct worker *w, const struct blobcr_request *rq)
 		err = channel_get_bitmap(d->chfd, BLOBCR_BITMAP_COMMIT,
 					 d->info.nr_extents, set);
 	if (!err)
-		err = commit_set(w, rq, set, &version);
+		err = commit_set(w, rq, set, &version, &ct);
 	free(set);
 	if (err) {
 		logmsg(d, "commit of %llu extents failed: %s",
@@ -289,9 +308,14 @@ void serve_commit(struct worker *w, const struct blobcr_request *rq)
 	} else {
 		atomic_fetch_add(&d->commits, 1);
 		prefetch_save(d, w->cl);
-		logmsg(d, "committed %llu extents as %s@%u",
+		logmsg(d, "committed %llu extents as %s@%u in %llu ms: writes held until %llu ms, read %llu ms, hash and upload %llu ms, upload rest and publish %llu ms",
 		       (unsigned long long)rq->nr_extents, d->commit_image,
-		       version);
+		       version,
+		       (unsigned long long)(blobcr_now_ms() - ct.start),
+		       (unsigned long long)ct.first_uploaded,
+		       (unsigned long long)ct.read,
+		       (unsigned long long)ct.hash_upload,
+		       (unsigned long long)ct.publish);
 	}
 	reply(w, rq, BLOBCR_OP_COMMIT, err, 0, 0, version);
 }
