@@ -21,6 +21,7 @@
 
 /* Extents requested ahead of the furthest miss, in the recorded order. */
 #define PREFETCH_WINDOW 32
+#define PREFETCH_ANCESTORS 8	/* base-chain steps searched for an order */
 
 /* Adaptive prefetch state (prefetch.c). */
 struct prefetch {

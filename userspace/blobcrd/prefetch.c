@@ -8,6 +8,10 @@
  * deployments of that version load the order and, on each miss, ask the
  * target to prefetch the next extents of the order: a bounded window ahead
  * of the furthest miss, so prefetch never runs far ahead of the workload.
+ * A version nobody recorded yet, typically a checkpoint just taken, is
+ * served by the order of its nearest ancestor that has one (the job that
+ * wrote it ran from there); its deployment then records nothing, since
+ * prefetched extents would be missing from what it saw.
  * Prefetches go through the target (its "prefetch" message), which skips
  * present extents and extents being fetched, so they never race writes.
  */
@@ -43,16 +47,70 @@ static void quiet_dm_log(int level, const char *file, int line, int dm_errno,
 	(void)level; (void)file; (void)line; (void)dm_errno; (void)f;
 }
 
+/*
+ * Step from version *@v of @image to the one it was built on: its base in
+ * the same image, or for the first version of a clone, the version it was
+ * cloned from.  Return: false when there is none (or the repository says
+ * nothing).
+ */
+static bool step_back(struct blobcr_client *cl, char *image, uint32_t *v)
+{
+	struct blobcr_version_info *vs;
+	struct blobcr_image_info ii;
+	uint32_t base = 0;
+	size_t n;
+
+	if (!blobcr_version_list(cl, image, &vs, &n)) {
+		for (size_t i = 0; i < n; i++)
+			if (vs[i].version == *v && vs[i].base < *v)
+				base = vs[i].base;
+		free(vs);
+	}
+	if (base) {
+		*v = base;
+		return true;
+	}
+	if (blobcr_image_info(cl, image, &ii) || !ii.parent[0])
+		return false;
+	snprintf(image, BLOBCR_NAME_MAX, "%s", ii.parent);
+	*v = ii.parent_version;
+	return true;
+}
+
+/*
+ * Load into p->order the order recorded for our version, else for its
+ * nearest ancestor; @from (BLOBCR_NAME_MAX bytes) and *@fromv say whose.
+ * Return: -ENOENT if none has one.
+ */
+static int load_order(struct deployment *d, struct blobcr_client *cl,
+		      size_t *n, char *from, uint32_t *fromv)
+{
+	int err, step = 0;
+
+	snprintf(from, BLOBCR_NAME_MAX, "%s", d->image);
+	*fromv = d->version;
+	err = blobcr_access_order_get(cl, from, *fromv, &d->pf.order, n);
+	while (err == -ENOENT && step++ < PREFETCH_ANCESTORS &&
+	       step_back(cl, from, fromv)) {
+		err = blobcr_access_order_get(cl, from, *fromv, &d->pf.order, n);
+		if (err && err != -ENOENT)
+			err = -ENOENT;	/* an ancestor's trouble: we record */
+	}
+	return err;
+}
+
 int prefetch_init(struct deployment *d, struct blobcr_client *cl)
 {
 	struct prefetch *p = &d->pf;
 	uint64_t nr = d->info.nr_extents;
+	char from[BLOBCR_NAME_MAX];
+	uint32_t fromv;
 	size_t n = 0;
 	int err;
 
 	pthread_mutex_init(&p->lock, NULL);
 	dm_log_with_errno_init(quiet_dm_log);
-	err = blobcr_access_order_get(cl, d->image, d->version, &p->order, &n);
+	err = load_order(d, cl, &n, from, &fromv);
 	if (err == -ENOENT) {
 		/* Nobody recorded this version yet: we do. */
 		p->recording = true;
@@ -74,8 +132,10 @@ int prefetch_init(struct deployment *d, struct blobcr_client *cl)
 		if (p->order[i] < nr)
 			p->pos[p->order[i]] = (uint32_t)i;
 	p->n = n;
-	logmsg(d, "prefetching by the access order recorded for %s@%u (%zu extents, window %u)",
-	       d->image, d->version, n, PREFETCH_WINDOW);
+	logmsg(d, "prefetching by the access order recorded for %s@%u%s (%zu extents, window %u)",
+	       from, fromv,
+	       fromv == d->version && !strcmp(from, d->image) ? "" : ", an ancestor",
+	       n, PREFETCH_WINDOW);
 	return 0;
 }
 
