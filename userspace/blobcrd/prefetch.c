@@ -89,7 +89,9 @@ static int load_order(struct deployment *d, struct blobcr_client *cl,
 
 	snprintf(from, BLOBCR_NAME_MAX, "%s", d->image);
 	*fromv = d->version;
-	err = blobcr_access_order_get(cl, from, *fromv, &d->pf.order, n);
+	/* Version 0: a clone with no version yet, its source's bytes. */
+	err = *fromv ? blobcr_access_order_get(cl, from, *fromv, &d->pf.order, n)
+		     : -ENOENT;
 	while (err == -ENOENT && step++ < PREFETCH_ANCESTORS &&
 	       step_back(cl, from, fromv)) {
 		err = blobcr_access_order_get(cl, from, *fromv, &d->pf.order, n);
@@ -111,6 +113,8 @@ int prefetch_init(struct deployment *d, struct blobcr_client *cl)
 	pthread_mutex_init(&p->lock, NULL);
 	dm_log_with_errno_init(quiet_dm_log);
 	err = load_order(d, cl, &n, from, &fromv);
+	if (err == -ENOENT && !d->version)
+		return 0;	/* nothing to replay, and no version to record */
 	if (err == -ENOENT) {
 		/* Nobody recorded this version yet: we do. */
 		p->recording = true;
