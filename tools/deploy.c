@@ -18,11 +18,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -521,78 +523,95 @@ static double ms_since(const struct timespec *t0)
 	return (t.tv_sec - t0->tv_sec) * 1e3 + (t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-/* FIFREEZE: the file system writes out what it holds and takes no more. */
-static int freeze_fs(const char *mnt, int *fsfd)
+/* The device number of device-mapper device @name. */
+static int dm_devno(const char *name, dev_t *dev)
+{
+	struct dm_task *dmt = dm_task_create(DM_DEVICE_INFO);
+	struct dm_info info;
+	bool ok = dmt && dm_task_set_name(dmt, name) && dm_task_run(dmt) &&
+		  dm_task_get_info(dmt, &info) && info.exists;
+
+	if (ok)
+		*dev = makedev(info.major, info.minor);
+	if (dmt)
+		dm_task_destroy(dmt);
+	return ok ? 0 : -ENOENT;
+}
+
+/*
+ * Open @mnt for --freeze, refusing a directory whose file system is not on
+ * @name: FIFREEZE would freeze that other file system, and the version
+ * would not hold a quiesced one.
+ */
+static int open_fs_on(const char *name, const char *mnt, int *fsfd)
 {
 	int fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+	dev_t dev;
 
 	if (fd < 0)
-		return -errno;
-	if (ioctl(fd, FIFREEZE, 0) < 0) {
-		int err = -errno;
-
+		return say(EXIT_FAIL, "cannot freeze %s: %s; nothing committed",
+			   mnt, strerror(errno));
+	if (fstat(fd, &st) || dm_devno(name, &dev) || st.st_dev != dev) {
 		close(fd);
-		return err;
+		return say(EXIT_USAGE, "%s is not on %s (a file system mounted from /dev/mapper/%s is); nothing committed",
+			   mnt, name, name);
 	}
 	*fsfd = fd;
 	return 0;
 }
 
-static void thaw_fs(const char *mnt, int fd)
-{
-	if (ioctl(fd, FITHAW, 0) < 0)
-		say(0, "cannot thaw %s: %s (fsfreeze -u %s)", mnt,
-		    strerror(errno), mnt);
-	close(fd);
-}
-
 /*
- * Hold the signals that would kill us while the file system is frozen: a
- * blobcrctl killed there would leave it frozen.
+ * Hold the signals that would kill or stop us while the file system is
+ * frozen: the file system would stay frozen (SIGKILL still can: then
+ * fsfreeze -u it).
  */
 static void block_signals(sigset_t *old)
 {
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP,
+				    SIGTTIN, SIGTTOU };
 	sigset_t set;
 
 	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGQUIT);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
 	sigprocmask(SIG_BLOCK, &set, old);
 }
 
-/* What one commit took, for the line on stderr. */
+/* What one commit took, for the line on stderr, and the file system's fate. */
 struct commit_times {
 	double freeze_ms, frozen_ms, resumed_ms;
+	int freeze_err, thaw_err;
 };
 
 /*
- * Take the snapshot: with @mnt, freeze that file system around the swap.
- * Returns 0 or an errno; *@fs_err tells a freeze that failed.
+ * Take the snapshot: with @fsfd (else -1), freeze that file system around
+ * the swap.  Return: 0 or the commit's errno; a failed freeze (nothing
+ * committed) or thaw is in @ct.
  */
-static int take_snapshot(int fd, const char *mnt, struct blobcr_commit *cm,
-			 struct commit_times *ct, int *fs_err)
+static int take_snapshot(int fd, int fsfd, struct blobcr_commit *cm,
+			 struct commit_times *ct)
 {
 	struct timespec t0, t1;
 	sigset_t old;
-	int fsfd = -1, r;
+	int r;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (mnt) {
+	if (fsfd >= 0) {
 		block_signals(&old);
-		*fs_err = freeze_fs(mnt, &fsfd);
-		if (*fs_err) {
+		if (ioctl(fsfd, FIFREEZE, 0) < 0) {
+			ct->freeze_err = errno;
 			sigprocmask(SIG_SETMASK, &old, NULL);
-			return -*fs_err;
+			return ct->freeze_err;
 		}
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ct->freeze_ms = ms_since(&t0);
 	/* Returns once the target took the commit set and accepts writes. */
 	r = ioctl(fd, BLOBCR_IOC_COMMIT, cm) < 0 ? errno : 0;
-	if (mnt) {
-		thaw_fs(mnt, fsfd);
+	if (fsfd >= 0) {
+		if (ioctl(fsfd, FITHAW, 0) < 0)
+			ct->thaw_err = errno;
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		ct->frozen_ms = ms_since(&t1);
 	}
@@ -612,7 +631,7 @@ int deploy_cmd_commit(int argc, char **argv)
 	const char *resume = NULL, *label = NULL, *mnt = NULL, *name;
 	struct commit_times ct = { 0 };
 	struct timespec t0;
-	int c, fd, r, fs_err = 0;
+	int c, fd, fsfd = -1, r;
 
 	while ((c = getopt_long(argc, argv, "r:l:f:", opts, NULL)) != -1) {
 		if (c == 'r')
@@ -632,13 +651,24 @@ int deploy_cmd_commit(int argc, char **argv)
 	r = open_channel_of(name, &fd);
 	if (r)
 		return r;
+	if (mnt && (r = open_fs_on(name, mnt, &fsfd))) {
+		close(fd);
+		return r;
+	}
 	if (label && (r = set_label(name, label))) {
 		close(fd);
+		if (fsfd >= 0)
+			close(fsfd);
 		return say(EXIT_FAIL, "cannot hand the label to blobcrd: %s",
 			   strerror(-r));
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	r = take_snapshot(fd, mnt, &cm, &ct, &fs_err);
+	r = take_snapshot(fd, fsfd, &cm, &ct);
+	if (fsfd >= 0)
+		close(fsfd);
+	if (ct.thaw_err)
+		say(0, "cannot thaw %s: %s (fsfreeze -u %s)", mnt,
+		    strerror(ct.thaw_err), mnt);
 	if (!r && resume && system(resume))
 		say(0, "--resume command failed: %s", resume);
 	if (!r) {
@@ -650,9 +680,9 @@ int deploy_cmd_commit(int argc, char **argv)
 	close(fd);
 	if (label)
 		set_label(name, NULL);
-	if (fs_err)
+	if (ct.freeze_err)
 		return say(EXIT_FAIL, "cannot freeze %s: %s; nothing committed",
-			   mnt, strerror(-fs_err));
+			   mnt, strerror(ct.freeze_err));
 	if (r)
 		return say(r == EBUSY ? EXIT_CONFLICT : EXIT_FAIL, "commit of %s failed: %s",
 			   name, strerror(r));
@@ -664,6 +694,9 @@ int deploy_cmd_commit(int argc, char **argv)
 		name, (unsigned long long)cm.version,
 		(unsigned long long)cm.nr_extents, cm.pause_ns / 1e6,
 		ct.resumed_ms, ms_since(&t0));
+	if (ct.thaw_err)
+		return say(EXIT_FAIL, "version %llu committed, but %s is still frozen",
+			   (unsigned long long)cm.version, mnt);
 	return 0;
 }
 
