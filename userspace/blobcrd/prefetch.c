@@ -49,22 +49,32 @@ static void quiet_dm_log(int level, const char *file, int line, int dm_errno,
 
 /*
  * Step from version *@v of @image to the one it was built on: its base in
- * the same image, or for the first version of a clone, the version it was
- * cloned from.  Return: false when there is none (or the repository says
- * nothing).
+ * the same image (or, the base deleted, the newest older version left),
+ * and from the first version of a clone, the version it was cloned from.
+ * Return: false when there is none or the repository cannot say.
  */
 static bool step_back(struct blobcr_client *cl, char *image, uint32_t *v)
 {
 	struct blobcr_version_info *vs;
 	struct blobcr_image_info ii;
-	uint32_t base = 0;
+	uint32_t base = 0, older = 0;
+	bool listed = false;
 	size_t n;
 
-	if (!blobcr_version_list(cl, image, &vs, &n)) {
-		for (size_t i = 0; i < n; i++)
-			if (vs[i].version == *v && vs[i].base < *v)
+	if (*v) {
+		if (blobcr_version_list(cl, image, &vs, &n))
+			return false;
+		for (size_t i = 0; i < n; i++) {
+			if (vs[i].version == *v && vs[i].base < *v) {
+				listed = true;
 				base = vs[i].base;
+			}
+			if (vs[i].version < *v && vs[i].version > older)
+				older = vs[i].version;
+		}
 		free(vs);
+		if (!listed)
+			base = older;
 	}
 	if (base) {
 		*v = base;

@@ -202,6 +202,7 @@ static int check_base(struct worker *w, uint32_t *base)
 /* Where one commit's time went, in milliseconds, for the log. */
 struct commit_times {
 	uint64_t start, first_uploaded, read, hash_upload, publish;
+	bool any_uploaded;
 };
 
 /* Read the @n extents in w->exts and hand them to the commit. */
@@ -228,8 +229,10 @@ static int commit_batch(struct worker *w, const struct blobcr_request *rq,
 		reply(w, rq, BLOBCR_OP_UPLOADED, 0, w->exts[i], run, 0);
 		i += run;
 	}
-	if (!ct->first_uploaded)
+	if (!ct->any_uploaded) {
+		ct->any_uploaded = true;
 		ct->first_uploaded = t1 - ct->start;
+	}
 	for (size_t i = 0; !err && i < n; i++) {
 		uint32_t len = cacheio_extent_len(&w->io, w->exts[i]);
 
