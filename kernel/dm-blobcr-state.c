@@ -650,6 +650,7 @@ int blobcr_commit(struct blobcr_state *st, struct blobcr_commit *c)
 		st->commit_nr = 0;
 		release_held(st);
 		spin_unlock_irq(&st->lock);
+		wake_up_all(&st->commit_wq);	/* COMMIT_WAIT on this id */
 		mempool_free(req, &st->req_pool);
 		return r;
 	}
