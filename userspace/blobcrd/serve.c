@@ -310,7 +310,6 @@ void serve_commit(struct worker *w, const struct blobcr_request *rq)
 		       (unsigned long long)rq->nr_extents, blobcr_strerror(err));
 	} else {
 		atomic_fetch_add(&d->commits, 1);
-		prefetch_save(d, w->cl);
 		logmsg(d, "committed %llu extents as %s@%u in %llu ms: writes held until %llu ms, read %llu ms, hash and upload %llu ms, upload rest and publish %llu ms",
 		       (unsigned long long)rq->nr_extents, d->commit_image,
 		       version,
@@ -321,4 +320,7 @@ void serve_commit(struct worker *w, const struct blobcr_request *rq)
 		       (unsigned long long)ct.publish);
 	}
 	reply(w, rq, BLOBCR_OP_COMMIT, err, 0, 0, version);
+	/* After the reply: storing the recorded order is not the commit's. */
+	if (!err)
+		prefetch_save(d, w->cl);
 }
