@@ -7,7 +7,7 @@ set -eu
 PACKAGES="
 	build-essential pkg-config
 	linux-image-amd64 linux-headers-amd64 linux-headers-6.12-amd64
-	linux-source-6.1 sparse
+	linux-source-6.1 sparse flex bison libelf-dev
 	qemu-system-x86 qemu-utils busybox-static kmod
 	dmsetup libdevmapper-dev libaio-dev libnanomsg-dev nanomsg-utils
 	liblmdb-dev lmdb-utils libssl-dev
