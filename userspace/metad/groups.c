@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * groups.c - checkpoint groups (metad.h).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "blobcr.h"
+#include "blobcr_util.h"
+#include "metad.h"
+
+/* Name @group in the record of @img@@ver (which must exist). */
+static int tag_version(MDB_txn *txn, struct metad *m, const struct image *img,
+		       uint32_t ver, const char *group)
+{
+	struct version v;
+	int err = db_version_get(txn, &m->db, img->id, ver, &v);
+
+	if (err)
+		return err;
+	snprintf(v.group, sizeof(v.group), "%s", group);
+	return db_version_put(txn, &m->db, img->id, &v);
+}
+
+int do_group_publish(struct metad *m, struct blobcr_dec *req)
+{
+	char name[BLOBCR_NAME_MAX];
+	struct blobcr_enc val;
+	uint32_t n;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int err = blobcr_dec_str(req, name, sizeof(name));
+
+	n = blobcr_dec_u32(req);
+	if (err || req->err || n == 0 || n > MAX_BATCH || !valid_name(name))
+		return err ? err : req->err ? req->err : -EINVAL;
+	if ((err = blobcr_enc_init(&val, 64)))
+		return err;
+	if ((err = txn_begin(m, 0, &txn))) {
+		blobcr_enc_free(&val);
+		return err;
+	}
+	blobcr_enc_u64(&val, blobcr_wall_s());
+	blobcr_enc_u32(&val, n);
+	for (uint32_t i = 0; i < n && !err; i++) {
+		struct image img;
+		uint32_t ver;
+
+		err = read_image(txn, m, req, &img);
+		ver = blobcr_dec_u32(req);
+		if (!err)
+			err = ver ? tag_version(txn, m, &img, ver, name) : -EINVAL;
+		blobcr_enc_str(&val, img.name);
+		blobcr_enc_u32(&val, ver);
+	}
+	if (!err)
+		err = blobcr_dec_end(req) ?: val.err;
+	k.mv_size = strlen(name);
+	k.mv_data = name;
+	v.mv_size = val.len - BLOBCR_HDR_SIZE;
+	v.mv_data = val.buf + BLOBCR_HDR_SIZE;
+	if (!err)
+		err = db_err(mdb_put(txn, m->db.groups, &k, &v, MDB_NOOVERWRITE));
+	err = txn_end(txn, err);
+	blobcr_enc_free(&val);
+	if (!err)
+		log_info("checkpoint group %s published (%" PRIu32 " images)",
+			 name, n);
+	return err;
+}
+
+/* The name as a string field, then the stored record verbatim. */
+static int enc_group_record(MDB_txn *txn, struct metad *m, const MDB_val *k,
+			    const MDB_val *v, struct blobcr_enc *reply)
+{
+	(void)txn;
+	(void)m;
+	blobcr_enc_u16(reply, (uint16_t)k->mv_size);
+	blobcr_enc_bytes(reply, k->mv_data, k->mv_size);
+	blobcr_enc_bytes(reply, v->mv_data, v->mv_size);
+	return 1;
+}
+
+int do_group_list(struct metad *m, struct blobcr_dec *req,
+		  struct blobcr_enc *reply)
+{
+	return reply_table(m, req, m->db.groups, enc_group_record, reply);
+}
