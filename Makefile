@@ -18,7 +18,7 @@ export CC ?= cc
 export USER_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
 	-D_GNU_SOURCE -I$(TOP)/include -I$(TOP)/userspace/lib
 
-SUBDIRS := userspace userspace/blobcrd tools tests
+SUBDIRS := userspace userspace/blobcrd userspace/host tools tests
 
 .PHONY: all deps module module-6.12 $(SUBDIRS) check check-host check-vm \
 	lint demo clean help
@@ -56,6 +56,7 @@ $(SUBDIRS): deps $(BUILD)/linux-src/.stamp
 	$(MAKE) -C $@
 
 userspace/blobcrd tools tests: userspace
+tools: userspace/host
 
 check: all module-6.12
 	$(TOP)/tests/run all

@@ -20,6 +20,7 @@
 #include <nanomsg/nn.h>
 
 #include "blobcr.h"
+#include "blobcr_host.h"
 #include "blobcr_util.h"
 #include "deploy.h"
 

@@ -24,7 +24,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +31,7 @@
 #include <linux/dm-blobcr.h>
 
 #include "blobcr.h"
+#include "blobcr_host.h"
 #include "deploy.h"
 
 #define SECTOR 512ULL
@@ -79,29 +79,6 @@ static int dm_run(int type, const char *name, uint64_t sectors,
 		dm_udev_wait(cookie);
 	dm_task_destroy(dmt);
 	return ok ? 0 : -EIO;
-}
-
-/* The blobcr table of device @name: "cache extent_sectors channel ...". */
-static int dm_blobcr_params(const char *name, char *params, size_t len)
-{
-	struct dm_task *dmt = dm_task_create(DM_DEVICE_TABLE);
-	uint64_t start, length;
-	char *type = NULL, *p = NULL;
-	int err = -ENOENT;
-
-	if (!dmt)
-		return -ENOMEM;
-	if (dm_task_set_name(dmt, name) && dm_task_run(dmt)) {
-		dm_get_next_target(dmt, NULL, &start, &length, &type, &p);
-		if (type && !strcmp(type, "blobcr") && p) {
-			snprintf(params, len, "%s", p);
-			err = 0;
-		} else {
-			err = -EMEDIUMTYPE;
-		}
-	}
-	dm_task_destroy(dmt);
-	return err;
 }
 
 /* ---- the cache ---- */
@@ -470,49 +447,21 @@ int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 	return 0;
 }
 
-static int open_channel_of(const char *name, int *fd)
+/* blobcrctl's words and exit status for a failed host_open_channel(). */
+static int channel_error(const char *name, int err)
 {
-	char params[PATH_MAX + 128], cache[PATH_MAX], channel[BLOBCR_CHANNEL_MAX + 1];
-	char path[PATH_MAX];
-	unsigned int extent_sectors;
-	int err;
-
-	dm_log_with_errno_init(dm_quiet);
-	err = dm_blobcr_params(name, params, sizeof(params));
 	if (err == -ENOENT)
 		return say(EXIT_NOTFOUND, "no device-mapper device %s", name);
-	if (err)
+	if (err == -EMEDIUMTYPE)
 		return say(EXIT_FAIL, "%s is not a blobcr device", name);
-	if (sscanf(params, "%4095s %u %63s", cache, &extent_sectors, channel) != 3)
-		return say(EXIT_FAIL, "cannot parse the table of %s: %s", name, params);
-	snprintf(path, sizeof(path), BLOBCR_DEV_DIR "%s", channel);
-	*fd = open(path, O_RDWR | O_CLOEXEC);
-	if (*fd < 0)
-		return say(EXIT_FAIL, "%s: %s", path, strerror(errno));
-	return 0;
+	return say(EXIT_FAIL, "channel of %s: %s", name, strerror(-err));
 }
 
-/*
- * The commit's label reaches blobcrd through BLOBCR_RUN_DIR/NAME.label,
- * which it reads when it publishes (one commit runs at a time per device).
- * @label NULL removes the file.
- */
-static int set_label(const char *name, const char *label)
+static int open_channel_of(const char *name, int *fd)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	FILE *f;
+	int err = host_open_channel(name, fd);
 
-	snprintf(path, sizeof(path), BLOBCR_RUN_DIR "/%s.label", name);
-	if (!label)
-		return unlink(path) && errno != ENOENT ? -errno : 0;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (!f)
-		return -errno;
-	fprintf(f, "%s\n", label);
-	if (fclose(f) || rename(tmp, path))
-		return -errno;
-	return 0;
+	return err ? channel_error(name, err) : 0;
 }
 
 static double ms_since(const struct timespec *t0)
@@ -523,59 +472,18 @@ static double ms_since(const struct timespec *t0)
 	return (t.tv_sec - t0->tv_sec) * 1e3 + (t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-/* The device number of device-mapper device @name. */
-static int dm_devno(const char *name, dev_t *dev)
-{
-	struct dm_task *dmt = dm_task_create(DM_DEVICE_INFO);
-	struct dm_info info;
-	bool ok = dmt && dm_task_set_name(dmt, name) && dm_task_run(dmt) &&
-		  dm_task_get_info(dmt, &info) && info.exists;
-
-	if (ok)
-		*dev = makedev(info.major, info.minor);
-	if (dmt)
-		dm_task_destroy(dmt);
-	return ok ? 0 : -ENOENT;
-}
-
-/*
- * Open @mnt for --freeze, refusing a directory whose file system is not on
- * @name: FIFREEZE would freeze that other file system, and the version
- * would not hold a quiesced one.
- */
+/* Open @mnt for --freeze, refusing a directory not on @name's device. */
 static int open_fs_on(const char *name, const char *mnt, int *fsfd)
 {
-	int fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	struct stat st;
-	dev_t dev;
+	int err = host_open_mount_on(name, mnt, fsfd);
 
-	if (fd < 0)
-		return say(EXIT_FAIL, "cannot freeze %s: %s; nothing committed",
-			   mnt, strerror(errno));
-	if (fstat(fd, &st) || dm_devno(name, &dev) || st.st_dev != dev) {
-		close(fd);
+	if (err == -EXDEV)
 		return say(EXIT_USAGE, "%s is not on %s (a file system mounted from /dev/mapper/%s is); nothing committed",
 			   mnt, name, name);
-	}
-	*fsfd = fd;
+	if (err)
+		return say(EXIT_FAIL, "cannot freeze %s: %s; nothing committed",
+			   mnt, strerror(-err));
 	return 0;
-}
-
-/*
- * Hold the signals that would kill or stop us while the file system is
- * frozen: the file system would stay frozen (SIGKILL still can: then
- * fsfreeze -u it).
- */
-static void block_signals(sigset_t *old)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP,
-				    SIGTTIN, SIGTTOU };
-	sigset_t set;
-
-	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaddset(&set, sigs[i]);
-	sigprocmask(SIG_BLOCK, &set, old);
 }
 
 /* What one commit took, for the line on stderr, and the file system's fate. */
@@ -593,14 +501,16 @@ static int take_snapshot(int fd, int fsfd, struct blobcr_commit *cm,
 			 struct commit_times *ct)
 {
 	struct timespec t0, t1;
+	size_t failed;
 	sigset_t old;
 	int r;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (fsfd >= 0) {
-		block_signals(&old);
-		if (ioctl(fsfd, FIFREEZE, 0) < 0) {
-			ct->freeze_err = errno;
+		host_block_signals(&old);
+		r = host_freeze(&fsfd, 1, &failed);
+		if (r) {
+			ct->freeze_err = -r;
 			sigprocmask(SIG_SETMASK, &old, NULL);
 			return ct->freeze_err;
 		}
@@ -608,10 +518,9 @@ static int take_snapshot(int fd, int fsfd, struct blobcr_commit *cm,
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	ct->freeze_ms = ms_since(&t0);
 	/* Returns once the target took the commit set and accepts writes. */
-	r = ioctl(fd, BLOBCR_IOC_COMMIT, cm) < 0 ? errno : 0;
+	r = -host_commit_nowait(fd, cm);
 	if (fsfd >= 0) {
-		if (ioctl(fsfd, FITHAW, 0) < 0)
-			ct->thaw_err = errno;
+		ct->thaw_err = -host_thaw(&fsfd, 1);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		ct->frozen_ms = ms_since(&t1);
 	}
@@ -627,7 +536,7 @@ int deploy_cmd_commit(int argc, char **argv)
 		{ "freeze", required_argument, NULL, 'f' },
 		{ 0 }
 	};
-	struct blobcr_commit cm = { .flags = BLOBCR_COMMIT_F_NOWAIT };
+	struct blobcr_commit cm = { 0 };
 	const char *resume = NULL, *label = NULL, *mnt = NULL, *name;
 	struct commit_times ct = { 0 };
 	struct timespec t0;
@@ -655,7 +564,7 @@ int deploy_cmd_commit(int argc, char **argv)
 		close(fd);
 		return r;
 	}
-	if (label && (r = set_label(name, label))) {
+	if (label && (r = host_set_label(name, label))) {
 		close(fd);
 		if (fsfd >= 0)
 			close(fsfd);
@@ -672,14 +581,14 @@ int deploy_cmd_commit(int argc, char **argv)
 	if (!r && resume && system(resume))
 		say(0, "--resume command failed: %s", resume);
 	if (!r) {
-		struct blobcr_commit wait = { .commit_id = cm.commit_id };
+		uint64_t version = 0;
 
-		r = ioctl(fd, BLOBCR_IOC_COMMIT_WAIT, &wait) < 0 ? errno : 0;
-		cm.version = wait.version;
+		r = -host_commit_wait(fd, cm.commit_id, &version);
+		cm.version = version;
 	}
 	close(fd);
 	if (label)
-		set_label(name, NULL);
+		host_set_label(name, NULL);
 	if (ct.freeze_err)
 		return say(EXIT_FAIL, "cannot freeze %s: %s; nothing committed",
 			   mnt, strerror(ct.freeze_err));
@@ -765,18 +674,21 @@ static const char *mode_name(uint32_t mode)
 	}
 }
 
-static int show_status(const char *name)
+/* The state of @name; with @quiet_other, nothing for a non-blobcr device. */
+static int show_status(const char *name, bool quiet_other)
 {
-	struct blobcr_info in = { 0 };
+	struct blobcr_info in;
 	int fd, r;
 
-	r = open_channel_of(name, &fd);
+	r = host_open_channel(name, &fd);
+	if (r == -EMEDIUMTYPE && quiet_other)
+		return 0;
 	if (r)
-		return r;
-	r = ioctl(fd, BLOBCR_IOC_GET_INFO, &in) < 0 ? errno : 0;
+		return channel_error(name, r);
+	r = host_info(fd, &in);
 	close(fd);
 	if (r)
-		return say(EXIT_FAIL, "%s: %s", name, strerror(r));
+		return say(EXIT_FAIL, "%s: %s", name, strerror(-r));
 	printf("%s: mode=%s present=%llu/%llu dirty=%llu committing=%llu fetches=%u+%u commits=%llu last_version=%llu helpers=%u extent=%uKiB\n",
 	       name, mode_name(in.mode), (unsigned long long)in.nr_present,
 	       (unsigned long long)in.nr_extents, (unsigned long long)in.nr_dirty,
@@ -797,7 +709,7 @@ int deploy_cmd_status(int argc, char **argv)
 	if (argc > 2)
 		return say(EXIT_USAGE, "status takes at most one DMNAME");
 	if (argc == 2)
-		return show_status(argv[1]);
+		return show_status(argv[1], false);
 	/* Every blobcr device. */
 	dm_log_with_errno_init(dm_quiet);
 	dmt = dm_task_create(DM_DEVICE_LIST);
@@ -808,11 +720,8 @@ int deploy_cmd_status(int argc, char **argv)
 	}
 	if (names->dev) {
 		do {
-			char params[PATH_MAX + 128];
-
 			names = (struct dm_names *)((char *)names + next);
-			if (!dm_blobcr_params(names->name, params, sizeof(params)) &&
-			    show_status(names->name))
+			if (show_status(names->name, true))
 				r = EXIT_FAIL;
 			next = names->next;
 		} while (next);

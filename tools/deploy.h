@@ -13,9 +13,6 @@ struct blobcr_client;
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOTFOUND = 3, EXIT_CONFLICT = 4,
        EXIT_UNAVAIL = 5 };
 
-/* Where deployments keep their helper's pid file and log. */
-#define BLOBCR_RUN_DIR "/run/blobcr"
-
 int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 		      char **argv);
 int deploy_cmd_commit(int argc, char **argv);
