@@ -18,7 +18,8 @@ export CC ?= cc
 export USER_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
 	-D_GNU_SOURCE -I$(TOP)/include -I$(TOP)/userspace/lib
 
-SUBDIRS := userspace userspace/blobcrd userspace/host tools tests
+SUBDIRS := userspace userspace/blobcrd userspace/host userspace/guest \
+	tools tests
 
 .PHONY: all deps module module-6.12 $(SUBDIRS) check check-host check-vm \
 	lint demo clean help
