@@ -19,7 +19,7 @@ export USER_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
 	-D_GNU_SOURCE -I$(TOP)/include -I$(TOP)/userspace/lib
 
 SUBDIRS := userspace userspace/blobcrd userspace/host userspace/guest \
-	tools tests
+	userspace/proxyd tools tests
 
 .PHONY: all deps module module-6.12 $(SUBDIRS) check check-host check-vm \
 	lint demo clean help
@@ -58,6 +58,7 @@ $(SUBDIRS): deps $(BUILD)/linux-src/.stamp
 
 userspace/blobcrd tools tests: userspace
 tools: userspace/host
+userspace/proxyd: userspace userspace/host userspace/guest
 
 check: all module-6.12
 	$(TOP)/tests/run all
