@@ -88,4 +88,43 @@ int host_commit_image(const char *dm_name, char *image, size_t len);
  */
 void host_block_signals(sigset_t *old);
 
+/* ---- VM files (vmfile.c): what the proxy knows of a VM ---- */
+
+#define HOST_VM_DIR BLOBCR_RUN_DIR "/vm"	/* NAME.vm, NAME.qmp, NAME.qga */
+#define HOST_PROXY_DIR BLOBCR_RUN_DIR "/proxy"	/* NAME.sock: the VM's channel */
+#define HOST_VM_NAME_MAX 64
+#define HOST_VM_MAX_DISKS 16
+#define HOST_VM_MAX_MOUNTS 16
+
+enum host_quiesce { HOST_Q_NONE, HOST_Q_FSFREEZE, HOST_Q_QMP, HOST_Q_QGA };
+
+/* A VM file, RUN_DIR/vm/NAME.vm: "key value" lines (checkpoint-restart.rst). */
+struct host_vm {
+	int ndisks, nmounts;
+	char disks[HOST_VM_MAX_DISKS][HOST_VM_NAME_MAX]; /* dm device names */
+	char mounts[HOST_VM_MAX_MOUNTS][256]; /* fsfreeze: host mount points */
+	enum host_quiesce mode;
+	char qmp[108], qga[108]; /* QEMU's QMP and guest agent sockets */
+	uint32_t cid; /* AF_VSOCK CID, 0: none */
+	uid_t uid; /* who besides root may use its socket; -1: nobody */
+};
+
+/** host_quiesce_name() - "none", "fsfreeze", "qmp" or "qga". */
+const char *host_quiesce_name(enum host_quiesce m);
+
+/** host_quiesce_parse() - the mode named @s, or -EINVAL. */
+int host_quiesce_parse(const char *s);
+
+/** host_vm_name_ok() - whether @s can name a VM (and its files). */
+int host_vm_name_ok(const char *s);
+
+/**
+ * host_vm_parse() - read the VM file @path into *@vm; on -EINVAL @err
+ * says which line is wrong or what is missing.
+ */
+int host_vm_parse(const char *path, struct host_vm *vm, char *err, size_t len);
+
+/** host_vm_write() - write *@vm to @path, atomically (a rename). */
+int host_vm_write(const char *path, const struct host_vm *vm);
+
 #endif /* BLOBCR_HOST_H */

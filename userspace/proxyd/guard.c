@@ -146,16 +146,16 @@ static void undo(struct held *h)
 	int err = 0;
 
 	switch (h->m.mode) {
-	case Q_FSFREEZE:
+	case HOST_Q_FSFREEZE:
 		err = host_thaw(h->fds, (size_t)h->nfds);
 		snprintf(msg, sizeof(msg), "%s", strerror(-err));
 		break;
-	case Q_QMP:
+	case HOST_Q_QMP:
 		c.fd = h->fds[0];
 		err = jchan_execute(&c, "cont", "blobcr-guard", GUARD_UNDO_MS,
 				    msg, sizeof(msg));
 		break;
-	case Q_QGA:
+	case HOST_Q_QGA:
 		c.fd = h->fds[0];
 		err = qga_sync(&c, GUARD_UNDO_MS);
 		if (!err)
@@ -165,10 +165,10 @@ static void undo(struct held *h)
 	}
 	if (err)
 		log_err("the proxy died with %s quiesced (%s); cannot resume it: %s",
-			h->m.vm, vm_mode_name(h->m.mode), msg);
+			h->m.vm, host_quiesce_name(h->m.mode), msg);
 	else
 		log_warn("the proxy died with %s quiesced (%s): resumed it",
-			 h->m.vm, vm_mode_name(h->m.mode));
+			 h->m.vm, host_quiesce_name(h->m.mode));
 }
 
 int guard_main(int fd)

@@ -26,23 +26,10 @@
 #include "blobcr_host.h"
 #include "proxy_wire.h"
 
-#define VM_NAME_MAX 64
-#define VM_MAX_DISKS 16
-#define VM_MAX_MOUNTS 16
+#define VM_NAME_MAX HOST_VM_NAME_MAX
+#define VM_MAX_DISKS HOST_VM_MAX_DISKS
+#define VM_MAX_MOUNTS HOST_VM_MAX_MOUNTS
 #define VM_RECENT 16 /* checkpoints a VM remembers for PROXY_OP_WAIT */
-
-enum quiesce_mode { Q_NONE, Q_FSFREEZE, Q_QMP, Q_QGA };
-
-/* What BLOBCR_RUN_DIR/vm/NAME.vm says. */
-struct vm_config {
-	int ndisks, nmounts;
-	char disks[VM_MAX_DISKS][VM_NAME_MAX]; /* dm device names */
-	char mounts[VM_MAX_MOUNTS][256]; /* fsfreeze: host mount points */
-	enum quiesce_mode mode;
-	char qmp[108], qga[108]; /* QEMU's QMP and guest agent sockets */
-	uint32_t cid; /* AF_VSOCK CID, 0: none */
-	uid_t uid; /* who else than root may use the socket; -1: nobody */
-};
 
 /* One checkpoint, from its cut to its versions. */
 struct ckpt {
@@ -61,7 +48,7 @@ struct ckpt {
 
 struct vm {
 	char name[VM_NAME_MAX];
-	struct vm_config cfg;
+	struct host_vm cfg; /* its .vm file */
 	char path[512]; /* its .vm file */
 	int64_t mtime_ns; /* of the file, to notice changes */
 	int listen_fd; /* BLOBCR_RUN_DIR/proxy/NAME.sock */
@@ -87,8 +74,6 @@ extern struct proxyd_opts opts;
 
 /* vm.c */
 extern pthread_mutex_t vm_table_lock;
-int vm_parse_config(const char *path, struct vm_config *cfg, char *err, size_t len);
-const char *vm_mode_name(enum quiesce_mode m);
 /* Rescan the VM files: add new ones (and their sockets), drop removed ones. */
 void vm_table_reload(void);
 /* Poll set of the listening sockets: fills @fds/@vms (referenced), returns n. */

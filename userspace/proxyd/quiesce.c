@@ -33,7 +33,7 @@ enum { RUNNING, DONE, ABANDONED };
 
 struct quiesce {
 	struct vm *vm; /* referenced */
-	enum quiesce_mode mode;
+	enum host_quiesce mode;
 	int nfs, fs[VM_MAX_MOUNTS];
 	char fs_path[VM_MAX_MOUNTS][256];
 	struct jchan ch;
@@ -52,13 +52,6 @@ static uint64_t now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
-}
-
-const char *vm_mode_name(enum quiesce_mode m)
-{
-	static const char *const names[] = { "none", "fsfreeze", "qmp", "qga" };
-
-	return names[m];
 }
 
 static void q_put(struct quiesce *q)
@@ -98,19 +91,19 @@ static int do_quiesce(struct quiesce *q, int timeout_ms, char *msg, size_t len)
 	int err = 0;
 
 	switch (q->mode) {
-	case Q_NONE:
+	case HOST_Q_NONE:
 		break;
-	case Q_FSFREEZE:
+	case HOST_Q_FSFREEZE:
 		err = host_freeze(q->fs, (size_t)q->nfs, &failed);
 		if (err)
 			snprintf(msg, len, "cannot freeze %s: %s",
 				 q->fs_path[failed], strerror(-err));
 		break;
-	case Q_QMP:
+	case HOST_Q_QMP:
 		cmd_id(q, "stop", id, sizeof(id));
 		err = jchan_execute(&q->ch, "stop", id, timeout_ms, msg, len);
 		break;
-	case Q_QGA:
+	case HOST_Q_QGA:
 		cmd_id(q, "freeze", id, sizeof(id));
 		err = jchan_execute(&q->ch, "guest-fsfreeze-freeze", id,
 				    timeout_ms, msg, len);
@@ -133,19 +126,19 @@ static int do_resume(struct quiesce *q, int timeout_ms, char *msg, size_t len)
 	int err = 0;
 
 	switch (q->mode) {
-	case Q_NONE:
+	case HOST_Q_NONE:
 		break;
-	case Q_FSFREEZE:
+	case HOST_Q_FSFREEZE:
 		err = host_thaw(q->fs, (size_t)q->nfs);
 		if (err)
 			snprintf(msg, len, "cannot thaw the file systems of %s: %s",
 				 q->vm->name, strerror(-err));
 		break;
-	case Q_QMP:
+	case HOST_Q_QMP:
 		cmd_id(q, "cont", id, sizeof(id));
 		err = jchan_execute(&q->ch, "cont", id, timeout_ms, msg, len);
 		break;
-	case Q_QGA:
+	case HOST_Q_QGA:
 		cmd_id(q, "thaw", id, sizeof(id));
 		err = jchan_execute(&q->ch, "guest-fsfreeze-thaw", id,
 				    timeout_ms, msg, len);
@@ -188,13 +181,13 @@ static void *quiesce_thread(void *arg)
 /* Open what the mode needs, before anything is quiesced. */
 static int prepare(struct quiesce *q, char *msg, size_t len)
 {
-	const struct vm_config *cfg = &q->vm->cfg;
+	const struct host_vm *cfg = &q->vm->cfg;
 	int err = 0;
 
 	switch (q->mode) {
-	case Q_NONE:
+	case HOST_Q_NONE:
 		return 0;
-	case Q_FSFREEZE:
+	case HOST_Q_FSFREEZE:
 		for (int i = 0; i < cfg->nmounts; i++) {
 			err = -EXDEV;
 			for (int d = 0; d < cfg->ndisks && err == -EXDEV; d++)
@@ -212,21 +205,21 @@ static int prepare(struct quiesce *q, char *msg, size_t len)
 			q->nfs++;
 		}
 		return 0;
-	case Q_QMP:
-	case Q_QGA:
-		err = jchan_connect(&q->ch, q->mode == Q_QMP ? cfg->qmp : cfg->qga);
+	case HOST_Q_QMP:
+	case HOST_Q_QGA:
+		err = jchan_connect(&q->ch, q->mode == HOST_Q_QMP ? cfg->qmp : cfg->qga);
 		if (err) {
 			snprintf(msg, len, "cannot connect to %s's %s socket %s: %s",
-				 q->vm->name, q->mode == Q_QMP ? "QMP" : "guest agent",
-				 q->mode == Q_QMP ? cfg->qmp : cfg->qga, strerror(-err));
+				 q->vm->name, q->mode == HOST_Q_QMP ? "QMP" : "guest agent",
+				 q->mode == HOST_Q_QMP ? cfg->qmp : cfg->qga, strerror(-err));
 			return err;
 		}
-		err = q->mode == Q_QMP ?
+		err = q->mode == HOST_Q_QMP ?
 			qmp_handshake(&q->ch, opts.quiesce_timeout_ms) :
 			qga_sync(&q->ch, opts.quiesce_timeout_ms);
 		if (err)
 			snprintf(msg, len, "%s of %s does not answer: %s",
-				 q->mode == Q_QMP ? "QMP" : "the guest agent",
+				 q->mode == HOST_Q_QMP ? "QMP" : "the guest agent",
 				 q->vm->name, strerror(-err));
 		return err;
 	}
@@ -254,10 +247,10 @@ int quiesce_vm(struct vm *vm, struct quiesce **out, char *msg, size_t len)
 	err = prepare(q, msg, len);
 	if (err)
 		goto out_free;
-	nfds = q->mode == Q_FSFREEZE ? q->nfs : q->ch.fd >= 0;
-	if (q->mode != Q_NONE) {
+	nfds = q->mode == HOST_Q_FSFREEZE ? q->nfs : q->ch.fd >= 0;
+	if (q->mode != HOST_Q_NONE) {
 		err = guard_hold(q->token, q->mode, vm->name,
-				 q->mode == Q_FSFREEZE ? q->fs : &q->ch.fd, nfds);
+				 q->mode == HOST_Q_FSFREEZE ? q->fs : &q->ch.fd, nfds);
 		if (err) {
 			snprintf(msg, len, "the resume guard is not there: %s",
 				 strerror(-err));
@@ -288,7 +281,7 @@ int quiesce_vm(struct vm *vm, struct quiesce **out, char *msg, size_t len)
 		q->state = ABANDONED;
 		pthread_mutex_unlock(&q->lock);
 		snprintf(msg, len, "the %s quiesce of %s did not finish in %d ms: undone, nothing committed",
-			 vm_mode_name(q->mode), vm->name, opts.quiesce_timeout_ms);
+			 host_quiesce_name(q->mode), vm->name, opts.quiesce_timeout_ms);
 		q_put(q);
 		return -ETIMEDOUT;
 	}
@@ -298,12 +291,12 @@ int quiesce_vm(struct vm *vm, struct quiesce **out, char *msg, size_t len)
 		snprintf(msg, len, "%s", q->msg);
 		goto out_release;
 	}
-	log_info("%s: quiesced (%s) in %.1f ms", vm->name, vm_mode_name(q->mode),
+	log_info("%s: quiesced (%s) in %.1f ms", vm->name, host_quiesce_name(q->mode),
 		 (q->t_quiesced - q->t_start) / 1e3);
 	*out = q;
 	return 0;
 out_release:
-	if (q->mode != Q_NONE)
+	if (q->mode != HOST_Q_NONE)
 		guard_release(q->token);
 out_free:
 	q_put(q);
@@ -325,7 +318,7 @@ int resume_vm(struct quiesce *q, char *msg, size_t len)
 	err = do_resume(q, opts.quiesce_timeout_ms, msg, len);
 	q->t_resumed = now_us();
 	/* Not undone: the guard keeps its copy, in case we die trying again. */
-	if (!err && q->mode != Q_NONE)
+	if (!err && q->mode != HOST_Q_NONE)
 		guard_release(q->token);
 	return err;
 }
@@ -335,6 +328,6 @@ void quiesce_times(const struct quiesce *q, uint64_t *paused_us,
 {
 	uint64_t window = q->t_resumed - q->t_start;
 
-	*paused_us = q->mode == Q_QMP ? window : 0;
-	*frozen_us = q->mode == Q_FSFREEZE || q->mode == Q_QGA ? window : 0;
+	*paused_us = q->mode == HOST_Q_QMP ? window : 0;
+	*frozen_us = q->mode == HOST_Q_FSFREEZE || q->mode == HOST_Q_QGA ? window : 0;
 }

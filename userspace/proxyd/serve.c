@@ -69,7 +69,7 @@ static void put_result(struct proxy_enc *e, const struct ckpt *c)
 static int do_query(struct vm *vm, struct proxy_enc *e, char *msg, size_t len)
 {
 	proxy_put_str(e, vm->name);
-	proxy_put_str(e, vm_mode_name(vm->cfg.mode));
+	proxy_put_str(e, host_quiesce_name(vm->cfg.mode));
 	proxy_put_u32(e, (uint32_t)vm->cfg.ndisks);
 	for (int i = 0; i < vm->cfg.ndisks; i++) {
 		const char *dm = vm->cfg.disks[i];

@@ -3,15 +3,7 @@
  * vm.c - the host's VMs, as their files in BLOBCR_RUN_DIR/vm/ say, and
  * the socket the proxy owns for each.
  *
- * NAME.vm has one "key value" per line ('#' starts a comment):
- *   disk DMNAME       a disk of the VM (repeatable, in order; at most 16)
- *   quiesce MODE      fsfreeze, qmp, qga or none (default: qmp with a qmp
- *                     line, else fsfreeze with a mount line, else none)
- *   mount DIR         fsfreeze: a host mount point of one of its disks
- *   qmp PATH          QEMU's QMP socket (-qmp unix:PATH,server=on,wait=off)
- *   qga PATH          QEMU's chardev of the guest agent's port
- *   cid N             the guest's AF_VSOCK CID (QEMU's guest-cid)
- *   uid N             a user who may use the socket besides root
+ * NAME.vm is read by host_vm_parse() (vmfile.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -32,88 +24,6 @@
 pthread_mutex_t vm_table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vm *vms[MAX_VMS]; /* under vm_table_lock */
 static int nvms;
-
-static int valid_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n && n < VM_NAME_MAX && !strchr(s, '/') && s[0] != '.';
-}
-
-int vm_parse_config(const char *path, struct vm_config *cfg, char *err, size_t len)
-{
-	char line[512], key[32], val[400];
-	int lineno = 0, mode = -1;
-	FILE *f = fopen(path, "r");
-
-	*cfg = (struct vm_config){ .uid = (uid_t)-1 };
-	if (!f) {
-		snprintf(err, len, "%s", strerror(errno));
-		return -errno;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *hash = strchr(line, '#');
-		unsigned long n;
-		char *end;
-
-		lineno++;
-		if (hash)
-			*hash = '\0';
-		key[0] = val[0] = '\0';
-		if (sscanf(line, "%31s %399s", key, val) < 1)
-			continue;
-		if (!val[0])
-			goto bad;
-		if (!strcmp(key, "disk") && valid_name(val) && cfg->ndisks < VM_MAX_DISKS) {
-			strcpy(cfg->disks[cfg->ndisks++], val);
-		} else if (!strcmp(key, "mount") && val[0] == '/' &&
-			   strlen(val) < sizeof(cfg->mounts[0]) &&
-			   cfg->nmounts < VM_MAX_MOUNTS) {
-			strcpy(cfg->mounts[cfg->nmounts++], val);
-		} else if (!strcmp(key, "qmp") && val[0] == '/' &&
-			   strlen(val) < sizeof(cfg->qmp)) {
-			strcpy(cfg->qmp, val);
-		} else if (!strcmp(key, "qga") && val[0] == '/' &&
-			   strlen(val) < sizeof(cfg->qga)) {
-			strcpy(cfg->qga, val);
-		} else if (!strcmp(key, "quiesce")) {
-			for (mode = Q_QGA; mode >= 0 && strcmp(vm_mode_name(mode), val); mode--)
-				;
-			if (mode < 0)
-				goto bad;
-		} else if (!strcmp(key, "cid") || !strcmp(key, "uid")) {
-			errno = 0;
-			n = strtoul(val, &end, 10);
-			if (errno || *end || n > 0xfffffffeUL || (key[0] == 'c' && n < 3))
-				goto bad;
-			if (key[0] == 'c')
-				cfg->cid = (uint32_t)n;
-			else
-				cfg->uid = (uid_t)n;
-		} else {
-			goto bad;
-		}
-	}
-	fclose(f);
-	if (mode < 0)
-		mode = cfg->qmp[0] ? Q_QMP : cfg->nmounts ? Q_FSFREEZE : Q_NONE;
-	cfg->mode = mode;
-	if (!cfg->ndisks)
-		snprintf(err, len, "no disk line");
-	else if (mode == Q_QMP && !cfg->qmp[0])
-		snprintf(err, len, "quiesce qmp needs a qmp line");
-	else if (mode == Q_QGA && !cfg->qga[0])
-		snprintf(err, len, "quiesce qga needs a qga line");
-	else if (mode == Q_FSFREEZE && !cfg->nmounts)
-		snprintf(err, len, "quiesce fsfreeze needs a mount line");
-	else
-		return 0;
-	return -EINVAL;
-bad:
-	fclose(f);
-	snprintf(err, len, "line %d: cannot use '%s %s'", lineno, key, val);
-	return -EINVAL;
-}
 
 void vm_get(struct vm *vm)
 {
@@ -198,7 +108,7 @@ static void add_vm(const char *name, const char *path, int64_t mtime_ns)
 	vm->next_id = 1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
-	r = vm_parse_config(path, &vm->cfg, err, sizeof(err));
+	r = host_vm_parse(path, &vm->cfg, err, sizeof(err));
 	if (!r) {
 		r = open_socket(vm);
 		if (r)
@@ -213,7 +123,7 @@ static void add_vm(const char *name, const char *path, int64_t mtime_ns)
 	vm->seen = true;
 	vms[nvms++] = vm;
 	log_info("%s: %d disk(s), quiesce %s%s", name, vm->cfg.ndisks,
-		 vm_mode_name(vm->cfg.mode), vm->cfg.cid ? ", vsock" : "");
+		 host_quiesce_name(vm->cfg.mode), vm->cfg.cid ? ", vsock" : "");
 }
 
 void vm_table_reload(void)
@@ -237,7 +147,7 @@ void vm_table_reload(void)
 		if (n < 4 || strcmp(e->d_name + n - 3, ".vm") || n - 3 >= VM_NAME_MAX)
 			continue;
 		snprintf(name, sizeof(name), "%.*s", (int)(n - 3), e->d_name);
-		if (!valid_name(name))
+		if (!host_vm_name_ok(name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		if (stat(path, &st) || !S_ISREG(st.st_mode))
