@@ -23,6 +23,7 @@
 #include "blobcr_host.h"
 #include "blobcr_util.h"
 #include "deploy.h"
+#include "vm.h"
 
 struct ctl {
 	const char *meta;
@@ -577,6 +578,12 @@ static int cmd_status(struct ctl *ctl, int argc, char **argv)
 	return deploy_cmd_status(argc, argv);
 }
 
+static int cmd_vm_config(struct ctl *ctl, int argc, char **argv)
+{
+	(void)ctl;
+	return vm_cmd_config(argc, argv);
+}
+
 static int cmd_group_list(struct ctl *ctl, int argc, char **argv)
 {
 	struct blobcr_group_info *v;
@@ -606,14 +613,20 @@ static int cmd_group_list(struct ctl *ctl, int argc, char **argv)
 static const struct verb verbs[] = {
 	{ NULL, "deploy", "NAME[@VERSION] --cache FILE|DEV --as DMNAME [options]",
 	  "Options: --commit-to IMAGE, --threads N (blobcrd's, default 4),\n"
-	  "--helper-timeout MS (how long I/O waits for an absent helper).\n"
+	  "--helper-timeout MS (how long I/O waits for an absent helper),\n"
+	  "--vm VM (the disk belongs to VM VM, whose checkpoints blobcr-proxyd\n"
+	  "serves; a new VM takes --quiesce qmp|qga|fsfreeze|none (default qmp,\n"
+	  "fsfreeze with --mount), --mount DIR (fsfreeze: a host mount point of\n"
+	  "a disk, repeatable), --cid N (its vsock CID)), then --qemu or\n"
+	  "--libvirt print VM's QEMU arguments (one per line; --machine microvm\n"
+	  "for virtio-mmio devices) or libvirt XML, to --output FILE if given.\n"
 	  "Show NAME@VERSION (default: latest) as /dev/mapper/DMNAME, fetching\n"
 	  "extents lazily into the cache (a block device, or a sparse file put on\n"
 	  "a loop device), served by a blobcrd started for it (log and pid file\n"
 	  "in " BLOBCR_RUN_DIR "/).  Commits become new versions of NAME, or of\n"
 	  "IMAGE with --commit-to (created as a clone of NAME@VERSION if needed).\n"
 	  "Prints the device path.",
-	  cmd_deploy, 1, 11 },
+	  cmd_deploy, 1, 30 },
 	{ NULL, "commit", "[--freeze MOUNTPOINT] [--label TEXT] [--resume CMD] DMNAME",
 	  "checkpoint the device: its writes since the last commit become a new\n"
 	  "version; prints the version number (pause and size on stderr).\n"
@@ -657,6 +670,13 @@ static const struct verb verbs[] = {
 	{ "image", "delete", "NAME[@VERSION]",
 	  "delete one version, or the whole image; gc frees the chunks",
 	  cmd_delete, 1, 1 },
+	{ "vm", "config", "VM [--qemu|--libvirt] [--machine pc|microvm] [--output FILE]",
+	  "print VM's QEMU arguments (default; one per line, e.g. mapfile -t\n"
+	  "args < <(blobcrctl vm config vm1); qemu-system-x86_64 \"${args[@]}\" ...)\n"
+	  "or the libvirt XML of its disks (cache=none, native AIO), its\n"
+	  "checkpoint channel to blobcr-proxyd, its QMP or guest agent socket\n"
+	  "and its vsock CID",
+	  cmd_vm_config, 1, 6 },
 	{ "group", "publish", "NAME IMAGE@VERSION...",
 	  "record a checkpoint group (one global checkpoint) atomically",
 	  cmd_group_publish, 2, 100000 },
@@ -683,7 +703,7 @@ static bool is_local(const struct verb *v)
 	return v->fn == cmd_node_stat || v->fn == cmd_node_compact ||
 	       v->fn == cmd_dm_commit ||
 	       v->fn == cmd_undeploy || v->fn == cmd_status ||
-	       v->fn == cmd_reattach;
+	       v->fn == cmd_reattach || v->fn == cmd_vm_config;
 }
 
 static void verb_usage(FILE *f, const struct verb *v)

@@ -33,6 +33,7 @@
 #include "blobcr.h"
 #include "blobcr_host.h"
 #include "deploy.h"
+#include "vm.h"
 
 #define SECTOR 512ULL
 
@@ -313,6 +314,7 @@ struct deploy_opts {
 	const char *cache, *as, *commit_to;
 	int threads;
 	unsigned int helper_timeout_ms;
+	struct vm_opts vm; /* --vm and its settings */
 };
 
 static int parse_deploy(int argc, char **argv, struct deploy_opts *o)
@@ -323,11 +325,13 @@ static int parse_deploy(int argc, char **argv, struct deploy_opts *o)
 		{ "commit-to", required_argument, NULL, 't' },
 		{ "threads", required_argument, NULL, 'j' },
 		{ "helper-timeout", required_argument, NULL, 'T' },
+		VM_OPTIONS,
 		{ 0 }
 	};
-	int c;
+	int c, r;
 
 	o->threads = 4;
+	o->vm.mode = -1;
 	while ((c = getopt_long(argc, argv, "c:a:t:j:T:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': o->cache = optarg; break;
@@ -335,9 +339,17 @@ static int parse_deploy(int argc, char **argv, struct deploy_opts *o)
 		case 't': o->commit_to = optarg; break;
 		case 'j': o->threads = atoi(optarg); break;
 		case 'T': o->helper_timeout_ms = (unsigned int)atoi(optarg); break;
-		default: return EXIT_USAGE;
+		default:
+			if (c < 0x100 || c > 0x107)
+				return EXIT_USAGE;
+			r = vm_parse_opt(&o->vm, c, optarg);
+			if (r)
+				return r;
 		}
 	}
+	if (!o->vm.name && (o->vm.mode >= 0 || o->vm.nmounts || o->vm.cid ||
+			    o->vm.print || o->vm.output || o->vm.microvm))
+		return say(EXIT_USAGE, "--quiesce, --mount, --cid, --machine, --qemu, --libvirt and --output go with --vm NAME");
 	if (optind != argc - 1 || !o->cache || !o->as)
 		return say(EXIT_USAGE, "deploy needs NAME[@VERSION] --cache PATH --as DMNAME");
 	if (strlen(o->as) > BLOBCR_CHANNEL_MAX || strchr(o->as, '/'))
@@ -444,7 +456,8 @@ int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 		}
 	}
 	printf("/dev/mapper/%s\n", o.as);
-	return 0;
+	fflush(stdout);
+	return o.vm.name ? vm_add_disk(&o.vm, o.as) : 0;
 }
 
 /* blobcrctl's words and exit status for a failed host_open_channel(). */
@@ -661,6 +674,7 @@ int deploy_cmd_undeploy(int argc, char **argv)
 	if (dm_run(DM_DEVICE_REMOVE, argv[1], 0, NULL))
 		return say(EXIT_FAIL, "cannot remove /dev/mapper/%s (still open?)",
 			   argv[1]);
+	vm_remove_disk(argv[1]);
 	return 0;
 }
 
