@@ -40,8 +40,10 @@ export BLOBCR_META=tcp://127.0.0.1:$mport
 pids+=($!)
 wait_for "$CTL" -t 500 node list
 for i in 1 2 3; do
+	# Three nodes on one machine stand for three hosts: a domain each.
 	"$TOP/userspace/noded/blobcr-noded" --listen "tcp://127.0.0.1:$(free_port)" \
-		--data "$work/node$i" --meta "$BLOBCR_META" >"$work/node$i.log" 2>&1 &
+		--data "$work/node$i" --meta "$BLOBCR_META" --domain "node$i" \
+		>"$work/node$i.log" 2>&1 &
 	pids+=($!)
 done
 wait_for sh -c "[ \$('$CTL' node list | grep -c ' live ') = 3 ]"

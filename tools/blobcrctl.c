@@ -413,9 +413,20 @@ static int cmd_gc(struct ctl *ctl, int argc, char **argv)
 	(void)argv;
 	if (err)
 		return fail(err, "gc", NULL);
-	printf("deleted=%" PRIu64 " kept=%" PRIu64 " deferred=%" PRIu64 "\n",
-	       st.chunks_deleted, st.chunks_kept, st.delete_failures);
+	printf("deleted=%" PRIu64 " kept=%" PRIu64 " deferred=%" PRIu64
+	       " trimmed=%" PRIu64 "\n", st.chunks_deleted, st.chunks_kept,
+	       st.delete_failures, st.copies_trimmed);
 	return 0;
+}
+
+/* removed, draining (while live), live or dead */
+static const char *node_state_name(const struct blobcr_node_info *v)
+{
+	if (v->role == BLOBCR_NODE_REMOVED)
+		return "removed";
+	if (v->state != BLOBCR_NODE_LIVE)
+		return "dead";
+	return v->role == BLOBCR_NODE_DRAINING ? "draining" : "live";
 }
 
 static int cmd_node_list(struct ctl *ctl, int argc, char **argv)
@@ -428,16 +439,16 @@ static int cmd_node_list(struct ctl *ctl, int argc, char **argv)
 	(void)argv;
 	if (err)
 		return fail(err, "node list", NULL);
-	printf("%-5s %-5s %-32s %12s %10s %14s\n", "ID", "STATE", "ADDRESS",
-	       "HEARTBEAT", "CHUNKS", "USED");
+	printf("%-5s %-8s %-16s %-32s %12s %10s %14s\n", "ID", "STATE",
+	       "DOMAIN", "ADDRESS", "HEARTBEAT", "CHUNKS", "USED");
 	for (size_t i = 0; i < n; i++) {
 		char age[32] = "never";
 
 		if (v[i].heartbeat_age_ms != UINT64_MAX)
 			snprintf(age, sizeof(age), "%" PRIu64 "ms ago",
 				 v[i].heartbeat_age_ms);
-		printf("%-5" PRIu32 " %-5s %-32s %12s %10" PRIu64 " %14" PRIu64 "\n",
-		       v[i].id, v[i].state == BLOBCR_NODE_LIVE ? "live" : "dead",
+		printf("%-5" PRIu32 " %-8s %-16s %-32s %12s %10" PRIu64 " %14" PRIu64
+		       "\n", v[i].id, node_state_name(&v[i]), v[i].domain,
 		       v[i].addr, age, v[i].chunks, v[i].used);
 	}
 	free(v);
@@ -452,8 +463,55 @@ static int cmd_node_repair(struct ctl *ctl, int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	printf("under_replicated=%" PRIu64 " repaired=%" PRIu64 " failed=%" PRIu64
-	       "\n", st.under_replicated, st.repaired, st.failed);
+	       " lost=%" PRIu64 "\n", st.under_replicated, st.repaired, st.failed,
+	       st.lost);
 	return err ? fail(err, "repair", NULL) : 0;
+}
+
+/* A node id as node list shows it. */
+static int parse_node_id(const char *s, uint32_t *id)
+{
+	uint64_t v;
+
+	if (blobcr_parse_u64(s, &v) || !v || v > UINT32_MAX) {
+		fprintf(stderr, "blobcrctl: '%s' is not a node id (see node list)\n",
+			s);
+		return -EINVAL;
+	}
+	*id = (uint32_t)v;
+	return 0;
+}
+
+static int cmd_node_drain(struct ctl *ctl, int argc, char **argv)
+{
+	bool drain = strcmp(argv[0], "undrain");
+	uint32_t id;
+	int err;
+
+	(void)argc;
+	if (parse_node_id(argv[1], &id))
+		return EXIT_USAGE;
+	err = blobcr_node_drain(ctl->c, id, drain);
+	return err ? fail(err, drain ? "drain of node" : "undrain of node",
+			  argv[1]) : 0;
+}
+
+static int cmd_node_remove(struct ctl *ctl, int argc, char **argv)
+{
+	uint32_t id;
+	int err;
+
+	(void)argc;
+	if (parse_node_id(argv[1], &id))
+		return EXIT_USAGE;
+	err = blobcr_node_remove(ctl->c, id);
+	if (err == -EBUSY) {
+		fprintf(stderr, "blobcrctl: node %s still holds chunks that lack R "
+			"copies elsewhere: drain it, run node repair, then remove "
+			"it\n", argv[1]);
+		return exit_code(err);
+	}
+	return err ? fail(err, "removal of node", argv[1]) : 0;
 }
 
 /*
@@ -488,7 +546,8 @@ static int node_request(struct ctl *ctl, const char *addr, uint8_t op,
 static int show_stat(struct blobcr_dec *d)
 {
 	static const char *const names[] = { "chunks", "live_bytes", "used_bytes",
-		"capacity", "segments_open", "corrupt", "requests", "malformed" };
+		"capacity", "segments_open", "corrupt", "requests", "malformed",
+		"scrubbed", "scrub_passes" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		uint64_t v = blobcr_dec_u64(d);
@@ -683,11 +742,28 @@ static const struct verb verbs[] = {
 	{ "group", "list", "",
 	  "list the checkpoint groups: NAME TIME IMAGE@VERSION...",
 	  cmd_group_list, 0, 0 },
-	{ NULL, "gc", "", "delete the chunks no remaining version needs", cmd_gc, 0, 0 },
+	{ NULL, "gc", "",
+	  "delete the chunks no remaining version needs, and copies beyond R;\n"
+	  "prints deleted= kept= deferred= trimmed=",
+	  cmd_gc, 0, 0 },
 	{ "node", "list", "", "list the storage nodes", cmd_node_list, 0, 0 },
 	{ "node", "repair", "",
-	  "re-replicate chunks that have fewer than R live replicas",
+	  "re-replicate chunks that have fewer than R live replicas in distinct\n"
+	  "failure domains; prints under_replicated= repaired= failed= lost=\n"
+	  "(lost: no live copy left to copy from)",
 	  cmd_node_repair, 0, 0 },
+	{ "node", "drain", "ID",
+	  "decommission, step one: node ID keeps serving reads but takes no new\n"
+	  "copies, and its copies no longer count, so that repairs (metad's own,\n"
+	  "or node repair) copy them elsewhere",
+	  cmd_node_drain, 1, 1 },
+	{ "node", "undrain", "ID", "make a draining node active again",
+	  cmd_node_drain, 1, 1 },
+	{ "node", "remove", "ID",
+	  "decommission, step two: forget node ID for good once every chunk it\n"
+	  "holds has R copies elsewhere (exit 4 otherwise); then stop its\n"
+	  "blobcr-noded and wipe its data",
+	  cmd_node_remove, 1, 1 },
 	{ "node", "stat", "ADDR", "counters of the storage node at ADDR",
 	  cmd_node_stat, 1, 1 },
 	{ "node", "compact", "ADDR",

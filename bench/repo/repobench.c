@@ -72,6 +72,7 @@ static int publish(int sock, const char *image, uint32_t base,
 	blobcr_enc_str(&e, image);
 	blobcr_enc_u32(&e, base);
 	blobcr_enc_str(&e, "bench");
+	blobcr_enc_str(&e, "bench-writer"); /* a domain holding no node */
 	blobcr_enc_u64(&e, epoch);
 	blobcr_enc_u32(&e, N);
 	for (int i = 0; i < N; i++) {

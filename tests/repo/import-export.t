@@ -43,7 +43,8 @@ env -u BLOBCR_META "$CTL" image list 2>/dev/null; check "no address: exit 2" tes
 for v in "image import" "image export" "image commit" "image list" "image info" \
 	 "image versions" "image clone" "image delete" "group publish" \
 	 "group list" gc \
-	 "node list" "node repair" "node stat" "node compact"; do
+	 "node list" "node repair" "node stat" "node compact" "node drain" \
+	 "node undrain" "node remove"; do
 	check "$v --help" bash -c "'$CTL' $v --help | grep -q Usage"
 done
 check "daemon --help" bash -c "'$NODED' --help | grep -q Usage && '$METAD' --help | grep -q Usage"

@@ -34,7 +34,7 @@ cleanup() {
 			echo "# --- $f (last 20 lines)"; tail -n 20 "$f" | sed 's/^/# /'
 		done
 	fi
-	rm -rf "$WORK"
+	if [ -n "${KEEP_WORK:-}" ]; then echo "# kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -80,7 +80,9 @@ start_metad() {
 	wait_until 10 "$CTL" -t 500 node list
 }
 
-# start_node I [extra options]: node I on a fresh port, NODE_ADDR[I], NODE_PID[I]
+# start_node I [extra options]: node I on a fresh port, NODE_ADDR[I], NODE_PID[I].
+# Every node is a host of its own: failure domain nodeI (--domain overrides).
+# No background scrub unless asked (--scrub-mb-s): tests count corrupt reads.
 declare -a NODE_ADDR NODE_PID
 start_node() {
 	local i=$1; shift
@@ -90,7 +92,8 @@ start_node() {
 		NODE_ADDR[$i]=tcp://127.0.0.1:$port
 	fi
 	"$NODED" --listen "${NODE_ADDR[$i]}" --data "$WORK/node$i" --meta "$META" \
-		--heartbeat-ms 200 "$@" >>"$WORK/node$i.log" 2>&1 &
+		--heartbeat-ms 200 --domain "node$i" --scrub-mb-s 0 "$@" \
+		>>"$WORK/node$i.log" 2>&1 &
 	NODE_PID[$i]=$!
 	PIDS="$PIDS ${NODE_PID[$i]}"
 	wait_until 10 "$CTL" -t 500 node stat "${NODE_ADDR[$i]}"

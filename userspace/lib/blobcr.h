@@ -27,6 +27,12 @@ struct blobcr_client_opts {
 	int timeout_ms; /* per request; 0: 10000 */
 	int inflight; /* sockets (requests in flight) per node; 0: 8 */
 	int replicas; /* 0: the version manager's setting */
+	/*
+	 * The failure domain of the host this client writes from: copies
+	 * there never count towards R.  NULL: $BLOBCR_DOMAIN, else the host
+	 * name (what blobcr-noded takes by default).
+	 */
+	const char *domain;
 };
 
 enum blobcr_node_state {
@@ -34,9 +40,17 @@ enum blobcr_node_state {
 	BLOBCR_NODE_DEAD = 2,
 };
 
+enum blobcr_node_role {
+	BLOBCR_NODE_ACTIVE = 1, /* takes new copies */
+	BLOBCR_NODE_DRAINING = 2, /* serves reads; its copies move elsewhere */
+	BLOBCR_NODE_REMOVED = 3, /* gone for good */
+};
+
 struct blobcr_node_info {
 	uint32_t id;
 	uint8_t state; /* enum blobcr_node_state */
+	uint8_t role; /* enum blobcr_node_role */
+	char domain[BLOBCR_DOMAIN_MAX]; /* failure domain */
 	char addr[BLOBCR_ADDR_MAX];
 	uint64_t heartbeat_age_ms; /* since the last heartbeat */
 	uint64_t capacity; /* bytes, 0: unlimited */
@@ -91,22 +105,31 @@ struct blobcr_put {
 	uint8_t id[BLOBCR_ID_SIZE]; /* SHA-256 of data */
 	const void *data;
 	uint32_t len;
-	uint8_t nhave; /* in: live replicas that already hold it */
+	uint8_t nhave; /* in: live nodes that already hold it */
 	uint8_t nreplicas; /* out: nodes holding it, have + written */
 	uint32_t replicas[BLOBCR_MAX_REPLICAS]; /* in: the nhave; out: all */
 	int status; /* out: 0 or -errno */
+	/* in: failure domains (blobcr_domain_hash()) of the hosts that wrote
+	 * the chunk (a commit: its own): each writer must survive its own
+	 * host, so of the copies in these domains one does not count, and
+	 * new copies go elsewhere first */
+	uint8_t nexclude;
+	uint32_t exclude[BLOBCR_MAX_REPLICAS];
 };
 
 struct blobcr_gc_stats {
 	uint64_t chunks_deleted;
 	uint64_t chunks_kept;
 	uint64_t delete_failures; /* node deletes that failed (retried next gc) */
+	uint64_t copies_trimmed; /* copies beyond what R needs, deleted */
 };
 
 struct blobcr_repair_stats {
 	uint64_t under_replicated;
 	uint64_t repaired;
 	uint64_t failed;
+	uint64_t lost; /* of the failed: no good copy left (none live, or
+			* every live holder's is bad or missing) */
 };
 
 struct blobcr_group_member {
@@ -194,8 +217,9 @@ int blobcr_lookup(struct blobcr_client *c, const char *name, uint32_t version,
 /**
  * blobcr_get_chunks() - read @n chunks in parallel, each from one of its
  * replicas, failing over to the next on error, timeout or corruption.
- * Every chunk is verified against its id.  Corrupt replicas are reported to
- * metad (which forgets that location).
+ * Every chunk is verified against its id (and every reply against its
+ * frame CRC).  Corrupt or missing copies are reported to metad, which asks
+ * their node before it forgets them.
  * Return: 0 if every get succeeded, else the first error (see ->status).
  */
 int blobcr_get_chunks(struct blobcr_client *c, struct blobcr_get *gets,
@@ -203,9 +227,11 @@ int blobcr_get_chunks(struct blobcr_client *c, struct blobcr_get *gets,
 
 /**
  * blobcr_put_chunks() - write @n chunks so that each is durable on R live
- * nodes (placement by rendezvous hashing, skipping the nodes that already
- * hold it); a failed node is replaced by the next one in the ranking.
- * Return: 0 if every chunk reached R nodes, else the first error.
+ * nodes in R distinct failure domains, none of them excluded (placement by
+ * rendezvous hashing, skipping the nodes that already hold it); a failed
+ * node is replaced by the next one in the ranking.
+ * Return: 0 if every chunk reached R nodes, else the first error
+ * (-EHOSTDOWN: not enough live nodes in distinct domains).
  */
 int blobcr_put_chunks(struct blobcr_client *c, struct blobcr_put *puts,
 		      size_t n);
@@ -228,8 +254,11 @@ int blobcr_commit_extent(struct blobcr_changeset *cm, uint64_t extent,
 /**
  * blobcr_commit_publish() - upload what is left and publish the version
  * atomically; *@version receives its number.  @label may be NULL.
+ * Nothing is published once an upload of this commit failed: that error
+ * is returned again.
  * Return: 0; -EBUSY (another commit published first), -EAGAIN (a gc ran
- * meanwhile: begin again), -EHOSTDOWN (a chunk lacks R live replicas).
+ * meanwhile: begin again), -EHOSTDOWN (a chunk lacks R live replicas in
+ * distinct failure domains outside the writer's).
  */
 int blobcr_commit_publish(struct blobcr_changeset *cm, const char *label,
 			  uint32_t *version);
@@ -282,10 +311,27 @@ int blobcr_access_order_get(struct blobcr_client *c, const char *image,
 int blobcr_gc(struct blobcr_client *c, struct blobcr_gc_stats *st);
 
 /**
- * blobcr_repair() - copy every chunk with fewer than R live replicas to new
- * nodes, from a live replica, and record the new locations.  @st may be NULL.
+ * blobcr_repair() - copy every chunk with fewer than R live replicas (in
+ * distinct failure domains, outside its writers') to new nodes, from a
+ * live replica, and record the new locations.  @st may be NULL.
+ * Return: 0; -EHOSTDOWN if some could not be repaired (see @st).
  */
 int blobcr_repair(struct blobcr_client *c, struct blobcr_repair_stats *st);
+
+/**
+ * blobcr_node_drain() - with @drain, node @id serves reads but takes no
+ * new copies and its copies stop counting, so that repairs move them
+ * elsewhere (decommission, step one); without, it is active again.
+ * Return: 0, -ENOENT (no such node).
+ */
+int blobcr_node_drain(struct blobcr_client *c, uint32_t id, int drain);
+
+/**
+ * blobcr_node_remove() - remove node @id for good (decommission, step
+ * two): its locations are forgotten.  Return: 0; -ENOENT; -EBUSY (some of
+ * its chunks lack R copies elsewhere: drain and repair first).
+ */
+int blobcr_node_remove(struct blobcr_client *c, uint32_t id);
 
 /**
  * blobcr_group_publish() - record the checkpoint group @name: the @n

@@ -9,6 +9,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "blobcr_wire.h"
@@ -30,6 +31,19 @@ void blobcr_log(int level, const char *fmt, ...)
 uint64_t blobcr_now_ms(void);
 /** blobcr_wall_s() - CLOCK_REALTIME in seconds. */
 uint64_t blobcr_wall_s(void);
+
+/**
+ * blobcr_valid_name() - whether @s names an image, group, label or failure
+ * domain: 1 to @cap - 1 bytes of A-Z a-z 0-9 . _ - : +
+ */
+bool blobcr_valid_name(const char *s, size_t cap);
+
+/**
+ * blobcr_rendezvous_score() - the weight of node @node for chunk @id in
+ * rendezvous hashing: placement prefers the highest, reads try it first,
+ * and metad keeps it when it trims extra copies.
+ */
+uint64_t blobcr_rendezvous_score(const uint8_t *id, uint32_t node);
 
 /** blobcr_parse_u64() - strict: digits with an optional K/M/G suffix (x1024). */
 int blobcr_parse_u64(const char *s, uint64_t *out);
@@ -84,11 +98,6 @@ int blobcr_call(int sock, uint8_t op, struct blobcr_enc *e, void **msg,
  */
 int blobcr_check_reply(const void *buf, size_t len, uint8_t op,
 		       uint64_t req_id, struct blobcr_dec *d);
-
-/** blobcr_check_reply_flags() - the same with blobcr_frame_decode_flags() flags. */
-int blobcr_check_reply_flags(const void *buf, size_t len, uint8_t op,
-			     uint64_t req_id, struct blobcr_dec *d,
-			     unsigned int flags);
 
 /** blobcr_next_req_id() - a process-wide unique request id. */
 uint64_t blobcr_next_req_id(void);

@@ -43,6 +43,8 @@
 #define BLOBCR_MAX_EXTENT (4u << 20)
 #define BLOBCR_MAX_REPLICAS 8
 #define BLOBCR_GETV_MAX 64 /* chunks per GETV request */
+#define BLOBCR_UUID_SIZE 16 /* a storage node's store identity */
+#define BLOBCR_DOMAIN_MAX 64 /* failure domain names, NUL included */
 
 enum blobcr_op {
 	/* common */
@@ -55,6 +57,8 @@ enum blobcr_op {
 	BLOBCR_OP_STAT = 14,
 	BLOBCR_OP_COMPACT = 15,
 	BLOBCR_OP_GETV = 16,
+	BLOBCR_OP_VERIFY = 17,
+	BLOBCR_OP_INVENTORY = 18,
 	/* blobcr-metad */
 	BLOBCR_OP_NODE_HEARTBEAT = 30,
 	BLOBCR_OP_NODE_LIST = 31,
@@ -70,12 +74,15 @@ enum blobcr_op {
 	BLOBCR_OP_IMAGE_DELETE = 41,
 	BLOBCR_OP_GC = 42,
 	BLOBCR_OP_CHUNK_ADD_LOCATIONS = 43,
-	BLOBCR_OP_CHUNK_DROP_LOCATION = 44,
+	BLOBCR_OP_CHUNK_SUSPECT = 44,
 	BLOBCR_OP_UNDER_REPLICATED = 45,
 	BLOBCR_OP_GROUP_PUBLISH = 46,
 	BLOBCR_OP_GROUP_LIST = 47,
 	BLOBCR_OP_ACCESS_PUT = 48,
 	BLOBCR_OP_ACCESS_GET = 49,
+	BLOBCR_OP_NODE_DRAIN = 50,
+	BLOBCR_OP_NODE_REMOVE = 51,
+	BLOBCR_OP_NODE_BAD_CHUNKS = 52,
 };
 
 /* A decoded frame header. */
@@ -109,18 +116,6 @@ void blobcr_hdr_encode(const struct blobcr_hdr *h, uint8_t out[BLOBCR_HDR_SIZE])
  */
 int blobcr_frame_decode(const void *buf, size_t len, struct blobcr_hdr *h,
 			const uint8_t **payload);
-
-/* blobcr_frame_decode_flags() flags */
-#define BLOBCR_DECODE_SKIP_PAYLOAD_CRC 0x1 /* a stronger check follows */
-
-/**
- * blobcr_frame_decode_flags() - blobcr_frame_decode() with @flags; with
- * BLOBCR_DECODE_SKIP_PAYLOAD_CRC the payload CRC is not checked (for a
- * payload whose SHA-256 the caller verifies anyway).
- */
-int blobcr_frame_decode_flags(const void *buf, size_t len,
-			      struct blobcr_hdr *h, const uint8_t **payload,
-			      unsigned int flags);
 
 /*
  * Payload encoder: a growable buffer.  Errors (allocation) are sticky and
@@ -192,6 +187,13 @@ const uint8_t *blobcr_dec_bytes(struct blobcr_dec *d, size_t n);
 int blobcr_dec_str(struct blobcr_dec *d, char *out, size_t cap);
 /** blobcr_dec_end() - Return: 0 if the payload was consumed exactly, else -EBADMSG. */
 int blobcr_dec_end(const struct blobcr_dec *d);
+
+/**
+ * blobcr_domain_hash() - the 32-bit name of failure domain @name, as
+ * metad and clients compare domains.  Two names that collide are taken for
+ * one domain, which only ever makes placement more cautious.
+ */
+uint32_t blobcr_domain_hash(const char *name);
 
 /** blobcr_op_name() - a short printable name for an opcode ("?" if unknown). */
 const char *blobcr_op_name(unsigned int op);

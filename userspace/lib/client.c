@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/param.h>
 
 #include <nanomsg/nn.h>
 
@@ -111,7 +113,8 @@ const char *blobcr_strerror(int err)
 {
 	switch (err) {
 	case -EHOSTDOWN:
-		return "not enough live storage nodes hold the data";
+		return "not enough live storage nodes in distinct failure "
+		       "domains hold the data";
 	case -EAGAIN:
 		return "a garbage collection ran meanwhile, try again";
 	case -EBUSY:
@@ -145,7 +148,13 @@ struct node_conn *client_node(struct blobcr_client *c, uint32_t id)
 bool client_node_usable(const struct node_conn *n)
 {
 	return n && n->state == BLOBCR_NODE_LIVE &&
+	       n->role != BLOBCR_NODE_REMOVED &&
 	       n->down_until <= blobcr_now_ms();
+}
+
+bool client_node_writable(const struct node_conn *n)
+{
+	return client_node_usable(n) && n->role == BLOBCR_NODE_ACTIVE;
 }
 
 static int decode_node(struct blobcr_dec *d, void *p)
@@ -160,6 +169,9 @@ static int decode_node(struct blobcr_dec *d, void *p)
 	ni->capacity = blobcr_dec_u64(d);
 	ni->used = blobcr_dec_u64(d);
 	ni->chunks = blobcr_dec_u64(d);
+	ni->role = blobcr_dec_u8(d);
+	if (blobcr_dec_str(d, ni->domain, sizeof(ni->domain)))
+		return -EBADMSG;
 	return d->err;
 }
 
@@ -265,6 +277,8 @@ int client_refresh_nodes(struct blobcr_client *c)
 			snprintf(nc->addr, sizeof(nc->addr), "%s", v[i].addr);
 		}
 		nc->state = v[i].state;
+		nc->role = v[i].role;
+		nc->domain = blobcr_domain_hash(v[i].domain);
 	}
 	free(v);
 	if (r < 1 || r > BLOBCR_MAX_REPLICAS)
@@ -276,59 +290,77 @@ int client_refresh_nodes(struct blobcr_client *c)
 
 /* ---- placement ---- */
 
-static uint64_t mix64(uint64_t x)
+static bool in_u32s(const uint32_t *v, int n, uint32_t x)
 {
-	/* splitmix64's finaliser */
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-uint64_t rendezvous_score(const uint8_t *id, uint32_t node)
-{
-	uint64_t h = 0;
-
-	for (int i = 0; i < 8; i++)
-		h = h << 8 | id[i];
-	return mix64(h ^ mix64(node + 0x9e3779b97f4a7c15ull));
+	for (int i = 0; i < n; i++)
+		if (v[i] == x)
+			return true;
+	return false;
 }
 
 int place_chunk(struct blobcr_client *c, const uint8_t *id,
-		const uint32_t *skip, int nskip, uint32_t *out, int max)
+		const uint32_t *skip, int nskip, const uint32_t *exclude,
+		int nexclude, uint32_t *out, int max)
 {
-	int k = 0;
+	uint32_t doms[BLOBCR_MAX_REPLICAS * 4];
+	int k = 0, ndoms = 0;
 
-	/* Selection of the best @max: node counts are small. */
-	while (k < max) {
-		uint64_t best_score = 0;
-		int best = -1;
+	/*
+	 * Selection of the best @max (node counts are small): first one node
+	 * per domain, so that the first R candidates are R domains; then
+	 * the others, as spares.
+	 */
+	for (int pass = 0; pass < 2; pass++) {
+		while (k < max) {
+			uint64_t best_score = 0;
+			int best = -1;
 
-		for (size_t i = 0; i < c->nnodes; i++) {
-			struct node_conn *n = &c->nodes[i];
-			uint64_t s = rendezvous_score(id, n->id);
-			bool taken = false;
+			for (size_t i = 0; i < c->nnodes; i++) {
+				struct node_conn *n = &c->nodes[i];
+				uint64_t s;
 
-			if (!client_node_usable(n))
-				continue;
-			for (int j = 0; j < nskip && !taken; j++)
-				taken = skip[j] == n->id;
-			for (int j = 0; j < k && !taken; j++)
-				taken = out[j] == n->id;
-			if (!taken && (best < 0 || s > best_score)) {
-				best = (int)i;
-				best_score = s;
+				if (!client_node_writable(n) ||
+				    in_u32s(skip, nskip, n->id) ||
+				    in_u32s(out, k, n->id) ||
+				    in_u32s(exclude, nexclude, n->domain) ||
+				    (pass == 0 && in_u32s(doms, ndoms, n->domain)))
+					continue;
+				s = blobcr_rendezvous_score(id, n->id);
+				if (best < 0 || s > best_score) {
+					best = (int)i;
+					best_score = s;
+				}
 			}
+			if (best < 0)
+				break;
+			out[k++] = c->nodes[best].id;
+			if (pass == 0 && ndoms < (int)(sizeof(doms) / sizeof(doms[0])))
+				doms[ndoms++] = c->nodes[best].domain;
 		}
-		if (best < 0)
-			break;
-		out[k++] = c->nodes[best].id;
 	}
 	return k;
 }
 
 /* ---- connect ---- */
+
+/* The writer's failure domain: given, or $BLOBCR_DOMAIN, or the host name. */
+static int client_domain(struct blobcr_client *c, const char *given)
+{
+	char host[HOST_NAME_MAX + 1] = "";
+	const char *d = given ? given : getenv("BLOBCR_DOMAIN");
+
+	if (!d || !*d) {
+		if (gethostname(host, sizeof(host)) || !host[0])
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = 0;
+		d = host;
+	}
+	if (!blobcr_valid_name(d, sizeof(c->domain)))
+		return -EINVAL;
+	snprintf(c->domain, sizeof(c->domain), "%s", d);
+	c->domain_hash = blobcr_domain_hash(c->domain);
+	return 0;
+}
 
 int blobcr_connect(const char *meta_addr, const struct blobcr_client_opts *opts,
 		   struct blobcr_client **out)
@@ -338,6 +370,11 @@ int blobcr_connect(const char *meta_addr, const struct blobcr_client_opts *opts,
 
 	if (!c)
 		return -ENOMEM;
+	err = client_domain(c, opts ? opts->domain : NULL);
+	if (err) {
+		free(c);
+		return err;
+	}
 	if (strlen(meta_addr) >= sizeof(c->meta_addr)) {
 		free(c);
 		return -ENAMETOOLONG;
@@ -623,7 +660,7 @@ int chunk_locate(struct blobcr_client *c, const uint8_t (*ids)[BLOBCR_ID_SIZE],
 	return err;
 }
 
-void report_corrupt(struct blobcr_client *c, const uint8_t *id, uint32_t node)
+void report_suspect(struct blobcr_client *c, const uint8_t *id, uint32_t node)
 {
 	struct blobcr_enc e;
 	int err;
@@ -632,10 +669,33 @@ void report_corrupt(struct blobcr_client *c, const uint8_t *id, uint32_t node)
 		return;
 	blobcr_enc_bytes(&e, id, BLOBCR_ID_SIZE);
 	blobcr_enc_u32(&e, node);
-	err = meta_simple(c, BLOBCR_OP_CHUNK_DROP_LOCATION, &e);
+	err = meta_simple(c, BLOBCR_OP_CHUNK_SUSPECT, &e);
 	if (err)
-		log_warn("could not report a corrupt chunk to metad: %s",
+		log_warn("could not report a bad copy to metad: %s",
 			 blobcr_strerror(err));
+}
+
+int blobcr_node_drain(struct blobcr_client *c, uint32_t id, int drain)
+{
+	struct blobcr_enc e;
+	int err = blobcr_enc_init(&e, 8);
+
+	if (err)
+		return err;
+	blobcr_enc_u32(&e, id);
+	blobcr_enc_u8(&e, drain ? 1 : 0);
+	return meta_simple(c, BLOBCR_OP_NODE_DRAIN, &e);
+}
+
+int blobcr_node_remove(struct blobcr_client *c, uint32_t id)
+{
+	struct blobcr_enc e;
+	int err = blobcr_enc_init(&e, 8);
+
+	if (err)
+		return err;
+	blobcr_enc_u32(&e, id);
+	return meta_simple(c, BLOBCR_OP_NODE_REMOVE, &e);
 }
 
 /* ---- gc, groups ---- */
@@ -656,6 +716,7 @@ int blobcr_gc(struct blobcr_client *c, struct blobcr_gc_stats *st)
 		s.chunks_deleted = blobcr_dec_u64(&d);
 		s.chunks_kept = blobcr_dec_u64(&d);
 		s.delete_failures = blobcr_dec_u64(&d);
+		s.copies_trimmed = blobcr_dec_u64(&d);
 		err = blobcr_dec_end(&d);
 	}
 	if (msg)

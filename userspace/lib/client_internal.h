@@ -16,6 +16,8 @@
 struct node_conn {
 	uint32_t id;
 	uint8_t state; /* as metad last reported it */
+	uint8_t role; /* likewise */
+	uint32_t domain; /* blobcr_domain_hash() of its failure domain */
 	char addr[BLOBCR_ADDR_MAX];
 	int socks[MAX_INFLIGHT]; /* -1: not opened yet */
 	uint64_t down_until; /* blobcr_now_ms(): skipped until then */
@@ -24,6 +26,8 @@ struct node_conn {
 
 struct blobcr_client {
 	char meta_addr[BLOBCR_ADDR_MAX];
+	char domain[BLOBCR_DOMAIN_MAX]; /* this host's failure domain */
+	uint32_t domain_hash;
 	int meta_sock;
 	int timeout_ms;
 	int inflight;
@@ -40,21 +44,24 @@ int meta_call(struct blobcr_client *c, uint8_t op, struct blobcr_enc *e,
 int client_refresh_nodes(struct blobcr_client *c);
 
 struct node_conn *client_node(struct blobcr_client *c, uint32_t id);
+/** client_node_usable() - live, not removed, not backed off: readable. */
 bool client_node_usable(const struct node_conn *n);
+/** client_node_writable() - usable and active: takes new copies. */
+bool client_node_writable(const struct node_conn *n);
 
 /**
- * place_chunk() - rank the live nodes for chunk @id by rendezvous hashing,
- * best first, leaving out the @nskip nodes in @skip.  Return: how many
- * ids were written to @out (at most @max).
+ * place_chunk() - rank the writable nodes for chunk @id by rendezvous
+ * hashing, leaving out the @nskip nodes in @skip and the nodes of the
+ * @nexclude failure domains in @exclude: the best node of each domain
+ * first, best domain first, then the others.  Return: how many ids were
+ * written to @out (at most @max).
  */
 int place_chunk(struct blobcr_client *c, const uint8_t *id,
-		const uint32_t *skip, int nskip, uint32_t *out, int max);
+		const uint32_t *skip, int nskip, const uint32_t *exclude,
+		int nexclude, uint32_t *out, int max);
 
-/** rendezvous_score() - the weight of @node for chunk @id (highest wins). */
-uint64_t rendezvous_score(const uint8_t *id, uint32_t node);
-
-/** report_corrupt() - tell metad that @node's copy of @id is bad. */
-void report_corrupt(struct blobcr_client *c, const uint8_t *id, uint32_t node);
+/** report_suspect() - tell metad that @node's copy of @id read bad or missing. */
+void report_suspect(struct blobcr_client *c, const uint8_t *id, uint32_t node);
 
 /** chunk_locate() - live holders of @n ids; *@epoch gets the gc epoch. */
 int chunk_locate(struct blobcr_client *c, const uint8_t (*ids)[BLOBCR_ID_SIZE],

@@ -29,6 +29,7 @@ struct centry {
 
 struct blobcr_changeset {
 	struct blobcr_client *c;
+	int err; /* sticky: an upload failed, nothing may be published */
 	struct blobcr_image_info info;
 	bool base_empty; /* no version and no parent: zeros need no entry */
 	uint64_t epoch;
@@ -193,11 +194,18 @@ static int upload(struct blobcr_changeset *cm, struct blobcr_put *puts,
 		memcpy(p->id, cm->pend[which[i]].id, BLOBCR_ID_SIZE);
 		p->data = cm->batch + which[i] * cm->info.extent_size;
 		p->len = cm->info.extent_size;
+		/* Our own host may be what fails: its copies do not count. */
+		p->nexclude = 1;
+		p->exclude[0] = cm->c->domain_hash;
 	}
 	return blobcr_put_chunks(cm->c, puts, n);
 }
 
-/* Upload the pending batch, then turn it into publishable entries. */
+/*
+ * Upload the pending batch, then turn it into publishable entries.  A
+ * failure sticks: the batch's bytes are gone, so the changeset can never
+ * publish (a version missing those extents would lose them silently).
+ */
 static int flush(struct blobcr_changeset *cm)
 {
 	struct blobcr_put *puts = calloc(cm->npend + 1, sizeof(*puts));
@@ -243,6 +251,8 @@ static int flush(struct blobcr_changeset *cm)
 out:
 	free(puts);
 	free(which);
+	if (err)
+		cm->err = err;
 	return err;
 }
 
@@ -266,6 +276,8 @@ int blobcr_commit_extent(struct blobcr_changeset *cm, uint64_t extent,
 	struct centry *p;
 	int err;
 
+	if (cm->err)
+		return cm->err;
 	if (extent >= (cm->info.size + es - 1) / es)
 		return -ERANGE;
 	if (all_zero(data, es)) {
@@ -295,9 +307,34 @@ int blobcr_commit_extent(struct blobcr_changeset *cm, uint64_t extent,
 }
 
 /*
- * Entries whose holders are no longer all live (a node died during the
- * upload) get new copies: read from a live holder, written to the next
- * nodes in the ranking.
+ * The copies in @l that count for this writer: live, active holders, one
+ * per domain, outside the writer's own.
+ */
+static int counting_copies(struct blobcr_changeset *cm,
+			   const struct blobcr_extent_loc *l)
+{
+	uint32_t doms[BLOBCR_MAX_REPLICAS];
+	int n = 0;
+
+	for (int k = 0; k < l->nreplicas; k++) {
+		struct node_conn *nc = client_node(cm->c, l->replicas[k]);
+		bool seen;
+
+		if (!client_node_writable(nc))
+			continue;
+		seen = nc->domain == cm->c->domain_hash;
+		for (int j = 0; j < n && !seen; j++)
+			seen = doms[j] == nc->domain;
+		if (!seen)
+			doms[n++] = nc->domain;
+	}
+	return n;
+}
+
+/*
+ * Entries whose holders no longer give R copies that count (a node died
+ * during the upload) get new copies: read from a live holder, written to
+ * the next nodes in the ranking.
  */
 static int rereplicate_entries(struct blobcr_changeset *cm)
 {
@@ -325,8 +362,8 @@ static int rereplicate_entries(struct blobcr_changeset *cm)
 			for (int k = 0; k < e->nrep; k++)
 				if (client_node_usable(client_node(cm->c, e->nodes[k])))
 					l->replicas[l->nreplicas++] = e->nodes[k];
-			if (l->nreplicas >= r || !l->nreplicas)
-				continue; /* fine, or lost: publish will say */
+			if (!l->nreplicas || counting_copies(cm, l) >= r)
+				continue; /* lost (publish will say), or fine */
 			which[n] = e;
 			gets[n] = (struct blobcr_get){ .loc = l,
 				.buf = buf + n * cm->info.extent_size,
@@ -344,6 +381,8 @@ static int rereplicate_entries(struct blobcr_changeset *cm)
 			puts[j].nhave = locs[j].nreplicas;
 			memcpy(puts[j].replicas, locs[j].replicas,
 			       sizeof(puts[j].replicas));
+			puts[j].nexclude = 1;
+			puts[j].exclude[0] = cm->c->domain_hash;
 		}
 		if (!err)
 			err = blobcr_put_chunks(cm->c, puts, n);
@@ -370,6 +409,7 @@ static int publish_once(struct blobcr_changeset *cm, const char *label,
 	blobcr_enc_str(&e, cm->info.name);
 	blobcr_enc_u32(&e, cm->info.latest);
 	blobcr_enc_str(&e, label ? label : "");
+	blobcr_enc_str(&e, cm->c->domain);
 	blobcr_enc_u64(&e, cm->epoch);
 	blobcr_enc_u32(&e, (uint32_t)cm->nents);
 	for (size_t i = 0; i < cm->nents; i++) {
@@ -398,9 +438,11 @@ static int publish_once(struct blobcr_changeset *cm, const char *label,
 int blobcr_commit_publish(struct blobcr_changeset *cm, const char *label,
 			  uint32_t *version)
 {
-	int err = flush(cm);
+	int err = cm->err ? cm->err : flush(cm);
 
-	if (!err && !cm->have_epoch) {
+	if (err)
+		return err; /* an upload failed: publishing would lose extents */
+	if (!cm->have_epoch) {
 		/* Nothing was uploaded: ask for the gc epoch now. */
 		err = chunk_locate(cm->c, NULL, 0, &cm->epoch, NULL);
 		cm->have_epoch = !err;

@@ -58,6 +58,21 @@ struct slot {
 	const struct blobcr_enc *wire; /* the frame being sent */
 };
 
+#define MAX_TAKEN (BLOBCR_MAX_REPLICAS * 3)
+
+/*
+ * PUT: where one chunk may go.  A domain is taken by a counting copy, by
+ * an exclusion, or by a PUT under way or done: one copy per domain.
+ */
+struct put_plan {
+	uint32_t cands[MAX_CANDS]; /* ranking (place_chunk()) */
+	bool tried[MAX_CANDS];
+	int ncands;
+	uint32_t taken[MAX_TAKEN];
+	int ntaken;
+	int counted; /* copies it had that count */
+};
+
 struct engine {
 	struct blobcr_client *c;
 	struct eop *ops;
@@ -65,8 +80,7 @@ struct engine {
 	struct slot *slots; /* node index * MAX_INFLIGHT + socket index */
 	struct blobcr_get *gets;
 	struct blobcr_put *puts;
-	uint32_t (*put_cands)[MAX_CANDS]; /* PUT: ranking per item */
-	int *put_ncands, *put_next; /* PUT: ranking length, next spare */
+	struct put_plan *plans; /* PUT: one per item */
 	struct { uint8_t id[BLOBCR_ID_SIZE]; uint32_t node; } *bad;
 	size_t nbad;
 };
@@ -91,29 +105,70 @@ static void finish_op(struct engine *en, struct eop *op, int status)
 	en->ndone++;
 }
 
+static bool taken(const struct put_plan *pl, uint32_t domain)
+{
+	for (int i = 0; i < pl->ntaken; i++)
+		if (pl->taken[i] == domain)
+			return true;
+	return false;
+}
+
+static void take(struct put_plan *pl, uint32_t domain)
+{
+	if (pl->ntaken < MAX_TAKEN && !taken(pl, domain))
+		pl->taken[pl->ntaken++] = domain;
+}
+
+static void release(struct put_plan *pl, uint32_t domain)
+{
+	for (int i = 0; i < pl->ntaken; i++)
+		if (pl->taken[i] == domain) {
+			pl->taken[i] = pl->taken[--pl->ntaken];
+			return;
+		}
+}
+
+/* The best untried writable candidate in a domain not taken (taken now). */
+static bool next_cand(struct blobcr_client *c, struct put_plan *pl,
+		      uint32_t *node)
+{
+	for (int i = 0; i < pl->ncands; i++) {
+		struct node_conn *n = client_node(c, pl->cands[i]);
+
+		if (pl->tried[i] || !client_node_writable(n) || taken(pl, n->domain))
+			continue;
+		pl->tried[i] = true;
+		take(pl, n->domain);
+		*node = n->id;
+		return true;
+	}
+	return false;
+}
+
 /* Pick the op's next candidate node, or finish it with @status. */
 static void failover(struct engine *en, int i, int status)
 {
 	struct eop *op = &en->ops[i];
 	struct node_conn *n = NULL;
 
-	for (;;) {
-		uint32_t node;
+	if (op->opcode == BLOBCR_OP_PUT) {
+		struct put_plan *pl = &en->plans[op->item];
 
-		if (op->opcode == BLOBCR_OP_GET) {
-			if (++op->cand >= op->ncands)
-				break;
-			node = op->cands[op->cand];
-		} else {
-			int *next = &en->put_next[op->item];
-
-			if (*next >= en->put_ncands[op->item])
-				break;
-			node = en->put_cands[op->item][(*next)++];
+		/* Another node of the failed one's domain may take its place. */
+		n = client_node(en->c, op->node);
+		if (n)
+			release(pl, n->domain);
+		if (next_cand(en->c, pl, &op->node)) {
+			queue_op(en, i);
+			return;
 		}
-		n = client_node(en->c, node);
+		finish_op(en, op, status);
+		return;
+	}
+	while (++op->cand < op->ncands) {
+		n = client_node(en->c, op->cands[op->cand]);
 		if (client_node_usable(n)) {
-			op->node = node;
+			op->node = op->cands[op->cand];
 			queue_op(en, i);
 			return;
 		}
@@ -287,10 +342,11 @@ static int get_done(struct engine *en, struct eop *op, int status,
 	g->len = (uint32_t)len;
 	return 0;
 bad:
-	if (status == -EUCLEAN) {
+	/* The node's word or our check: a copy to report (metad asks the node). */
+	if (status == -EUCLEAN || status == -ENOENT) {
 		blobcr_id_hex(g->loc->id, hex);
-		log_warn("chunk %s from node %" PRIu32 " is corrupt: trying another replica",
-			 hex, op->node);
+		log_warn("chunk %s from node %" PRIu32 " is %s: trying another replica",
+			 hex, op->node, status == -ENOENT ? "missing" : "corrupt");
 		if (en->nbad < en->nops) {
 			memcpy(en->bad[en->nbad].id, g->loc->id, BLOBCR_ID_SIZE);
 			en->bad[en->nbad++].node = op->node;
@@ -310,7 +366,8 @@ static void op_result(struct engine *en, int i, int status,
 		if (op->opcode == BLOBCR_OP_PUT) {
 			struct blobcr_put *p = &en->puts[op->item];
 
-			p->replicas[p->nreplicas++] = op->node;
+			if (p->nreplicas < BLOBCR_MAX_REPLICAS)
+				p->replicas[p->nreplicas++] = op->node;
 		}
 		finish_op(en, op, 0);
 		return;
@@ -349,18 +406,24 @@ static void getv_done(struct engine *en, struct slot *sl, struct blobcr_dec *d)
 		failover(en, sl->ops[j], -EBADMSG); /* a truncated reply */
 }
 
-/* The chunks' SHA-256 is checked below: the frame's CRC adds nothing. */
+/*
+ * A reply whose frame CRC fails was damaged on the way: the ops fail over
+ * and nothing is reported, the node's copies are not at fault.  A chunk
+ * whose SHA-256 then fails was served bad by its node.
+ */
 static void reply_received(struct engine *en, struct node_conn *n, int k,
 			   void *buf, int len)
 {
 	struct slot *sl = slot_of(en, n, k);
 	struct blobcr_dec d;
-	int status = blobcr_check_reply_flags(buf, (size_t)len, sl->opcode,
-					      sl->req_id, &d,
-					      sl->opcode == BLOBCR_OP_GETV ?
-					      BLOBCR_DECODE_SKIP_PAYLOAD_CRC : 0);
+	int status = blobcr_check_reply(buf, (size_t)len, sl->opcode,
+					sl->req_id, &d);
 
 	sl->state = SLOT_IDLE;
+	if (status == -EBADMSG || status == -EPROTO || status == -EMSGSIZE)
+		log_warn("%s reply from node %" PRIu32 " damaged (%s): trying "
+			 "another replica", blobcr_op_name(sl->opcode), n->id,
+			 blobcr_strerror(status));
 	if (sl->opcode == BLOBCR_OP_PUT)
 		op_result(en, sl->ops[0], status, &d);
 	else if (status)
@@ -470,7 +533,7 @@ static int run(struct engine *en)
 		expire(en, blobcr_now_ms());
 	}
 	for (size_t i = 0; i < en->nbad; i++)
-		report_corrupt(en->c, en->bad[i].id, en->bad[i].node);
+		report_suspect(en->c, en->bad[i].id, en->bad[i].node);
 	return err;
 }
 
@@ -483,9 +546,7 @@ static void engine_free(struct engine *en)
 		blobcr_enc_free(&en->ops[i].req);
 	free(en->ops);
 	free(en->bad);
-	free(en->put_cands);
-	free(en->put_ncands);
-	free(en->put_next);
+	free(en->plans);
 }
 
 /* ---- GET ---- */
@@ -511,8 +572,8 @@ static void order_replicas(struct blobcr_client *c,
 				continue;
 			/* insertion sort, highest score first */
 			for (j = op->ncands; j > first &&
-			     rendezvous_score(l->id, op->cands[j - 1]) <
-			     rendezvous_score(l->id, id); j--)
+			     blobcr_rendezvous_score(l->id, op->cands[j - 1]) <
+			     blobcr_rendezvous_score(l->id, id); j--)
 				op->cands[j] = op->cands[j - 1];
 			op->cands[j] = id;
 			op->ncands++;
@@ -557,36 +618,57 @@ int blobcr_get_chunks(struct blobcr_client *c, struct blobcr_get *gets, size_t n
 
 /* ---- PUT ---- */
 
-/* One op per missing replica; the ranking leaves out the holders. */
-static int put_prepare(struct engine *en, struct blobcr_put *puts, size_t n)
+/*
+ * One op per missing copy.  The copies that count are those of the live,
+ * active holders, one per domain, less one if some are in the writers'
+ * (excluded) domains.  New copies go to domains not holding one, outside
+ * the writers' unless a copy there already paid that one.
+ */
+static void put_prepare(struct engine *en, struct blobcr_put *puts, size_t n)
 {
 	int r = en->c->replicas;
 
 	for (size_t i = 0; i < n; i++) {
 		struct blobcr_put *p = &puts[i];
-		int need = r - p->nhave;
+		struct put_plan *pl = &en->plans[i];
+		int nexcl = p->nexclude < BLOBCR_MAX_REPLICAS ? p->nexclude :
+			    BLOBCR_MAX_REPLICAS;
+		uint32_t avoid[MAX_TAKEN];
+		bool paid = false;
+		int navoid, need;
 
 		p->nreplicas = p->nhave;
 		p->status = 0;
-		en->put_ncands[i] = place_chunk(en->c, p->id, p->replicas,
-						p->nhave, en->put_cands[i],
-						MAX_CANDS);
-		en->put_next[i] = need > 0 ? need : 0;
+		for (int k = 0; k < p->nhave; k++) {
+			struct node_conn *nc = client_node(en->c, p->replicas[k]);
+
+			if (!nc || nc->state != BLOBCR_NODE_LIVE ||
+			    nc->role != BLOBCR_NODE_ACTIVE || taken(pl, nc->domain))
+				continue;
+			take(pl, nc->domain);
+			for (int x = 0; x < nexcl; x++)
+				paid |= p->exclude[x] == nc->domain;
+		}
+		pl->counted = pl->ntaken - paid;
+		navoid = pl->ntaken;
+		memcpy(avoid, pl->taken, sizeof(avoid));
+		for (int x = 0; !paid && x < nexcl && navoid < MAX_TAKEN; x++)
+			avoid[navoid++] = p->exclude[x];
+		pl->ncands = place_chunk(en->c, p->id, p->replicas, p->nhave,
+					 avoid, navoid, pl->cands, MAX_CANDS);
+		need = r - pl->counted;
 		for (int k = 0; k < need; k++) {
 			struct eop *op = &en->ops[en->nops++];
 
 			op->opcode = BLOBCR_OP_PUT;
 			op->item = i;
-			if (k < en->put_ncands[i]) {
-				op->node = en->put_cands[i][k];
-			} else {
+			if (!next_cand(en->c, pl, &op->node)) {
 				op->state = OP_DONE;
 				op->status = -EHOSTDOWN;
 				en->ndone++;
 			}
 		}
 	}
-	return 0;
 }
 
 int blobcr_put_chunks(struct blobcr_client *c, struct blobcr_put *puts, size_t n)
@@ -598,10 +680,8 @@ int blobcr_put_chunks(struct blobcr_client *c, struct blobcr_put *puts, size_t n
 	if (!n)
 		return 0;
 	en.ops = calloc(maxops ? maxops : 1, sizeof(*en.ops));
-	en.put_cands = calloc(n, sizeof(*en.put_cands));
-	en.put_ncands = calloc(n, sizeof(int));
-	en.put_next = calloc(n, sizeof(int));
-	if (!en.ops || !en.put_cands || !en.put_ncands || !en.put_next) {
+	en.plans = calloc(n, sizeof(*en.plans));
+	if (!en.ops || !en.plans) {
 		engine_free(&en);
 		return -ENOMEM;
 	}
@@ -616,9 +696,13 @@ int blobcr_put_chunks(struct blobcr_client *c, struct blobcr_put *puts, size_t n
 			p->status = en.ops[i].status;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (puts[i].nreplicas >= c->replicas)
+		int have = en.plans[i].counted + puts[i].nreplicas - puts[i].nhave;
+
+		/* Short of copies for want of nodes that answer: say so. */
+		if (have >= c->replicas)
 			puts[i].status = 0;
-		else if (!puts[i].status)
+		else if (!puts[i].status || puts[i].status == -ETIMEDOUT ||
+			 puts[i].status == -ECONNREFUSED)
 			puts[i].status = -EHOSTDOWN;
 		if (!err && puts[i].status)
 			err = puts[i].status;

@@ -90,6 +90,9 @@ int blobcr_image_import(struct blobcr_client *c, const char *name, int fd,
 		err = blobcr_commit_publish(cm, "import", &version);
 	free(buf);
 	blobcr_commit_free(cm);
+	/* Nothing was published: the empty image goes, as if never made. */
+	if (err && blobcr_image_delete(c, name, 0))
+		log_warn("import of %s failed; the empty image stays", name);
 	return err;
 }
 
@@ -196,6 +199,8 @@ int blobcr_image_export(struct blobcr_client *c, const char *name,
 
 struct urep {
 	struct blobcr_extent_loc loc; /* live holders */
+	uint8_t nwriters;
+	uint32_t writers[BLOBCR_MAX_REPLICAS]; /* domains that do not count */
 };
 
 static int under_replicated(struct blobcr_client *c, const uint8_t *after,
@@ -234,6 +239,13 @@ static int under_replicated(struct blobcr_client *c, const uint8_t *after,
 		memcpy(l->id, id, BLOBCR_ID_SIZE);
 		for (int k = 0; k < l->nreplicas; k++)
 			l->replicas[k] = blobcr_dec_u32(&d);
+		out[i].nwriters = blobcr_dec_u8(&d);
+		if (out[i].nwriters > BLOBCR_MAX_REPLICAS) {
+			err = -EBADMSG;
+			break;
+		}
+		for (int k = 0; k < out[i].nwriters; k++)
+			out[i].writers[k] = blobcr_dec_u32(&d);
 		err = d.err;
 	}
 	*more = blobcr_dec_u8(&d);
@@ -293,7 +305,10 @@ static int repair_batch(struct blobcr_client *c, struct urep *u, size_t n,
 		blobcr_get_chunks(c, g, n); /* failures are counted below */
 	for (size_t i = 0; i < n && !err; i++) {
 		if (g[i].status) {
+			/* No copy to read, or every holder says its copy is gone. */
 			st->failed++;
+			st->lost += !u[i].loc.nreplicas || g[i].status == -ENOENT ||
+				    g[i].status == -EUCLEAN;
 			continue;
 		}
 		memcpy(p[np].id, u[i].loc.id, BLOBCR_ID_SIZE);
@@ -302,6 +317,9 @@ static int repair_batch(struct blobcr_client *c, struct urep *u, size_t n,
 		p[np].nhave = u[i].loc.nreplicas;
 		memcpy(p[np].replicas, u[i].loc.replicas,
 		       sizeof(p[np].replicas));
+		/* A copy in a writer's domain dies with that writer. */
+		p[np].nexclude = u[i].nwriters;
+		memcpy(p[np].exclude, u[i].writers, sizeof(p[np].exclude));
 		np++;
 	}
 	if (!err && np)

@@ -64,6 +64,38 @@ uint64_t blobcr_wall_s(void)
 	return (uint64_t)time(NULL);
 }
 
+static uint64_t mix64(uint64_t x)
+{
+	/* splitmix64's finaliser */
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+uint64_t blobcr_rendezvous_score(const uint8_t *id, uint32_t node)
+{
+	uint64_t h = 0;
+
+	for (int i = 0; i < 8; i++)
+		h = h << 8 | id[i];
+	return mix64(h ^ mix64(node + 0x9e3779b97f4a7c15ull));
+}
+
+bool blobcr_valid_name(const char *s, size_t cap)
+{
+	size_t n = strnlen(s, cap);
+
+	if (!n || n >= cap)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("._-:+", *s)))
+			return false;
+	return true;
+}
+
 int blobcr_parse_u64(const char *s, uint64_t *out)
 {
 	unsigned long long v;
@@ -174,16 +206,9 @@ int blobcr_req_socket(const char *addr, int timeout_ms)
 int blobcr_check_reply(const void *buf, size_t len, uint8_t op,
 		       uint64_t req_id, struct blobcr_dec *d)
 {
-	return blobcr_check_reply_flags(buf, len, op, req_id, d, 0);
-}
-
-int blobcr_check_reply_flags(const void *buf, size_t len, uint8_t op,
-			     uint64_t req_id, struct blobcr_dec *d,
-			     unsigned int flags)
-{
 	struct blobcr_hdr h;
 	const uint8_t *payload;
-	int err = blobcr_frame_decode_flags(buf, len, &h, &payload, flags);
+	int err = blobcr_frame_decode(buf, len, &h, &payload);
 
 	if (err)
 		return err;

@@ -129,13 +129,6 @@ void blobcr_hdr_encode(const struct blobcr_hdr *h, uint8_t out[BLOBCR_HDR_SIZE])
 int blobcr_frame_decode(const void *buf, size_t len, struct blobcr_hdr *h,
 			const uint8_t **payload)
 {
-	return blobcr_frame_decode_flags(buf, len, h, payload, 0);
-}
-
-int blobcr_frame_decode_flags(const void *buf, size_t len,
-			      struct blobcr_hdr *h, const uint8_t **payload,
-			      unsigned int flags)
-{
 	const uint8_t *p = buf;
 
 	memset(h, 0, sizeof(*h));
@@ -159,8 +152,7 @@ int blobcr_frame_decode_flags(const void *buf, size_t len,
 		return -EMSGSIZE;
 	if (h->payload_len != len - BLOBCR_HDR_SIZE)
 		return -EBADMSG;
-	if (!(flags & BLOBCR_DECODE_SKIP_PAYLOAD_CRC) &&
-	    blobcr_crc32c(0, p + BLOBCR_HDR_SIZE, h->payload_len) != h->payload_crc)
+	if (blobcr_crc32c(0, p + BLOBCR_HDR_SIZE, h->payload_len) != h->payload_crc)
 		return -EBADMSG;
 	*payload = p + BLOBCR_HDR_SIZE;
 	return 0;
@@ -371,6 +363,11 @@ int blobcr_dec_end(const struct blobcr_dec *d)
 	return d->err ? d->err : d->left ? -EBADMSG : 0;
 }
 
+uint32_t blobcr_domain_hash(const char *name)
+{
+	return blobcr_crc32c(0, name, strlen(name));
+}
+
 const char *blobcr_op_name(unsigned int op)
 {
 	static const struct {
@@ -385,6 +382,8 @@ const char *blobcr_op_name(unsigned int op)
 		{ BLOBCR_OP_STAT, "STAT" },
 		{ BLOBCR_OP_COMPACT, "COMPACT" },
 		{ BLOBCR_OP_GETV, "GETV" },
+		{ BLOBCR_OP_VERIFY, "VERIFY" },
+		{ BLOBCR_OP_INVENTORY, "INVENTORY" },
 		{ BLOBCR_OP_NODE_HEARTBEAT, "NODE_HEARTBEAT" },
 		{ BLOBCR_OP_NODE_LIST, "NODE_LIST" },
 		{ BLOBCR_OP_IMAGE_CREATE, "IMAGE_CREATE" },
@@ -399,10 +398,15 @@ const char *blobcr_op_name(unsigned int op)
 		{ BLOBCR_OP_IMAGE_DELETE, "IMAGE_DELETE" },
 		{ BLOBCR_OP_GC, "GC" },
 		{ BLOBCR_OP_CHUNK_ADD_LOCATIONS, "CHUNK_ADD_LOCATIONS" },
-		{ BLOBCR_OP_CHUNK_DROP_LOCATION, "CHUNK_DROP_LOCATION" },
+		{ BLOBCR_OP_CHUNK_SUSPECT, "CHUNK_SUSPECT" },
 		{ BLOBCR_OP_UNDER_REPLICATED, "UNDER_REPLICATED" },
 		{ BLOBCR_OP_GROUP_PUBLISH, "GROUP_PUBLISH" },
 		{ BLOBCR_OP_GROUP_LIST, "GROUP_LIST" },
+		{ BLOBCR_OP_ACCESS_PUT, "ACCESS_PUT" },
+		{ BLOBCR_OP_ACCESS_GET, "ACCESS_GET" },
+		{ BLOBCR_OP_NODE_DRAIN, "NODE_DRAIN" },
+		{ BLOBCR_OP_NODE_REMOVE, "NODE_REMOVE" },
+		{ BLOBCR_OP_NODE_BAD_CHUNKS, "NODE_BAD_CHUNKS" },
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

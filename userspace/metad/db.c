@@ -63,6 +63,9 @@ int db_open(const char *dir, struct db *db)
 		{ "versions", offsetof(struct db, versions), 0 },
 		{ "extmap", offsetof(struct db, extmap), 0 },
 		{ "chunks", offsetof(struct db, chunks), MDB_DUPSORT | MDB_DUPFIXED },
+		{ "node_chunks", offsetof(struct db, node_chunks), 0 },
+		{ "writers", offsetof(struct db, writers), MDB_DUPSORT | MDB_DUPFIXED },
+		{ "suspects", offsetof(struct db, suspects), 0 },
 		{ "nodes", offsetof(struct db, nodes), 0 },
 		{ "node_addrs", offsetof(struct db, node_addrs), 0 },
 		{ "groups", offsetof(struct db, groups), 0 },
@@ -79,7 +82,7 @@ int db_open(const char *dir, struct db *db)
 	rc = mdb_env_create(&db->env);
 	if (rc)
 		return db_err(rc);
-	if ((rc = mdb_env_set_maxdbs(db->env, 16)) ||
+	if ((rc = mdb_env_set_maxdbs(db->env, 32)) ||
 	    (rc = mdb_env_set_mapsize(db->env, (size_t)16 << 30)) ||
 	    (rc = mdb_env_open(db->env, dir, MDB_NOTLS, 0644)) ||
 	    (rc = mdb_txn_begin(db->env, NULL, 0, &txn))) {
@@ -343,7 +346,8 @@ int db_extent_find(MDB_cursor *cur, struct db *db, MDB_txn *txn,
 
 /* ---- chunk locations ---- */
 
-int db_chunk_nodes(MDB_cursor *cur, const uint8_t *id, uint32_t *nodes, int max)
+/* The u32 duplicates of key @id in the table of @cur. */
+static int id_u32s(MDB_cursor *cur, const uint8_t *id, uint32_t *nodes, int max)
 {
 	MDB_val k = { BLOBCR_ID_SIZE, (void *)id }, v;
 	int n = 0, rc;
@@ -357,15 +361,176 @@ int db_chunk_nodes(MDB_cursor *cur, const uint8_t *id, uint32_t *nodes, int max)
 	return n;
 }
 
-int db_chunk_add(MDB_txn *txn, struct db *db, const uint8_t *id, uint32_t node)
+int db_chunk_nodes(MDB_cursor *cur, const uint8_t *id, uint32_t *nodes, int max)
+{
+	return id_u32s(cur, id, nodes, max);
+}
+
+int db_chunk_writers(MDB_cursor *cur, const uint8_t *id, uint32_t *domains,
+		     int max)
+{
+	return id_u32s(cur, id, domains, max);
+}
+
+int db_writer_add(MDB_txn *txn, struct db *db, const uint8_t *id,
+		  uint32_t domain)
 {
 	uint8_t vb[4];
 	MDB_val k = { BLOBCR_ID_SIZE, (void *)id }, v = { 4, vb };
 	int rc;
 
+	put_be32(vb, domain);
+	rc = mdb_put(txn, db->writers, &k, &v, MDB_NODUPDATA);
+	return rc == MDB_KEYEXIST ? 0 : db_err(rc);
+}
+
+static void node_chunk_key(uint8_t k[4 + BLOBCR_ID_SIZE], uint32_t node,
+			   const uint8_t *id)
+{
+	put_be32(k, node);
+	memcpy(k + 4, id, BLOBCR_ID_SIZE);
+}
+
+int db_chunk_add(MDB_txn *txn, struct db *db, const uint8_t *id, uint32_t node)
+{
+	uint8_t vb[4], nk[4 + BLOBCR_ID_SIZE];
+	MDB_val k = { BLOBCR_ID_SIZE, (void *)id }, v = { 4, vb };
+	MDB_val bk = { sizeof(nk), nk }, bv = { 0, nk };
+	int rc;
+
 	put_be32(vb, node);
 	rc = mdb_put(txn, db->chunks, &k, &v, MDB_NODUPDATA);
-	return rc == MDB_KEYEXIST ? 0 : db_err(rc);
+	if (rc == MDB_KEYEXIST)
+		return 0;
+	node_chunk_key(nk, node, id);
+	if (!rc)
+		rc = mdb_put(txn, db->node_chunks, &bk, &bv, 0);
+	/* A good copy again where one was lost. */
+	put_be32(vb, node | LOC_LOST);
+	if (!rc && mdb_del(txn, db->chunks, &k, &v) == MDB_NOTFOUND)
+		rc = 0;
+	return rc ? db_err(rc) : 1;
+}
+
+int db_chunk_mark_lost(MDB_txn *txn, struct db *db, const uint8_t *id,
+		       uint32_t node)
+{
+	uint8_t vb[4];
+	MDB_val k = { BLOBCR_ID_SIZE, (void *)id }, v = { 4, vb };
+	int err = db_chunk_del(txn, db, id, node);
+
+	put_be32(vb, node | LOC_LOST);
+	if (!err)
+		err = db_err(mdb_put(txn, db->chunks, &k, &v, MDB_NODUPDATA));
+	return err == -EEXIST ? 0 : err;
+}
+
+int db_chunk_del(MDB_txn *txn, struct db *db, const uint8_t *id, uint32_t node)
+{
+	uint8_t vb[4], nk[4 + BLOBCR_ID_SIZE];
+	MDB_val k = { BLOBCR_ID_SIZE, (void *)id }, v = { 4, vb };
+	MDB_val bk = { sizeof(nk), nk };
+	int rc;
+
+	put_be32(vb, node);
+	rc = mdb_del(txn, db->chunks, &k, &v);
+	node_chunk_key(nk, node, id);
+	if (!rc) {
+		rc = mdb_del(txn, db->node_chunks, &bk, NULL);
+		if (rc == MDB_NOTFOUND)
+			rc = 0; /* a database older than this index */
+	}
+	return db_err(rc);
+}
+
+int db_chunk_forget(MDB_txn *txn, struct db *db, const uint8_t *id)
+{
+	uint32_t nodes[64];
+	MDB_cursor *cur;
+	int n, err = db_err(mdb_cursor_open(txn, db->chunks, &cur));
+
+	/* A chunk has a handful of locations; loop in case of many. */
+	while (!err) {
+		n = db_chunk_nodes(cur, id, nodes, 64);
+		if (n <= 0) {
+			err = n;
+			break;
+		}
+		for (int i = 0; i < n && !err; i++)
+			err = db_chunk_del(txn, db, id, nodes[i]);
+	}
+	mdb_cursor_close(cur);
+	if (!err) {
+		MDB_val k = { BLOBCR_ID_SIZE, (void *)id };
+		int rc = mdb_del(txn, db->writers, &k, NULL);
+
+		err = rc == MDB_NOTFOUND ? 0 : db_err(rc);
+	}
+	return err;
+}
+
+/* ---- nodes ---- */
+
+#define NODE_REC_V1 1
+
+/*
+ * A node record: format u8, state u8, uuid, address and domain as u16
+ * length and bytes.  Older databases stored the bare address.
+ */
+int db_node_put(MDB_txn *txn, struct db *db, const struct node_rec *n)
+{
+	size_t al = strlen(n->addr), dl = strlen(n->domain);
+	uint8_t vb[2 + BLOBCR_UUID_SIZE + 4 + BLOBCR_ADDR_MAX + BLOBCR_DOMAIN_MAX];
+	uint8_t kb[4];
+	MDB_val k = { 4, kb }, v = { 2 + BLOBCR_UUID_SIZE + 4 + al + dl, vb };
+	MDB_val ak = { al, (void *)n->addr };
+	int rc;
+
+	put_be32(kb, n->id);
+	vb[0] = NODE_REC_V1;
+	vb[1] = n->state;
+	memcpy(vb + 2, n->uuid, BLOBCR_UUID_SIZE);
+	vb[18] = (uint8_t)(al >> 8);
+	vb[19] = (uint8_t)al;
+	memcpy(vb + 20, n->addr, al);
+	vb[20 + al] = (uint8_t)(dl >> 8);
+	vb[21 + al] = (uint8_t)dl;
+	memcpy(vb + 22 + al, n->domain, dl);
+	rc = mdb_put(txn, db->nodes, &k, &v, 0);
+	if (!rc)
+		rc = mdb_put(txn, db->node_addrs, &ak, &k, 0);
+	return db_err(rc);
+}
+
+int db_node_decode(const MDB_val *k, const MDB_val *v, struct node_rec *n)
+{
+	const uint8_t *p = v->mv_data;
+	size_t al, dl;
+
+	memset(n, 0, sizeof(*n));
+	if (k->mv_size != 4)
+		return -EUCLEAN;
+	n->id = get_be32(k->mv_data);
+	if (v->mv_size < 20 || p[0] != NODE_REC_V1) {
+		/* The bare address of an older database: an active node. */
+		if (v->mv_size >= sizeof(n->addr))
+			return -EUCLEAN;
+		memcpy(n->addr, p, v->mv_size);
+		n->state = NODE_ACTIVE;
+		return 0;
+	}
+	al = (size_t)p[18] << 8 | p[19];
+	if (20 + al + 2 > v->mv_size || al >= sizeof(n->addr))
+		return -EUCLEAN;
+	dl = (size_t)p[20 + al] << 8 | p[21 + al];
+	if (22 + al + dl != v->mv_size || dl >= sizeof(n->domain) ||
+	    p[1] < NODE_ACTIVE || p[1] > NODE_REMOVED)
+		return -EUCLEAN;
+	n->state = p[1];
+	memcpy(n->uuid, p + 2, BLOBCR_UUID_SIZE);
+	memcpy(n->addr, p + 20, al);
+	memcpy(n->domain, p + 22 + al, dl);
+	return 0;
 }
 
 /* ---- meta counters ---- */

@@ -9,7 +9,13 @@
  *                                             (u16 length, bytes), group
  *   extmap     image id, extent, version   -> kind (u8) [, chunk id]
  *   chunks     chunk id  (dupsort)         -> node id (u32), one per replica
- *   nodes      node id (u32)               -> address
+ *   node_chunks node id, chunk id          -> (): chunks by node, the same
+ *                                             locations as chunks
+ *   writers    chunk id  (dupsort)         -> failure domain (u32 hash) of a
+ *                                             host that published it
+ *   suspects   chunk id, node id           -> time (u64): a reported bad
+ *                                             copy the node must confirm
+ *   nodes      node id (u32)               -> struct node_rec fields
  *   node_addrs address                     -> node id
  *   groups     name                        -> time, count, (image, version)*
  *   access     image id, version (u64,u32) -> extents (u64)*: the order in
@@ -33,8 +39,24 @@
 
 struct db {
 	MDB_env *env;
-	MDB_dbi images, image_ids, versions, extmap, chunks, nodes, node_addrs,
-		groups, access, doomed, orphans, meta;
+	MDB_dbi images, image_ids, versions, extmap, chunks, node_chunks,
+		writers, suspects, nodes, node_addrs, groups, access, doomed,
+		orphans, meta;
+};
+
+/* A storage node's persistent state. */
+enum node_state {
+	NODE_ACTIVE = 1, /* takes new replicas, counts towards R */
+	NODE_DRAINING = 2, /* serves reads; its copies no longer count */
+	NODE_REMOVED = 3, /* gone for good: replaced by a new store, or removed */
+};
+
+struct node_rec {
+	uint32_t id;
+	uint8_t state; /* enum node_state */
+	uint8_t uuid[BLOBCR_UUID_SIZE]; /* all zeros: not known yet */
+	char addr[BLOBCR_ADDR_MAX];
+	char domain[BLOBCR_DOMAIN_MAX];
 };
 
 struct image {
@@ -95,8 +117,35 @@ int db_extent_find(MDB_cursor *cur, struct db *db, MDB_txn *txn,
 /** db_chunk_nodes() - the nodes holding @id; Return: how many (<= @max). */
 int db_chunk_nodes(MDB_cursor *cur, const uint8_t *id, uint32_t *nodes,
 		   int max);
+/*
+ * A location whose node confirmed its copy gone, kept because it was the
+ * chunk's last: the node id with this bit.  It never counts nor serves;
+ * it keeps the chunk visible, as lost, until a good copy comes back.
+ */
+#define LOC_LOST 0x80000000u
+
+/** db_chunk_add() - record a location.  Return: 1 new, 0 known, -errno. */
 int db_chunk_add(MDB_txn *txn, struct db *db, const uint8_t *id,
 		 uint32_t node);
+/** db_chunk_del() - forget a location.  Return: 0, -ENOENT, -errno. */
+int db_chunk_del(MDB_txn *txn, struct db *db, const uint8_t *id,
+		 uint32_t node);
+/** db_chunk_writers() - domains (hashes) of hosts that published @id. */
+int db_chunk_writers(MDB_cursor *cur, const uint8_t *id, uint32_t *domains,
+		     int max);
+/** db_writer_add() - record that a host of @domain published @id. */
+int db_writer_add(MDB_txn *txn, struct db *db, const uint8_t *id,
+		  uint32_t domain);
+/** db_chunk_mark_lost() - turn the location of @id on @node into LOC_LOST. */
+int db_chunk_mark_lost(MDB_txn *txn, struct db *db, const uint8_t *id,
+		       uint32_t node);
+/** db_chunk_forget() - forget every location and writer of @id. */
+int db_chunk_forget(MDB_txn *txn, struct db *db, const uint8_t *id);
+
+/** db_node_put() - store a node's record (by id) and its address's index. */
+int db_node_put(MDB_txn *txn, struct db *db, const struct node_rec *n);
+/** db_node_decode() - a record of the nodes table.  Return: 0, -EUCLEAN. */
+int db_node_decode(const MDB_val *k, const MDB_val *v, struct node_rec *n);
 
 int db_meta_get(MDB_txn *txn, struct db *db, const char *key, uint64_t *v);
 int db_meta_put(MDB_txn *txn, struct db *db, const char *key, uint64_t v);

@@ -74,52 +74,110 @@ static int gc_mark(MDB_txn *txn, struct metad *m, struct idset *live)
 	return err;
 }
 
-/* Move every unreferenced chunk from chunks to doomed. */
-static int gc_doom(MDB_txn *txn, struct metad *m, const struct idset *live,
-		   uint64_t *kept)
+/*
+ * A doomed record: kind u8, then the node ids whose copies go.  Kind
+ * DOOM_CHUNK: no version needs the chunk, it is gone from chunks; kind
+ * DOOM_COPIES: extra copies of a chunk that stays.
+ */
+enum { DOOM_CHUNK = 0, DOOM_COPIES = 1 };
+
+/* Doom @n more copies of @id, merged with what is doomed already. */
+static int doom_add(MDB_txn *txn, struct metad *m, const uint8_t *id,
+		    uint8_t kind, const uint32_t *nodes, int n)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc, err = db_err(mdb_cursor_open(txn, m->db.chunks, &cur));
+	MDB_val k = { BLOBCR_ID_SIZE, (void *)id }, v;
+	size_t old = 0, len;
+	uint8_t *buf;
+	int rc = mdb_get(txn, m->db.doomed, &k, &v), err;
 
-	for (rc = err ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	     !rc && !err;) {
-		uint8_t id[BLOBCR_ID_SIZE], nodes[BLOBCR_MAX_REPLICAS * 8];
-		MDB_val dk = { BLOBCR_ID_SIZE, id }, dv = { 0, nodes };
+	if (rc && rc != MDB_NOTFOUND)
+		return db_err(rc);
+	if (!rc && v.mv_size % 4 == 1)
+		old = v.mv_size / 4;
+	buf = malloc(1 + (old + (size_t)n) * 4);
+	if (!buf)
+		return -ENOMEM;
+	buf[0] = old && ((uint8_t *)v.mv_data)[0] == DOOM_CHUNK ? DOOM_CHUNK : kind;
+	if (old)
+		memcpy(buf + 1, (uint8_t *)v.mv_data + 1, old * 4);
+	len = 1 + old * 4;
+	for (int i = 0; i < n; i++) {
+		bool dup = false;
 
-		if (k.mv_size != BLOBCR_ID_SIZE) {
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP);
-			continue;
+		for (size_t j = 1; j < len && !dup; j += 4)
+			dup = get_be32(buf + j) == nodes[i];
+		if (!dup) {
+			put_be32(buf + len, nodes[i]);
+			len += 4;
 		}
-		memcpy(id, k.mv_data, BLOBCR_ID_SIZE);
-		if (idset_has(live, id)) {
-			(*kept)++;
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP);
-			continue;
-		}
-		/* Collect its nodes, then drop all its duplicates. */
-		do {
-			if (v.mv_size == 4 && dv.mv_size < sizeof(nodes)) {
-				memcpy(nodes + dv.mv_size, v.mv_data, 4);
-				dv.mv_size += 4;
-			}
-		} while (!mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP));
-		err = db_err(mdb_put(txn, m->db.doomed, &dk, &dv, 0));
-		if (!err)
-			err = db_err(mdb_del(txn, m->db.chunks, &dk, NULL));
-		k.mv_size = BLOBCR_ID_SIZE;
-		k.mv_data = id;
-		if (!err)
-			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	}
-	mdb_cursor_close(cur);
+	v.mv_size = len;
+	v.mv_data = buf;
+	err = db_err(mdb_put(txn, m->db.doomed, &k, &v, 0));
+	free(buf);
 	return err;
 }
 
-/* Orphans (deletes that failed before) still unreferenced become doomed. */
+/* Doom chunk @id whole (no version needs it), or its extra copies. */
+static int gc_doom_one(MDB_txn *txn, struct metad *m, MDB_cursor *ccur,
+		       MDB_cursor *wcur, const uint8_t *id, bool needed,
+		       uint64_t *kept)
+{
+	uint32_t extra[MAX_HOLDERS];
+	struct holders h;
+	int n, err = holders_load(m, ccur, wcur, id, 0, &h);
+
+	if (err)
+		return err;
+	if (!needed) {
+		err = doom_add(txn, m, id, DOOM_CHUNK, h.nodes, h.n);
+		return err ? err : db_chunk_forget(txn, &m->db, id);
+	}
+	(*kept)++;
+	n = holders_extras(m, id, &h, extra);
+	err = n ? doom_add(txn, m, id, DOOM_COPIES, extra, n) : 0;
+	for (int i = 0; i < n && !err; i++)
+		err = db_chunk_del(txn, &m->db, id, extra[i]);
+	return err;
+}
+
+/* Move every unreferenced chunk, and every extra copy, to doomed. */
+static int gc_doom(MDB_txn *txn, struct metad *m, const struct idset *live,
+		   uint64_t *kept)
+{
+	struct holder_walk w;
+	MDB_val k, v;
+	int rc, err = holder_walk_open(txn, m, m->db.chunks, &w);
+
+	for (rc = err ? MDB_NOTFOUND : mdb_cursor_get(w.walk, &k, &v, MDB_FIRST);
+	     !rc && !err;) {
+		uint8_t id[BLOBCR_ID_SIZE];
+
+		if (k.mv_size != BLOBCR_ID_SIZE) {
+			rc = mdb_cursor_get(w.walk, &k, &v, MDB_NEXT_NODUP);
+			continue;
+		}
+		memcpy(id, k.mv_data, BLOBCR_ID_SIZE);
+		err = gc_doom_one(txn, m, w.chunks, w.writers, id,
+				  idset_has(live, id), kept);
+		/* Deletes moved the cursor: find the next id afresh. */
+		k.mv_size = BLOBCR_ID_SIZE;
+		k.mv_data = id;
+		rc = mdb_cursor_get(w.walk, &k, &v, MDB_SET_RANGE);
+		if (!rc && !memcmp(k.mv_data, id, BLOBCR_ID_SIZE))
+			rc = mdb_cursor_get(w.walk, &k, &v, MDB_NEXT_NODUP);
+	}
+	holder_walk_close(&w);
+	return err;
+}
+
+/*
+ * Orphans (deletes that failed before) are doomed again, unless that node
+ * holds the chunk for metad again (re-uploaded since).
+ */
 static int gc_retry_orphans(MDB_txn *txn, struct metad *m)
 {
-	MDB_cursor *cur, *ccur;
+	MDB_cursor *cur, *ccur = NULL;
 	MDB_val k, v;
 	int err = db_err(mdb_cursor_open(txn, m->db.orphans, &cur));
 
@@ -127,7 +185,9 @@ static int gc_retry_orphans(MDB_txn *txn, struct metad *m)
 		err = db_err(mdb_cursor_open(txn, m->db.chunks, &ccur));
 	while (!err && !mdb_cursor_get(cur, &k, &v, MDB_FIRST)) {
 		uint8_t kb[BLOBCR_ID_SIZE + 4], node[4];
-		MDB_val dk = { BLOBCR_ID_SIZE, kb }, ck = dk, cv, dv = { 4, node };
+		MDB_val ck = { BLOBCR_ID_SIZE, kb }, cv = { 4, node };
+		bool known;
+		uint32_t nid;
 
 		if (k.mv_size != sizeof(kb)) {
 			err = db_err(mdb_cursor_del(cur, 0));
@@ -135,13 +195,18 @@ static int gc_retry_orphans(MDB_txn *txn, struct metad *m)
 		}
 		memcpy(kb, k.mv_data, sizeof(kb));
 		memcpy(node, kb + BLOBCR_ID_SIZE, 4);
+		nid = get_be32(node);
 		err = db_err(mdb_cursor_del(cur, 0));
-		/* Referenced again (re-uploaded since): not garbage any more. */
-		if (!err && mdb_cursor_get(ccur, &ck, &cv, MDB_SET_KEY) == 0)
+		/* That node holds it for metad again: not garbage any more. */
+		if (err || !mdb_cursor_get(ccur, &ck, &cv, MDB_GET_BOTH))
 			continue;
-		if (!err)
-			err = db_err(mdb_put(txn, m->db.doomed, &dk, &dv, 0));
+		known = !mdb_cursor_get(ccur, &ck, &cv, MDB_SET_KEY);
+		err = doom_add(txn, m, kb, known ? DOOM_COPIES : DOOM_CHUNK,
+			       &nid, 1);
 	}
+	if (ccur)
+		mdb_cursor_close(ccur);
+	mdb_cursor_close(cur);
 	return err;
 }
 
@@ -172,6 +237,7 @@ static int gc_begin(struct metad *m, uint64_t *kept)
 struct doomed_batch {
 	uint8_t (*ids)[BLOBCR_ID_SIZE];
 	uint32_t *nodes; /* the node of each entry */
+	uint8_t *kinds; /* DOOM_CHUNK or DOOM_COPIES, each entry */
 	size_t n;
 };
 
@@ -187,6 +253,10 @@ static int doomed_grow(struct doomed_batch *b, size_t cap)
 	if (!ids)
 		return -ENOMEM;
 	b->nodes = ids;
+	ids = realloc(b->kinds, cap);
+	if (!ids)
+		return -ENOMEM;
+	b->kinds = ids;
 	return 0;
 }
 
@@ -202,7 +272,11 @@ static int gc_load_doomed(struct metad *m, struct doomed_batch *b)
 		return err;
 	err = db_err(mdb_cursor_open(txn, m->db.doomed, &cur));
 	while (!err && !mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		for (size_t off = 0; off + 4 <= v.mv_size && !err; off += 4) {
+		/* A record of an older metad has no kind: its chunk went whole. */
+		size_t first = v.mv_size % 4 == 1;
+		uint8_t kind = first ? *(uint8_t *)v.mv_data : DOOM_CHUNK;
+
+		for (size_t off = first; off + 4 <= v.mv_size && !err; off += 4) {
 			if (b->n == cap) {
 				err = doomed_grow(b, cap ? cap * 2 : 1024);
 				if (err)
@@ -210,6 +284,7 @@ static int gc_load_doomed(struct metad *m, struct doomed_batch *b)
 				cap = cap ? cap * 2 : 1024;
 			}
 			memcpy(b->ids[b->n], k.mv_data, BLOBCR_ID_SIZE);
+			b->kinds[b->n] = kind;
 			b->nodes[b->n++] = get_be32((uint8_t *)v.mv_data + off);
 		}
 	}
@@ -223,32 +298,22 @@ static int gc_load_doomed(struct metad *m, struct doomed_batch *b)
 static int node_delete(struct metad *m, struct node *node,
 		       uint8_t (*ids)[BLOBCR_ID_SIZE], size_t n)
 {
-	int sock = blobcr_req_socket(node->addr, m->node_timeout_ms);
 	struct blobcr_enc e;
 	struct blobcr_dec d;
 	void *msg;
-	int err;
+	int err = blobcr_enc_init(&e, 4 + n * BLOBCR_ID_SIZE);
 
-	if (sock < 0)
-		return sock;
-	err = blobcr_enc_init(&e, 4 + n * BLOBCR_ID_SIZE);
-	if (!err) {
-		blobcr_enc_u32(&e, (uint32_t)n);
-		blobcr_enc_bytes(&e, ids, n * BLOBCR_ID_SIZE);
-		err = blobcr_call(sock, BLOBCR_OP_DELETE, &e, &msg, &d);
-		if (msg)
-			nn_freemsg(msg);
-		blobcr_enc_free(&e);
-	}
-	nn_close(sock);
+	if (err)
+		return err;
+	blobcr_enc_u32(&e, (uint32_t)n);
+	blobcr_enc_bytes(&e, ids, n * BLOBCR_ID_SIZE);
+	err = node_call(m, node, BLOBCR_OP_DELETE, &e, &msg, &d);
+	if (msg)
+		nn_freemsg(msg);
+	blobcr_enc_free(&e);
 	return err;
 }
 
-/*
- * Phase 2: delete doomed chunks on their nodes, node by node; what fails
- * (node dead or unreachable) is recorded in orphans for the next gc.
- * Phase 3, one transaction: doomed emptied, epoch even again.
- */
 /* Record the deletes that failed, for the next gc to retry. */
 static int gc_record_orphans(MDB_txn *txn, struct metad *m,
 			     const struct doomed_batch *b, const bool *failed)
@@ -259,7 +324,10 @@ static int gc_record_orphans(MDB_txn *txn, struct metad *m,
 		uint8_t kb[BLOBCR_ID_SIZE + 4];
 		MDB_val k = { sizeof(kb), kb }, v = { 0, kb };
 
-		if (!failed[i])
+		struct node *nd = node_find(m, b->nodes[i]);
+
+		/* A removed node will not come back to delete anything. */
+		if (!failed[i] || (nd && node_state(nd) == NODE_REMOVED))
 			continue;
 		memcpy(kb, b->ids[i], BLOBCR_ID_SIZE);
 		put_be32(kb + BLOBCR_ID_SIZE, b->nodes[i]);
@@ -340,14 +408,18 @@ static int gc_finish(struct metad *m, struct blobcr_gc_stats *st)
 		err = txn_end(txn, err);
 	}
 	/* doomed holds one record per id, loaded as one entry per node */
-	for (size_t i = 0; !err && i < b.n; i++)
-		if (!i || memcmp(b.ids[i], b.ids[i - 1], BLOBCR_ID_SIZE))
+	for (size_t i = 0; !err && i < b.n; i++) {
+		if (b.kinds[i] == DOOM_COPIES)
+			st->copies_trimmed++;
+		else if (!i || memcmp(b.ids[i], b.ids[i - 1], BLOBCR_ID_SIZE))
 			st->chunks_deleted++;
+	}
 	free(sel);
 	free(idx);
 	free(failed);
 	free(b.ids);
 	free(b.nodes);
+	free(b.kinds);
 	return err;
 }
 
@@ -370,11 +442,13 @@ int do_gc(struct metad *m, struct blobcr_dec *req,
 		return err;
 	}
 	log_info("gc: %" PRIu64 " chunks deleted, %" PRIu64 " kept, %" PRIu64
-		 " node deletes deferred", st.chunks_deleted, st.chunks_kept,
+		 " extra copies trimmed, %" PRIu64 " node deletes deferred",
+		 st.chunks_deleted, st.chunks_kept, st.copies_trimmed,
 		 st.delete_failures);
 	blobcr_enc_u64(reply, st.chunks_deleted);
 	blobcr_enc_u64(reply, st.chunks_kept);
 	blobcr_enc_u64(reply, st.delete_failures);
+	blobcr_enc_u64(reply, st.copies_trimmed);
 	return reply->err;
 }
 

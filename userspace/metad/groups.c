@@ -34,7 +34,7 @@ int do_group_publish(struct metad *m, struct blobcr_dec *req)
 	int err = blobcr_dec_str(req, name, sizeof(name));
 
 	n = blobcr_dec_u32(req);
-	if (err || req->err || n == 0 || n > MAX_BATCH || !valid_name(name))
+	if (err || req->err || n == 0 || n > MAX_BATCH || !blobcr_valid_name(name, BLOBCR_NAME_MAX))
 		return err ? err : req->err ? req->err : -EINVAL;
 	if ((err = blobcr_enc_init(&val, 64)))
 		return err;

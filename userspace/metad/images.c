@@ -19,7 +19,7 @@ static int new_image(MDB_txn *txn, struct metad *m, const char *name,
 	uint64_t next;
 	int err;
 
-	if (!valid_name(name) || strlen(name) >= BLOBCR_NAME_MAX)
+	if (!blobcr_valid_name(name, BLOBCR_NAME_MAX))
 		return -EINVAL;
 	err = db_image_get(txn, &m->db, name, &old);
 	if (err != -ENOENT)

@@ -9,21 +9,32 @@
 #include "blobcr_util.h"
 #include "metad.h"
 
-/* Encode where a chunk lives: live replicas first. */
+/*
+ * Encode where a chunk lives: for reads, live holders first, then dead
+ * ones (removed nodes never); with @counting_only, the holders whose copy
+ * counts towards R (live and active).
+ */
 int enc_locations(struct metad *m, MDB_cursor *ccur,
-		  struct blobcr_enc *e, const uint8_t *id, bool live_only)
+		  struct blobcr_enc *e, const uint8_t *id, bool counting_only)
 {
-	uint32_t nodes[BLOBCR_MAX_REPLICAS * 2], out[BLOBCR_MAX_REPLICAS];
-	int n = db_chunk_nodes(ccur, id, nodes, BLOBCR_MAX_REPLICAS * 2);
+	uint32_t nodes[MAX_HOLDERS], out[BLOBCR_MAX_REPLICAS];
+	int n = db_chunk_nodes(ccur, id, nodes, MAX_HOLDERS);
 	int k = 0;
 
 	if (n < 0)
 		return n;
 	for (int pass = 0; pass < 2; pass++)
-		for (int i = 0; i < n && k < BLOBCR_MAX_REPLICAS; i++)
-			if (node_live(m, nodes[i]) == (pass == 0) &&
-			    (pass == 0 || !live_only))
+		for (int i = 0; i < n && k < BLOBCR_MAX_REPLICAS; i++) {
+			struct node *nd = node_find(m, nodes[i]);
+			bool take = pass == 0 ? (counting_only ?
+						 node_counts(m, nodes[i]) :
+						 node_live(m, nodes[i])) :
+				    !counting_only && nd && !node_live(m, nodes[i]) &&
+				    node_state(nd) != NODE_REMOVED;
+
+			if (take)
 				out[k++] = nodes[i];
+		}
 	blobcr_enc_u8(e, (uint8_t)k);
 	for (int i = 0; i < k; i++)
 		blobcr_enc_u32(e, out[i]);

@@ -62,8 +62,8 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 		return do_gc(m, req, reply);
 	case BLOBCR_OP_CHUNK_ADD_LOCATIONS:
 		return do_chunk_add_locations(m, req, reply);
-	case BLOBCR_OP_CHUNK_DROP_LOCATION:
-		return do_chunk_drop_location(m, req);
+	case BLOBCR_OP_CHUNK_SUSPECT:
+		return do_chunk_suspect(m, req);
 	case BLOBCR_OP_UNDER_REPLICATED:
 		return do_under_replicated(m, req, reply);
 	case BLOBCR_OP_GROUP_PUBLISH:
@@ -74,6 +74,12 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 		return do_access_put(m, req);
 	case BLOBCR_OP_ACCESS_GET:
 		return do_access_get(m, req, reply);
+	case BLOBCR_OP_NODE_DRAIN:
+		return do_node_drain(m, req);
+	case BLOBCR_OP_NODE_REMOVE:
+		return do_node_remove(m, req);
+	case BLOBCR_OP_NODE_BAD_CHUNKS:
+		return do_node_bad_chunks(m, req);
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -92,8 +98,13 @@ static void usage(FILE *f)
 		"  -D, --dead-after-ms N      a node without heartbeat for N ms is dead\n"
 		"                             (default 5000)\n"
 		"  -T, --node-timeout-ms N    timeout of gc deletes on nodes (default 10000)\n"
-		"  -R, --repair-interval-s N  while a node is dead, re-replicate every\n"
-		"                             N s (default 10, 0: only on request)\n"
+		"  -R, --repair-interval-s N  while a node is dead or copies were lost,\n"
+		"                             re-replicate every N s (default 10, 0: only\n"
+		"                             on request)\n"
+		"  -I, --reconcile-interval-s N\n"
+		"                             compare every node's inventory with the\n"
+		"                             locations every N s (default 3600; 0: only\n"
+		"                             when a node joins or comes back)\n"
 		"      --test-publish-delay-ms N\n"
 		"                             test hook: stall each publish N ms before commit\n"
 		"  -v, --verbose              debug logging\n"
@@ -115,6 +126,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 		{ "dead-after-ms", required_argument, NULL, 'D' },
 		{ "node-timeout-ms", required_argument, NULL, 'T' },
 		{ "repair-interval-s", required_argument, NULL, 'R' },
+		{ "reconcile-interval-s", required_argument, NULL, 'I' },
 		{ "test-publish-delay-ms", required_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -123,7 +135,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:r:D:T:R:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:r:D:T:R:I:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': *listen = optarg; break;
 		case 'd': *data = optarg; break;
@@ -149,6 +161,11 @@ static int parse_args(int argc, char **argv, struct metad *m,
 				goto bad;
 			m->repair_s = (int)v;
 			break;
+		case 'I':
+			if (parse_num(optarg, 86400 * 30, &v))
+				goto bad;
+			m->reconcile_s = (int)v;
+			break;
 		case 'P':
 			if (parse_num(optarg, 3600000, &v))
 				goto bad;
@@ -173,8 +190,10 @@ bad:
 int main(int argc, char **argv)
 {
 	struct metad m = { .replicas = 2, .dead_after_ms = 5000,
-			   .node_timeout_ms = 10000, .repair_s = 10 };
+			   .node_timeout_ms = 10000, .repair_s = 10,
+			   .reconcile_s = 3600 };
 	struct repairer rep;
+	pthread_t upkeep;
 	const char *listen = NULL, *data = NULL;
 	int verbose = 0, err;
 
@@ -185,7 +204,9 @@ int main(int argc, char **argv)
 		return 1;
 	m.nodes = calloc(MAX_NODES, sizeof(*m.nodes));
 	if (!m.nodes || pthread_mutex_init(&m.nodes_mu, NULL) ||
-	    pthread_mutex_init(&m.gc_mu, NULL)) {
+	    pthread_mutex_init(&m.gc_mu, NULL) ||
+	    pthread_mutex_init(&m.upkeep_mu, NULL) ||
+	    pthread_cond_init(&m.upkeep_cv, NULL)) {
 		log_err("out of memory");
 		return 1;
 	}
@@ -205,8 +226,16 @@ int main(int argc, char **argv)
 	m.srv = (struct blobcr_server){ .addr = listen, .threads = SERVER_THREADS,
 					.handler = handle, .ctx = &m,
 					.stop = &m.stop };
-	if (m.repair_s && repairer_start(&rep, listen, m.repair_s, &m.stop)) {
+	if (upkeep_start(&m, &upkeep)) {
+		log_err("cannot start the upkeep thread");
+		db_close(&m.db);
+		return 1;
+	}
+	if (m.repair_s && repairer_start(&rep, listen, m.repair_s,
+					 &m.repair_events, &m.stop)) {
 		log_err("cannot start the re-replication thread");
+		__atomic_store_n(&m.stop, 1, __ATOMIC_RELAXED);
+		pthread_join(upkeep, NULL);
 		db_close(&m.db);
 		return 1;
 	}
@@ -218,6 +247,8 @@ int main(int argc, char **argv)
 	__atomic_store_n(&m.stop, 1, __ATOMIC_RELAXED);
 	if (m.repair_s)
 		repairer_join(&rep);
+	upkeep_kick(&m);
+	pthread_join(upkeep, NULL);
 	db_close(&m.db);
 	free(m.nodes);
 	log_info("stopped");

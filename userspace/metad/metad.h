@@ -9,8 +9,10 @@
  *   images.c     images and versions: create, clone, lists, deletes
  *   lookup.c     where extents and chunks live: LOOKUP, CHUNK_LOCATE
  *   publish.c    a new version in one write transaction
+ *   replicas.c   how well a chunk is kept: holders, failure domains
  *   gc.c         garbage collection
- *   locations.c  chunk locations' upkeep (repair, reports)
+ *   locations.c  chunk locations: repairs, reports, under-replicated
+ *   upkeep.c     suspects checked, removed nodes forgotten, inventories
  *   groups.c     checkpoint groups
  *   access.c     access orders for adaptive prefetch
  *   db.c         the LMDB schema (db.h)
@@ -38,8 +40,15 @@
 
 struct node {
 	uint32_t id; /* set before the node is published in nnodes */
-	char addr[BLOBCR_ADDR_MAX]; /* likewise */
+	/* under nodes_mu (they change when a node moves or is re-homed): */
+	char addr[BLOBCR_ADDR_MAX];
+	uint8_t uuid[BLOBCR_UUID_SIZE];
+	char domain[BLOBCR_DOMAIN_MAX];
 	/* atomic: */
+	uint32_t domain_hash; /* blobcr_domain_hash(domain) */
+	uint8_t state; /* enum node_state */
+	bool reconcile; /* compare its locations with its inventory */
+	uint64_t incarnation; /* the node process's, from its heartbeats */
 	uint64_t last_seen; /* blobcr_now_ms() of the last heartbeat, 0: never */
 	uint64_t capacity, used, chunks;
 };
@@ -51,10 +60,16 @@ struct metad {
 	int publish_delay_ms; /* test hook: stall publishes before commit */
 	int node_timeout_ms;
 	int repair_s; /* re-replication check period, 0: never */
+	int reconcile_s; /* period of inventory checks, 0: on (re)join only */
 	struct node *nodes; /* MAX_NODES entries */
 	size_t nnodes; /* atomic, release after the entry is filled */
-	pthread_mutex_t nodes_mu; /* appends and registrations */
+	pthread_mutex_t nodes_mu; /* appends, registrations, node records */
 	pthread_mutex_t gc_mu; /* one gc at a time */
+	/* upkeep (upkeep.c) waits on upkeep_cv for work or a period */
+	pthread_mutex_t upkeep_mu;
+	pthread_cond_t upkeep_cv;
+	bool upkeep_kick; /* under upkeep_mu */
+	uint64_t repair_events; /* atomic: bumped when copies may be missing */
 	struct blobcr_server srv;
 	volatile sig_atomic_t stop;
 };
@@ -63,20 +78,36 @@ struct metad {
 
 size_t node_count(struct metad *m);
 struct node *node_find(struct metad *m, uint32_t id);
+/** node_live() - heartbeats arrive and the node is not removed: readable. */
 bool node_live(struct metad *m, uint32_t id);
+/** node_counts() - live and active: its copies count towards R. */
+bool node_counts(struct metad *m, uint32_t id);
+uint8_t node_state(const struct node *n);
+/** node_addr() - copy the node's current address into @out. */
+void node_addr(struct metad *m, const struct node *n,
+	       char out[BLOBCR_ADDR_MAX]);
+/**
+ * node_call() - one request to storage node @n (built in @e), waiting at
+ * most node_timeout_ms.  Return: as blobcr_call(); the socket is closed.
+ */
+int node_call(struct metad *m, const struct node *n, uint8_t op,
+	      struct blobcr_enc *e, void **msg, struct blobcr_dec *d);
 /** load_nodes() - the node table from LMDB, at startup (all dead). */
 int load_nodes(struct metad *m);
+/** repair_wanted() - copies may be missing: let re-replication look. */
+void repair_wanted(struct metad *m);
 int do_heartbeat(struct metad *m, struct blobcr_dec *req,
 		 struct blobcr_enc *reply);
 int do_node_list(struct metad *m, struct blobcr_dec *req,
 		 struct blobcr_enc *reply);
+int do_node_drain(struct metad *m, struct blobcr_dec *req);
+int do_node_remove(struct metad *m, struct blobcr_dec *req);
 
 /* ---- request.c ---- */
 
 int txn_begin(struct metad *m, unsigned int flags, MDB_txn **txn);
 /** txn_end() - commit @txn if @err is 0, else abort it; Return: the outcome. */
 int txn_end(MDB_txn *txn, int err);
-bool valid_name(const char *s);
 uint64_t image_extents(const struct image *img);
 /** resolve_version() - version 0 becomes the latest; check that it exists. */
 int resolve_version(MDB_txn *txn, struct metad *m, const struct image *img,
@@ -113,13 +144,65 @@ int do_image_delete(struct metad *m, struct blobcr_dec *req, uint8_t op);
 
 /* ---- lookup.c ---- */
 
-/** enc_locations() - where chunk @id lives: live replicas first. */
+/**
+ * enc_locations() - where chunk @id lives: for reads (live holders first),
+ * or with @counting_only the holders whose copy counts towards R.
+ */
 int enc_locations(struct metad *m, MDB_cursor *ccur, struct blobcr_enc *e,
-		  const uint8_t *id, bool live_only);
+		  const uint8_t *id, bool counting_only);
 int do_lookup(struct metad *m, struct blobcr_dec *req,
 	      struct blobcr_enc *reply);
 int do_chunk_locate(struct metad *m, struct blobcr_dec *req,
 		    struct blobcr_enc *reply);
+
+/* ---- replicas.c ---- */
+
+#define MAX_HOLDERS 32 /* locations of a chunk looked at */
+#define MAX_WRITERS 32 /* writers' domains of a chunk looked at */
+
+/* A chunk's holders, as holders_load() finds them. */
+struct holders {
+	int nlive; /* live holders: readable */
+	int ncounting; /* live and active holders */
+	int ndomains; /* distinct domains of the counting holders */
+	int nwriters;
+	int n; /* locations, live or not */
+	uint32_t nodes[MAX_HOLDERS]; /* every location */
+	uint32_t domains[MAX_HOLDERS];
+	uint32_t writers[MAX_WRITERS]; /* domains of hosts that published it */
+};
+
+/**
+ * holders_load() - the locations of @id (@ccur on chunks) and, if @wcur
+ * (on writers) is given, its writers' domains; node @except (0: none) is
+ * left out of the counts.  Return: 0 or -errno.
+ */
+int holders_load(struct metad *m, MDB_cursor *ccur, MDB_cursor *wcur,
+		 const uint8_t *id, uint32_t except, struct holders *h);
+/* The cursors of a walk over a table that weighs each chunk's holders. */
+struct holder_walk {
+	MDB_cursor *walk; /* on the table walked */
+	MDB_cursor *chunks, *writers; /* for holders_load() */
+};
+
+/** holder_walk_open() - all three cursors, or none.  Return: 0 or -errno. */
+int holder_walk_open(MDB_txn *txn, struct metad *m, MDB_dbi dbi,
+		     struct holder_walk *w);
+void holder_walk_close(struct holder_walk *w);
+/** holders_replicas_for() - copies that count for a writer in @writer. */
+int holders_replicas_for(const struct holders *h, uint32_t writer);
+/** holders_replicas() - copies that count for every writer of the chunk. */
+int holders_replicas(const struct holders *h);
+bool holders_in_domain(const struct holders *h, uint32_t domain);
+/**
+ * holders_extras() - the copies of @id that R does not need (several in
+ * one domain, or more domains than R outside the writers'), in @extra
+ * (MAX_HOLDERS); none while a copy is dead, draining or removed.
+ * Return: how many.
+ */
+int holders_extras(struct metad *m, const uint8_t *id, const struct holders *h,
+		   uint32_t *extra);
+bool holders_writer(const struct holders *h, uint32_t domain);
 
 /* ---- publish.c ---- */
 
@@ -137,11 +220,42 @@ int resume_gc(struct metad *m);
 
 /* ---- locations.c ---- */
 
+/**
+ * location_drop() - forget that @node holds @id, unless it is the chunk's
+ * last location.  Return: 0; -ENOENT (no such location); -EBUSY (the
+ * last: kept, logged); -errno.
+ */
+int location_drop(MDB_txn *txn, struct metad *m, const uint8_t *id,
+		  uint32_t node);
+/** suspect_clear() - @id on @node is no longer suspected. */
+int suspect_clear(MDB_txn *txn, struct metad *m, const uint8_t *id,
+		  uint32_t node);
+/**
+ * locations_confirmed_bad() - @node itself says it lacks the @n chunks
+ * @ids, or holds them corrupt: drop those locations (the last ones kept).
+ */
+int locations_confirmed_bad(struct metad *m, uint32_t node,
+			    const uint8_t (*ids)[BLOBCR_ID_SIZE], size_t n,
+			    size_t *dropped);
+/** node_chunks_short() - how many of @node's chunks lack R copies elsewhere. */
+int node_chunks_short(struct metad *m, uint32_t node, uint64_t *short_of);
 int do_chunk_add_locations(struct metad *m, struct blobcr_dec *req,
 			   struct blobcr_enc *reply);
-int do_chunk_drop_location(struct metad *m, struct blobcr_dec *req);
+int do_chunk_suspect(struct metad *m, struct blobcr_dec *req);
+int do_node_bad_chunks(struct metad *m, struct blobcr_dec *req);
 int do_under_replicated(struct metad *m, struct blobcr_dec *req,
 			struct blobcr_enc *reply);
+
+/* ---- upkeep.c ---- */
+
+/**
+ * upkeep_start() - the thread that asks nodes about suspected copies,
+ * forgets removed nodes' locations and reconciles locations with the
+ * nodes' inventories.  Return: 0 or -errno.
+ */
+int upkeep_start(struct metad *m, pthread_t *tid);
+/** upkeep_kick() - wake the upkeep thread: there is work. */
+void upkeep_kick(struct metad *m);
 
 /* ---- groups.c ---- */
 

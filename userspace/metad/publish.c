@@ -11,40 +11,51 @@
 #include "blobcr_util.h"
 #include "metad.h"
 
-/* Record one data entry's locations; refuse it without R live replicas. */
+/*
+ * Record one data entry's locations and its writer's domain; refuse it
+ * unless R copies outside the writer's domain count (replicas.c).
+ */
 static int publish_chunk(MDB_txn *txn, struct metad *m, MDB_cursor *ccur,
-			 struct blobcr_dec *req, const uint8_t *id)
+			 struct blobcr_dec *req, const uint8_t *id,
+			 uint32_t writer)
 {
-	uint32_t nodes[BLOBCR_MAX_REPLICAS * 2];
 	uint8_t nrep = blobcr_dec_u8(req);
-	int n, live = 0, err = 0;
+	struct holders h;
+	int err = 0;
 
 	if (nrep > BLOBCR_MAX_REPLICAS)
 		return -EBADMSG;
 	for (uint8_t i = 0; i < nrep && !err; i++) {
 		uint32_t node = blobcr_dec_u32(req);
+		struct node *nd = node_find(m, node);
 
 		if (req->err)
 			return req->err;
-		if (!node_find(m, node))
+		if (!nd)
 			return -EINVAL;
-		err = db_chunk_add(txn, &m->db, id, node);
+		/* A node removed since the upload: its copy never counts. */
+		if (node_state(nd) != NODE_REMOVED) {
+			int r = db_chunk_add(txn, &m->db, id, node);
+
+			err = r < 0 ? r : 0;
+		}
 	}
+	if (err)
+		return err;
+	err = db_writer_add(txn, &m->db, id, writer);
 	if (err)
 		return err;
 	if (chunk_doomed(txn, m, id))
 		return -EAGAIN;
-	n = db_chunk_nodes(ccur, id, nodes, BLOBCR_MAX_REPLICAS * 2);
-	if (n < 0)
-		return n;
-	for (int i = 0; i < n; i++)
-		live += node_live(m, nodes[i]);
-	return live >= m->replicas ? 0 : -EHOSTDOWN;
+	err = holders_load(m, ccur, NULL, id, 0, &h);
+	if (err)
+		return err;
+	return holders_replicas_for(&h, writer) >= m->replicas ? 0 : -EHOSTDOWN;
 }
 
 static int publish_entries(MDB_txn *txn, struct metad *m,
 			   struct blobcr_dec *req, const struct image *img,
-			   uint32_t ver, uint32_t n)
+			   uint32_t ver, uint32_t n, uint32_t writer)
 {
 	MDB_cursor *ccur;
 	int err = db_err(mdb_cursor_open(txn, m->db.chunks, &ccur));
@@ -62,7 +73,8 @@ static int publish_entries(MDB_txn *txn, struct metad *m,
 		if (!err && kind == BLOBCR_EXT_DATA) {
 			const uint8_t *id = blobcr_dec_bytes(req, BLOBCR_ID_SIZE);
 
-			err = id ? publish_chunk(txn, m, ccur, req, id) : req->err;
+			err = id ? publish_chunk(txn, m, ccur, req, id, writer) :
+				   req->err;
 			if (!err)
 				memcpy(vb + 1, id, BLOBCR_ID_SIZE);
 			v.mv_size = 1 + BLOBCR_ID_SIZE;
@@ -86,6 +98,7 @@ int do_publish(struct metad *m, struct blobcr_dec *req,
 	       struct blobcr_enc *reply)
 {
 	struct version ver = { 0 };
+	char writer[BLOBCR_DOMAIN_MAX] = "";
 	struct image img;
 	uint64_t epoch, cur_epoch = 0;
 	uint32_t base, n;
@@ -98,6 +111,8 @@ int do_publish(struct metad *m, struct blobcr_dec *req,
 	base = blobcr_dec_u32(req);
 	if (!err)
 		err = blobcr_dec_str(req, ver.label, sizeof(ver.label));
+	if (!err)
+		err = blobcr_dec_str(req, writer, sizeof(writer));
 	epoch = blobcr_dec_u64(req);
 	n = blobcr_dec_u32(req);
 	if (!err && (req->err || n > MAX_BATCH))
@@ -110,7 +125,8 @@ int do_publish(struct metad *m, struct blobcr_dec *req,
 		err = -EBUSY;
 	ver.version = img.next_version;
 	if (!err)
-		err = publish_entries(txn, m, req, &img, ver.version, n);
+		err = publish_entries(txn, m, req, &img, ver.version, n,
+				      blobcr_domain_hash(writer));
 	if (!err)
 		err = blobcr_dec_end(req);
 	ver.base = base;
@@ -128,8 +144,8 @@ int do_publish(struct metad *m, struct blobcr_dec *req,
 		log_warn("publish of %s refused: %s", img.name, strerror(-err));
 		return err;
 	}
-	log_info("published %s@%" PRIu32 " (%" PRIu32 " extents changed)",
-		 img.name, ver.version, n);
+	log_info("published %s@%" PRIu32 " (%" PRIu32 " extents changed) from "
+		 "failure domain %s", img.name, ver.version, n, writer);
 	blobcr_enc_u32(reply, ver.version);
 	return reply->err;
 }

@@ -26,15 +26,22 @@ static size_t dead_nodes(struct blobcr_client *c)
 	return dead;
 }
 
-/* One round: repair if a node is dead.  Logs only what changed. */
-static void repair_round(struct blobcr_client *c, uint64_t *last_failed)
+/*
+ * One round: repair if a node is dead or copies went missing since the
+ * last round that repaired everything.  Logs only what changed.
+ */
+static void repair_round(struct repairer *r, struct blobcr_client *c,
+			 uint64_t *seen, uint64_t *last_failed)
 {
+	uint64_t events = __atomic_load_n(r->events, __ATOMIC_RELAXED);
 	struct blobcr_repair_stats st = { 0 };
 	int err;
 
-	if (!dead_nodes(c))
+	if (events == *seen && !dead_nodes(c))
 		return;
 	err = blobcr_repair(c, &st);
+	if (!err)
+		*seen = events;
 	if (st.repaired || (st.failed && st.failed != *last_failed))
 		log_info("re-replication: %" PRIu64 " chunks under-replicated, %"
 			 PRIu64 " repaired, %" PRIu64 " failed%s%s",
@@ -48,7 +55,7 @@ static void *repair_thread(void *p)
 	struct repairer *r = p;
 	struct blobcr_client_opts o = { .timeout_ms = 30000 };
 	struct blobcr_client *c = NULL;
-	uint64_t last_failed = 0;
+	uint64_t last_failed = 0, seen = 0;
 
 	while (!blobcr_stopping(r->stop)) {
 		for (int t = 0; t < r->interval_s * 10 && !blobcr_stopping(r->stop); t++)
@@ -59,18 +66,19 @@ static void *repair_thread(void *p)
 			c = NULL;
 			continue;
 		}
-		repair_round(c, &last_failed);
+		repair_round(r, c, &seen, &last_failed);
 	}
 	blobcr_close(c);
 	return NULL;
 }
 
 int repairer_start(struct repairer *r, const char *listen, int interval_s,
-		   volatile sig_atomic_t *stop)
+		   const uint64_t *events, volatile sig_atomic_t *stop)
 {
 	const char *port = strrchr(listen, ':');
 
 	r->interval_s = interval_s;
+	r->events = events;
 	r->stop = stop;
 	if (!strncmp(listen, "tcp://*:", 8) || !strncmp(listen, "tcp://0.0.0.0:", 14))
 		snprintf(r->self, sizeof(r->self), "tcp://127.0.0.1%s", port);

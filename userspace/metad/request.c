@@ -24,17 +24,6 @@ int txn_end(MDB_txn *txn, int err)
 	return db_err(mdb_txn_commit(txn));
 }
 
-bool valid_name(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("._-:+", *s)))
-			return false;
-	return true;
-}
-
 uint64_t image_extents(const struct image *img)
 {
 	return (img->size + img->extent_size - 1) / img->extent_size;

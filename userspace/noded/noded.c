@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * blobcr-noded - a storage node of the dm-blobcr repository: serves the
- * chunk store (store.h) over a nanomsg REP socket and heartbeats to the
- * version manager.
+ * chunk store (store.h) over a nanomsg REP socket, heartbeats to the
+ * version manager with its identity and failure domain, scrubs its chunks
+ * in the background and reports the bad ones it finds.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/param.h>
 
 #include <nanomsg/nn.h>
 
@@ -19,15 +21,42 @@
 #include "blobcr_util.h"
 #include "store.h"
 
+#define BAD_QUEUE_MAX 4096 /* bad chunks kept for the next report */
+#define INVENTORY_MAX 65536 /* ids per INVENTORY reply */
+#define SCRUB_PAGE 256 /* ids listed at once by the scrubber */
+
+/* Chunks found bad here, waiting to be reported to metad. */
+struct bad_queue {
+	pthread_mutex_t mu;
+	uint8_t (*ids)[BLOBCR_ID_SIZE]; /* BAD_QUEUE_MAX */
+	size_t n;
+};
+
 struct noded {
 	struct store *st;
 	struct blobcr_server srv;
 	const char *meta; /* version manager, NULL: standalone */
 	const char *advertise; /* address metad hands to clients */
+	const char *data; /* the store's directory */
+	char domain[BLOBCR_DOMAIN_MAX]; /* failure domain */
+	uint64_t incarnation; /* this process's start: a restart is news to metad */
 	int heartbeat_ms;
 	int compact_s; /* period of background compaction, 0: never */
+	uint64_t scrub_bps; /* scrubber's read rate, 0: no scrubbing */
+	struct bad_queue bad;
+	uint64_t scrubbed, scrub_passes; /* atomic */
 	volatile sig_atomic_t stop;
 };
+
+/* Remember a chunk this node found bad (a full queue drops it: metad's
+ * reconciliation with the inventory finds it missing later anyway). */
+static void report_bad(struct noded *nd, const uint8_t *id)
+{
+	pthread_mutex_lock(&nd->bad.mu);
+	if (nd->bad.n < BAD_QUEUE_MAX)
+		memcpy(nd->bad.ids[nd->bad.n++], id, BLOBCR_ID_SIZE);
+	pthread_mutex_unlock(&nd->bad.mu);
+}
 
 static int do_put(struct noded *nd, struct blobcr_dec *req)
 {
@@ -64,6 +93,8 @@ static int do_get(struct noded *nd, struct blobcr_dec *req,
 	if (!buf)
 		return reply->err;
 	len = store_get(nd->st, id, buf, (uint32_t)len, &reply->crc);
+	if (len == -EUCLEAN)
+		report_bad(nd, id);
 	if (len < 0)
 		return (int)len;
 	/* The payload is the chunk: its stored, just verified CRC is the frame's. */
@@ -71,7 +102,7 @@ static int do_get(struct noded *nd, struct blobcr_dec *req,
 	return 0;
 }
 
-/* HAS, DELETE and GETV carry a count then that many ids. */
+/* HAS, DELETE, GETV and VERIFY carry a count then that many ids. */
 static int decode_ids(struct blobcr_dec *req, const uint8_t **ids, uint32_t *n)
 {
 	*n = blobcr_dec_u32(req);
@@ -125,6 +156,8 @@ static int do_getv(struct noded *nd, struct blobcr_dec *req,
 		if (!buf)
 			break;
 		len = store_get(nd->st, id, buf, (uint32_t)len, NULL);
+		if (len == -EUCLEAN)
+			report_bad(nd, id);
 		if (len < 0) {
 			/* Not served after all: status set, the bytes dropped. */
 			reply->len = at + 8;
@@ -144,8 +177,11 @@ static int do_getv(struct noded *nd, struct blobcr_dec *req,
 	return reply->err;
 }
 
-static int do_has(struct noded *nd, struct blobcr_dec *req,
-		  struct blobcr_enc *reply)
+/* HAS and VERIFY: the count, then an answer per id from @answer. */
+static int answer_ids(struct noded *nd, struct blobcr_dec *req,
+		      struct blobcr_enc *reply,
+		      int (*answer)(struct noded *nd, const uint8_t *id,
+				    struct blobcr_enc *reply))
 {
 	const uint8_t *ids;
 	uint32_t n;
@@ -154,14 +190,35 @@ static int do_has(struct noded *nd, struct blobcr_dec *req,
 	if (err)
 		return err;
 	blobcr_enc_u32(reply, n);
-	for (uint32_t i = 0; i < n; i++) {
-		int r = store_has(nd->st, ids + (size_t)i * BLOBCR_ID_SIZE);
+	for (uint32_t i = 0; i < n && !err; i++)
+		err = answer(nd, ids + (size_t)i * BLOBCR_ID_SIZE, reply);
+	return err ? err : reply->err;
+}
 
-		if (r < 0)
-			return r;
-		blobcr_enc_u8(reply, (uint8_t)r);
-	}
-	return reply->err;
+/* HAS: 1 present, 0 not. */
+static int answer_has(struct noded *nd, const uint8_t *id,
+		      struct blobcr_enc *reply)
+{
+	int r = store_has(nd->st, id);
+
+	if (r < 0)
+		return r;
+	blobcr_enc_u8(reply, (uint8_t)r);
+	return 0;
+}
+
+/* VERIFY: read the chunk back and check it whole; 0, -ENOENT, -EUCLEAN. */
+static int answer_verify(struct noded *nd, const uint8_t *id,
+			 struct blobcr_enc *reply)
+{
+	int r = store_verify(nd->st, id);
+
+	if (r == -EUCLEAN)
+		report_bad(nd, id);
+	if (r && r != -ENOENT && r != -EUCLEAN)
+		return r;
+	blobcr_enc_u32(reply, (uint32_t)r);
+	return 0;
 }
 
 static int do_delete(struct noded *nd, struct blobcr_dec *req,
@@ -184,6 +241,41 @@ static int do_delete(struct noded *nd, struct blobcr_dec *req,
 	return reply->err;
 }
 
+/* INVENTORY: the ids held, in id order, a page at a time. */
+static int do_inventory(struct noded *nd, struct blobcr_dec *req,
+			struct blobcr_enc *reply)
+{
+	uint8_t has_after = blobcr_dec_u8(req);
+	const uint8_t *after = blobcr_dec_bytes(req, BLOBCR_ID_SIZE);
+	uint32_t max = blobcr_dec_u32(req);
+	size_t count_off;
+	uint8_t *ids;
+	bool more;
+	int n, err = blobcr_dec_end(req);
+
+	if (err)
+		return err;
+	if (max > INVENTORY_MAX)
+		max = INVENTORY_MAX;
+	count_off = reply->len;
+	blobcr_enc_u32(reply, 0);
+	ids = blobcr_enc_reserve(reply, (size_t)max * BLOBCR_ID_SIZE);
+	if (!ids)
+		return reply->err;
+	n = store_list(nd->st, has_after ? after : NULL,
+		       (uint8_t (*)[BLOBCR_ID_SIZE])ids, (int)max, &more);
+	if (n < 0)
+		return n;
+	reply->len = count_off + 4 + (size_t)n * BLOBCR_ID_SIZE;
+	blobcr_enc_u8(reply, more);
+	ids = reply->buf + count_off;
+	ids[0] = (uint8_t)((uint32_t)n >> 24);
+	ids[1] = (uint8_t)((uint32_t)n >> 16);
+	ids[2] = (uint8_t)((uint32_t)n >> 8);
+	ids[3] = (uint8_t)n;
+	return reply->err;
+}
+
 static int do_stat(struct noded *nd, struct blobcr_dec *req,
 		   struct blobcr_enc *reply)
 {
@@ -202,6 +294,8 @@ static int do_stat(struct noded *nd, struct blobcr_dec *req,
 	blobcr_enc_u64(reply, s.corrupt);
 	blobcr_enc_u64(reply, __atomic_load_n(&nd->srv.requests, __ATOMIC_RELAXED));
 	blobcr_enc_u64(reply, __atomic_load_n(&nd->srv.malformed, __ATOMIC_RELAXED));
+	blobcr_enc_u64(reply, __atomic_load_n(&nd->scrubbed, __ATOMIC_RELAXED));
+	blobcr_enc_u64(reply, __atomic_load_n(&nd->scrub_passes, __ATOMIC_RELAXED));
 	return reply->err;
 }
 
@@ -235,13 +329,17 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 	case BLOBCR_OP_GETV:
 		return do_getv(nd, req, reply);
 	case BLOBCR_OP_HAS:
-		return do_has(nd, req, reply);
+		return answer_ids(nd, req, reply, answer_has);
 	case BLOBCR_OP_DELETE:
 		return do_delete(nd, req, reply);
 	case BLOBCR_OP_STAT:
 		return do_stat(nd, req, reply);
 	case BLOBCR_OP_COMPACT:
 		return do_compact(nd, req, reply);
+	case BLOBCR_OP_VERIFY:
+		return answer_ids(nd, req, reply, answer_verify);
+	case BLOBCR_OP_INVENTORY:
+		return do_inventory(nd, req, reply);
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -251,6 +349,7 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 
 static int heartbeat_once(struct noded *nd, int sock, uint32_t *id)
 {
+	uint8_t uuid[BLOBCR_UUID_SIZE];
 	struct store_stat s;
 	struct blobcr_enc e;
 	struct blobcr_dec d;
@@ -263,6 +362,10 @@ static int heartbeat_once(struct noded *nd, int sock, uint32_t *id)
 	if (err)
 		return err;
 	blobcr_enc_str(&e, nd->advertise);
+	store_uuid(nd->st, uuid);
+	blobcr_enc_bytes(&e, uuid, BLOBCR_UUID_SIZE);
+	blobcr_enc_str(&e, nd->domain);
+	blobcr_enc_u64(&e, nd->incarnation);
 	blobcr_enc_u64(&e, s.capacity);
 	blobcr_enc_u64(&e, s.used_bytes);
 	blobcr_enc_u64(&e, s.chunks);
@@ -275,6 +378,44 @@ static int heartbeat_once(struct noded *nd, int sock, uint32_t *id)
 	if (msg)
 		nn_freemsg(msg);
 	return err;
+}
+
+/* Tell metad which chunks this node found bad: it drops those locations. */
+static int send_bad(struct noded *nd, int sock, uint32_t id)
+{
+	uint8_t uuid[BLOBCR_UUID_SIZE];
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	size_t n;
+	void *msg;
+	int err;
+
+	pthread_mutex_lock(&nd->bad.mu);
+	n = nd->bad.n;
+	err = n ? blobcr_enc_init(&e, 64 + n * BLOBCR_ID_SIZE) : 0;
+	if (n && !err) {
+		store_uuid(nd->st, uuid);
+		blobcr_enc_u32(&e, id);
+		blobcr_enc_bytes(&e, uuid, BLOBCR_UUID_SIZE);
+		blobcr_enc_u32(&e, (uint32_t)n);
+		blobcr_enc_bytes(&e, nd->bad.ids, n * BLOBCR_ID_SIZE);
+	}
+	pthread_mutex_unlock(&nd->bad.mu);
+	if (!n || err)
+		return err;
+	err = blobcr_call(sock, BLOBCR_OP_NODE_BAD_CHUNKS, &e, &msg, &d);
+	blobcr_enc_free(&e);
+	if (msg)
+		nn_freemsg(msg);
+	if (err)
+		return err;
+	log_info("reported %zu bad chunks to metad", n);
+	/* Only what was sent leaves the queue: more may have come meanwhile. */
+	pthread_mutex_lock(&nd->bad.mu);
+	memmove(nd->bad.ids, nd->bad.ids + n, (nd->bad.n - n) * BLOBCR_ID_SIZE);
+	nd->bad.n -= n;
+	pthread_mutex_unlock(&nd->bad.mu);
+	return 0;
 }
 
 static void *heartbeat_thread(void *p)
@@ -293,14 +434,22 @@ static void *heartbeat_thread(void *p)
 		int err = heartbeat_once(nd, sock, &id);
 
 		if (err != last_err) {
-			if (err)
+			if (err == -ENODEV)
+				log_err("metad at %s says this node was removed from "
+					"the repository: stop it, or wipe %s to join "
+					"as a new node", nd->meta, nd->data);
+			else if (err)
 				log_warn("heartbeat to %s failed: %s", nd->meta,
 					 strerror(-err));
 			else
-				log_info("registered with %s as node %" PRIu32,
-					 nd->meta, id);
+				log_info("registered with %s as node %" PRIu32
+					 " in failure domain %s", nd->meta, id,
+					 nd->domain);
 		}
 		last_err = err;
+		if (!err && (err = send_bad(nd, sock, id)))
+			log_warn("report of bad chunks to %s failed: %s",
+				 nd->meta, strerror(-err));
 		/* Sleep in small steps so that SIGTERM is seen promptly. */
 		for (int t = 0; t < nd->heartbeat_ms && !blobcr_stopping(&nd->stop); t += 50)
 			usleep(50 * 1000);
@@ -329,6 +478,66 @@ static void *compact_thread(void *p)
 	return NULL;
 }
 
+/* Sleep until @ms (blobcr_now_ms()) in small steps; Return: false if stopping. */
+static bool sleep_until(struct noded *nd, uint64_t ms)
+{
+	while (!blobcr_stopping(&nd->stop) && blobcr_now_ms() < ms)
+		usleep(50 * 1000);
+	return !blobcr_stopping(&nd->stop);
+}
+
+/*
+ * Read every chunk back, page after page and pass after pass, at most
+ * scrub_bps bytes a second, so that rot is found before a read needs the
+ * chunk.  A bad chunk is dropped by the store and reported to metad, which
+ * then re-replicates it from a good copy.
+ */
+static void *scrub_thread(void *p)
+{
+	struct noded *nd = p;
+	uint8_t (*ids)[BLOBCR_ID_SIZE] = malloc(SCRUB_PAGE * BLOBCR_ID_SIZE);
+	uint8_t after[BLOBCR_ID_SIZE];
+	bool has_after = false, more;
+	uint64_t next = blobcr_now_ms(), bad = 0;
+
+	while (ids && !blobcr_stopping(&nd->stop)) {
+		int n = store_list(nd->st, has_after ? after : NULL, ids,
+				   SCRUB_PAGE, &more);
+
+		for (int i = 0; i < n && sleep_until(nd, next); i++) {
+			int64_t len = store_get_len(nd->st, ids[i]);
+			int r = len < 0 ? 0 : store_verify(nd->st, ids[i]);
+
+			if (r == -EUCLEAN) {
+				report_bad(nd, ids[i]);
+				bad++;
+			}
+			__atomic_fetch_add(&nd->scrubbed, 1, __ATOMIC_RELAXED);
+			next += (uint64_t)(len > 0 ? len : 0) * 1000 / nd->scrub_bps;
+			if (next < blobcr_now_ms())
+				next = blobcr_now_ms(); /* no burst after a pause */
+		}
+		if (n > 0) {
+			memcpy(after, ids[n - 1], BLOBCR_ID_SIZE);
+			has_after = true;
+		}
+		if (n >= 0 && more)
+			continue;
+		/* A pass is over (or listing failed): start again from the first. */
+		if (n >= 0)
+			__atomic_fetch_add(&nd->scrub_passes, 1, __ATOMIC_RELAXED);
+		if (bad)
+			log_warn("scrub pass: %" PRIu64 " bad chunks found and reported",
+				 bad);
+		bad = 0;
+		has_after = false;
+		if (!sleep_until(nd, blobcr_now_ms() + 1000))
+			break;
+	}
+	free(ids);
+	return NULL;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -344,8 +553,29 @@ static void usage(FILE *f)
 		"  -H, --heartbeat-ms N     heartbeat period (default 1000)\n"
 		"  -C, --compact-s N        compact segments every N s, 0: never\n"
 		"                           (default 60)\n"
+		"  -D, --domain NAME        failure domain: replicas of a chunk go to\n"
+		"                           distinct domains (default: the host name)\n"
+		"  -S, --scrub-mb-s N       re-read and verify every chunk at N MiB/s in\n"
+		"                           the background, 0: never (default 4)\n"
 		"  -v, --verbose            debug logging\n"
 		"  -h, --help               this help\n");
+}
+
+/* The host is the failure domain unless told otherwise. */
+static int default_domain(struct noded *nd)
+{
+	char host[HOST_NAME_MAX + 1] = "";
+
+	if (gethostname(host, sizeof(host)) || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = 0;
+	if (!blobcr_valid_name(host, sizeof(nd->domain))) {
+		fprintf(stderr, "blobcr-noded: the host name '%s' cannot name a "
+			"failure domain: give --domain\n", host);
+		return -EINVAL;
+	}
+	snprintf(nd->domain, sizeof(nd->domain), "%s", host);
+	return 0;
 }
 
 struct noded_args {
@@ -368,6 +598,8 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 		{ "threads", required_argument, NULL, 't' },
 		{ "heartbeat-ms", required_argument, NULL, 'H' },
 		{ "compact-s", required_argument, NULL, 'C' },
+		{ "domain", required_argument, NULL, 'D' },
+		{ "scrub-mb-s", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -375,7 +607,7 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:m:a:c:s:t:H:C:vh", opts,
+	while ((c = getopt_long(argc, argv, "l:d:m:a:c:s:t:H:C:D:S:vh", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'l': a->listen = optarg; break;
@@ -384,6 +616,23 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 		case 'a': nd->advertise = optarg; break;
 		case 'v': a->verbose = 1; break;
 		case 'h': usage(stdout); exit(0);
+		case 'D':
+			if (!blobcr_valid_name(optarg, sizeof(nd->domain))) {
+				fprintf(stderr, "blobcr-noded: bad failure domain '%s': "
+					"1 to %zu of A-Z a-z 0-9 . _ - : +\n", optarg,
+					sizeof(nd->domain) - 1);
+				return -EINVAL;
+			}
+			snprintf(nd->domain, sizeof(nd->domain), "%s", optarg);
+			break;
+		case 'S':
+			if (blobcr_parse_u64(optarg, &v) || v > 1000000) {
+				fprintf(stderr, "blobcr-noded: bad value '%s' for -S\n",
+					optarg);
+				return -EINVAL;
+			}
+			nd->scrub_bps = v << 20;
+			break;
 		case 'C':
 			if (blobcr_parse_u64(optarg, &v) || v > 86400) {
 				fprintf(stderr, "blobcr-noded: bad value '%s' for -C\n",
@@ -421,57 +670,77 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 		usage(stderr);
 		return -EINVAL;
 	}
-	return 0;
+	return nd->domain[0] ? 0 : default_domain(nd);
 }
+
+/* The background threads, started in this order and joined in reverse. */
+struct helper_thread {
+	const char *what;
+	void *(*fn)(void *);
+	bool wanted;
+	bool started;
+	pthread_t tid;
+};
 
 int main(int argc, char **argv)
 {
-	struct noded nd = { .heartbeat_ms = 1000, .compact_s = 60 };
+	struct noded nd = { .heartbeat_ms = 1000, .compact_s = 60,
+			    .scrub_bps = 4u << 20 };
 	struct noded_args a = { .threads = 4 };
-	pthread_t hb, compactor;
-	int err;
+	struct helper_thread th[] = {
+		{ .what = "heartbeat", .fn = heartbeat_thread },
+		{ .what = "compaction", .fn = compact_thread },
+		{ .what = "scrubber", .fn = scrub_thread },
+	};
+	size_t nth = sizeof(th) / sizeof(th[0]);
+	int err = 0;
 
 	if (parse_args(argc, argv, &nd, &a))
 		return 2;
 	blobcr_log_init("blobcr-noded", a.verbose ? BLOBCR_LOG_DEBUG : BLOBCR_LOG_INFO);
 	if (!nd.advertise)
 		nd.advertise = a.listen;
+	nd.data = a.data;
+	nd.incarnation = (uint64_t)blobcr_wall_s() << 32 | (uint32_t)getpid();
 	blobcr_heap_for_big_buffers();
 	a.so.dir = a.data;
-	if (blobcr_signals_init(&nd.stop))
+	nd.bad.ids = calloc(BAD_QUEUE_MAX, BLOBCR_ID_SIZE);
+	if (!nd.bad.ids || pthread_mutex_init(&nd.bad.mu, NULL) ||
+	    blobcr_signals_init(&nd.stop))
 		return 1;
 	err = store_open(&a.so, &nd.st);
 	if (err) {
 		log_err("cannot open store in %s: %s", a.data, strerror(-err));
 		return 1;
 	}
-	if (nd.meta && pthread_create(&hb, NULL, heartbeat_thread, &nd)) {
-		log_err("cannot start the heartbeat thread");
-		store_close(nd.st);
-		return 1;
+	th[0].wanted = nd.meta != NULL;
+	th[1].wanted = nd.compact_s > 0;
+	th[2].wanted = nd.scrub_bps > 0;
+	for (size_t i = 0; i < nth && !err; i++) {
+		if (!th[i].wanted)
+			continue;
+		err = -pthread_create(&th[i].tid, NULL, th[i].fn, &nd);
+		th[i].started = !err;
+		if (err)
+			log_err("cannot start the %s thread", th[i].what);
 	}
-	if (nd.compact_s &&
-	    pthread_create(&compactor, NULL, compact_thread, &nd)) {
-		log_err("cannot start the compaction thread");
-		__atomic_store_n(&nd.stop, 1, __ATOMIC_RELAXED);
-		if (nd.meta)
-			pthread_join(hb, NULL);
-		store_close(nd.st);
-		return 1;
+	if (!err) {
+		nd.srv = (struct blobcr_server){ .addr = a.listen,
+						 .threads = a.threads,
+						 .handler = handle, .ctx = &nd,
+						 .stop = &nd.stop };
+		log_info("serving %s from %s, failure domain %s", a.listen,
+			 a.data, nd.domain);
+		err = blobcr_server_run(&nd.srv);
+		if (err)
+			log_err("cannot serve %s: %s", a.listen, strerror(-err));
 	}
-	nd.srv = (struct blobcr_server){ .addr = a.listen, .threads = a.threads,
-					 .handler = handle, .ctx = &nd,
-					 .stop = &nd.stop };
-	log_info("serving %s from %s", a.listen, a.data);
-	err = blobcr_server_run(&nd.srv);
-	if (err)
-		log_err("cannot serve %s: %s", a.listen, strerror(-err));
 	__atomic_store_n(&nd.stop, 1, __ATOMIC_RELAXED);
-	if (nd.meta)
-		pthread_join(hb, NULL);
-	if (nd.compact_s)
-		pthread_join(compactor, NULL);
+	for (size_t i = nth; i-- > 0;)
+		if (th[i].started)
+			pthread_join(th[i].tid, NULL);
 	store_close(nd.st);
+	free(nd.bad.ids);
 	log_info("stopped");
 	return err ? 1 : 0;
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -38,6 +39,8 @@ struct store {
 	MDB_env *env;
 	MDB_dbi idx; /* chunk id -> seg, off, len, crc */
 	MDB_dbi segs; /* seg id -> live bytes */
+	MDB_dbi meta; /* "uuid" -> the store's identity */
+	uint8_t uuid[BLOBCR_UUID_SIZE];
 	uint64_t capacity;
 	uint64_t segment_size;
 
@@ -221,6 +224,19 @@ static int seg_live_add(MDB_txn *txn, MDB_dbi dbi, uint32_t seg, int64_t delta)
 	return rc ? mdb_to_errno(rc) : 0;
 }
 
+/* A read transaction and a cursor on the index; nothing open on failure. */
+static int index_cursor(struct store *st, MDB_txn **txn, MDB_cursor **cur)
+{
+	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn);
+
+	if (rc)
+		return mdb_to_errno(rc);
+	rc = mdb_cursor_open(*txn, st->idx, cur);
+	if (rc)
+		mdb_txn_abort(*txn);
+	return mdb_to_errno(rc);
+}
+
 static int index_lookup(struct store *st, const uint8_t *id, struct loc *l)
 {
 	MDB_val key = { BLOBCR_ID_SIZE, (void *)id }, val;
@@ -265,6 +281,25 @@ static int scan_segments(struct store *st)
 	return 0;
 }
 
+/* The store's identity, made once, in the transaction that opens it. */
+static int load_uuid(struct store *st, MDB_txn *txn)
+{
+	MDB_val key = { 4, "uuid" }, val;
+	int rc = mdb_get(txn, st->meta, &key, &val);
+
+	if (rc == 0 && val.mv_size == BLOBCR_UUID_SIZE) {
+		memcpy(st->uuid, val.mv_data, BLOBCR_UUID_SIZE);
+		return 0;
+	}
+	if (rc && rc != MDB_NOTFOUND)
+		return mdb_to_errno(rc);
+	if (getrandom(st->uuid, BLOBCR_UUID_SIZE, 0) != BLOBCR_UUID_SIZE)
+		return -EIO;
+	val.mv_size = BLOBCR_UUID_SIZE;
+	val.mv_data = st->uuid;
+	return mdb_to_errno(mdb_put(txn, st->meta, &key, &val, 0));
+}
+
 static int open_env(struct store *st)
 {
 	char path[4200];
@@ -285,9 +320,15 @@ static int open_env(struct store *st)
 	if (rc)
 		return mdb_to_errno(rc);
 	if ((rc = mdb_dbi_open(txn, "index", MDB_CREATE, &st->idx)) ||
-	    (rc = mdb_dbi_open(txn, "segments", MDB_CREATE, &st->segs))) {
+	    (rc = mdb_dbi_open(txn, "segments", MDB_CREATE, &st->segs)) ||
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta))) {
 		mdb_txn_abort(txn);
 		return mdb_to_errno(rc);
+	}
+	rc = load_uuid(st, txn);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
 	}
 	rc = mdb_txn_commit(txn);
 	return rc ? mdb_to_errno(rc) : 0;
@@ -540,12 +581,25 @@ static int64_t read_record(struct store *st, const uint8_t *id,
 	return l->len;
 }
 
+/* A corrupt copy: counted, logged, forgotten so that a repair stores a good one. */
+static void drop_corrupt(struct store *st, const uint8_t *id,
+			 const struct loc *l)
+{
+	char hex[65];
+
+	__atomic_fetch_add(&st->corrupt, 1, __ATOMIC_RELAXED);
+	blobcr_id_hex(id, hex);
+	log_err("chunk %s is corrupt in segment %" PRIu32 " at %" PRIu64
+		": not served, dropped from the index", hex, l->seg, l->off);
+	if (store_delete(st, id) < 0)
+		log_err("could not drop corrupt chunk %s", hex);
+}
+
 int64_t store_get(struct store *st, const uint8_t id[BLOBCR_ID_SIZE],
 		  void *buf, uint32_t cap, uint32_t *crc)
 {
 	struct loc l;
 	int64_t n;
-	char hex[65];
 
 	pthread_rwlock_rdlock(&st->seg_rw);
 	n = index_lookup(st, id, &l);
@@ -554,17 +608,32 @@ int64_t store_get(struct store *st, const uint8_t id[BLOBCR_ID_SIZE],
 	pthread_rwlock_unlock(&st->seg_rw);
 	if (n >= 0 && crc)
 		*crc = l.crc;
-	if (n == -EUCLEAN) {
-		__atomic_fetch_add(&st->corrupt, 1, __ATOMIC_RELAXED);
-		blobcr_id_hex(id, hex);
-		log_err("chunk %s is corrupt in segment %" PRIu32
-			" at %" PRIu64 ": not served, dropped from the index",
-			hex, l.seg, l.off);
-		/* Forget the bad copy so that a repair PUT stores a good one. */
-		if (store_delete(st, id) < 0)
-			log_err("could not drop corrupt chunk %s", hex);
-	}
+	if (n == -EUCLEAN)
+		drop_corrupt(st, id, &l);
 	return n;
+}
+
+int store_verify(struct store *st, const uint8_t id[BLOBCR_ID_SIZE])
+{
+	uint8_t *buf = malloc(BLOBCR_MAX_EXTENT), real[BLOBCR_ID_SIZE];
+	struct loc l;
+	int64_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&st->seg_rw);
+	n = index_lookup(st, id, &l);
+	if (!n)
+		n = read_record(st, id, &l, buf, BLOBCR_MAX_EXTENT);
+	pthread_rwlock_unlock(&st->seg_rw);
+	/* The CRC matched; the id is the stronger check of the same bytes. */
+	if (n >= 0 && (blobcr_chunk_id(buf, (size_t)n, real) ||
+		       memcmp(real, id, BLOBCR_ID_SIZE)))
+		n = -EUCLEAN;
+	free(buf);
+	if (n == -EUCLEAN)
+		drop_corrupt(st, id, &l);
+	return n < 0 ? (int)n : 0;
 }
 
 int store_has(struct store *st, const uint8_t id[BLOBCR_ID_SIZE])
@@ -619,16 +688,10 @@ static int collect_live(struct store *st, uint32_t seg, struct moved **out,
 	MDB_cursor *cur;
 	MDB_txn *txn;
 	MDB_val key, val;
-	int rc, err = 0;
+	int rc, err = index_cursor(st, &txn, &cur);
 
-	rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
-	if (rc)
-		return mdb_to_errno(rc);
-	rc = mdb_cursor_open(txn, st->idx, &cur);
-	if (rc) {
-		mdb_txn_abort(txn);
-		return mdb_to_errno(rc);
-	}
+	if (err)
+		return err;
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); !rc;
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		struct loc l;
@@ -949,4 +1012,38 @@ int store_stat(struct store *st, struct store_stat *out)
 	out->capacity = st->capacity;
 	out->corrupt = __atomic_load_n(&st->corrupt, __ATOMIC_RELAXED);
 	return 0;
+}
+
+void store_uuid(const struct store *st, uint8_t out[BLOBCR_UUID_SIZE])
+{
+	memcpy(out, st->uuid, BLOBCR_UUID_SIZE);
+}
+
+int store_list(struct store *st, const uint8_t *after,
+	       uint8_t (*ids)[BLOBCR_ID_SIZE], int max, bool *more)
+{
+	MDB_val key = { BLOBCR_ID_SIZE, (void *)after }, val;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc, n = 0;
+
+	*more = false;
+	rc = index_cursor(st, &txn, &cur);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(cur, &key, &val, after ? MDB_SET_RANGE : MDB_FIRST);
+	if (!rc && after && !memcmp(key.mv_data, after, BLOBCR_ID_SIZE))
+		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+	for (; !rc; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		if (key.mv_size != BLOBCR_ID_SIZE)
+			continue;
+		if (n == max) {
+			*more = true;
+			break;
+		}
+		memcpy(ids[n++], key.mv_data, BLOBCR_ID_SIZE);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc && rc != MDB_NOTFOUND ? mdb_to_errno(rc) : n;
 }

@@ -19,6 +19,7 @@
 #ifndef BLOBCR_STORE_H
 #define BLOBCR_STORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "blobcr_wire.h"
@@ -79,5 +80,27 @@ int store_delete(struct store *st, const uint8_t id[BLOBCR_ID_SIZE]);
 int64_t store_compact(struct store *st);
 
 int store_stat(struct store *st, struct store_stat *out);
+
+/**
+ * store_uuid() - the store's identity: made at random when the store was
+ * created, so that a wiped store restarted at the same address is known
+ * for a new, empty node.
+ */
+void store_uuid(const struct store *st, uint8_t out[BLOBCR_UUID_SIZE]);
+
+/**
+ * store_verify() - read chunk @id back and check its record header, CRC32C
+ * and SHA-256.  Return: 0 good; -ENOENT absent; -EUCLEAN corrupt (counted,
+ * logged and dropped from the index, as by store_get()); -EIO.
+ */
+int store_verify(struct store *st, const uint8_t id[BLOBCR_ID_SIZE]);
+
+/**
+ * store_list() - the ids held, in id order: up to @max of them after
+ * @after (NULL: from the first) into @ids; *@more tells whether others
+ * follow.  Return: how many were written, or -errno.
+ */
+int store_list(struct store *st, const uint8_t *after,
+	       uint8_t (*ids)[BLOBCR_ID_SIZE], int max, bool *more);
 
 #endif /* BLOBCR_STORE_H */

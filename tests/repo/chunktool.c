@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * chunktool - chunk requests a test needs to make by hand.
+ *
+ *   chunktool NODE list              the ids NODE holds, in hex, one a line
+ *   chunktool NODE delete ID...      delete chunks on NODE behind metad's back
+ *   chunktool META suspect ID NODEID report NODEID's copy of ID as read bad,
+ *                                    as a client does (CHUNK_SUSPECT)
+ *
+ * Exit status 0 on success, 1 on an error (printed), 2 on bad usage.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nanomsg/nn.h>
+
+#include "blobcr.h"
+#include "blobcr_util.h"
+
+static int parse_id(const char *hex, uint8_t id[BLOBCR_ID_SIZE])
+{
+	if (strlen(hex) != 2 * BLOBCR_ID_SIZE)
+		return -EINVAL;
+	for (int i = 0; i < BLOBCR_ID_SIZE; i++)
+		if (sscanf(hex + 2 * i, "%2hhx", &id[i]) != 1)
+			return -EINVAL;
+	return 0;
+}
+
+/* One request on a fresh socket; @show (may be NULL) reads the reply. */
+static int call(const char *addr, uint8_t op, struct blobcr_enc *e,
+		int (*show)(struct blobcr_dec *d))
+{
+	int sock = blobcr_req_socket(addr, 10000);
+	struct blobcr_dec d;
+	void *msg = NULL;
+	int err = sock < 0 ? sock : blobcr_call(sock, op, e, &msg, &d);
+
+	if (!err && show)
+		err = show(&d);
+	if (msg)
+		nn_freemsg(msg);
+	if (sock >= 0)
+		nn_close(sock);
+	return err;
+}
+
+static uint8_t after[BLOBCR_ID_SIZE];
+static int has_after, more;
+
+static int show_page(struct blobcr_dec *d)
+{
+	uint32_t n = blobcr_dec_u32(d);
+
+	for (uint32_t i = 0; i < n && !d->err; i++) {
+		const uint8_t *id = blobcr_dec_bytes(d, BLOBCR_ID_SIZE);
+		char hex[65];
+
+		if (!id)
+			break;
+		blobcr_id_hex(id, hex);
+		puts(hex);
+		memcpy(after, id, BLOBCR_ID_SIZE);
+		has_after = 1;
+	}
+	more = blobcr_dec_u8(d);
+	return blobcr_dec_end(d);
+}
+
+static int list(const char *addr)
+{
+	int err = 0;
+
+	do {
+		struct blobcr_enc e;
+
+		err = blobcr_enc_init(&e, 64);
+		if (err)
+			break;
+		blobcr_enc_u8(&e, (uint8_t)has_after);
+		blobcr_enc_bytes(&e, after, BLOBCR_ID_SIZE);
+		blobcr_enc_u32(&e, 4096);
+		err = call(addr, BLOBCR_OP_INVENTORY, &e, show_page);
+		blobcr_enc_free(&e);
+	} while (!err && more);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	uint8_t id[BLOBCR_ID_SIZE];
+	struct blobcr_enc e;
+	int err;
+
+	if (argc >= 3 && !strcmp(argv[2], "list") && argc == 3) {
+		err = list(argv[1]);
+	} else if (argc >= 4 && !strcmp(argv[2], "delete")) {
+		err = blobcr_enc_init(&e, 4 + (size_t)(argc - 3) * BLOBCR_ID_SIZE);
+		if (!err)
+			blobcr_enc_u32(&e, (uint32_t)(argc - 3));
+		for (int i = 3; i < argc && !err; i++) {
+			if (parse_id(argv[i], id))
+				goto usage;
+			blobcr_enc_bytes(&e, id, BLOBCR_ID_SIZE);
+		}
+		if (!err)
+			err = call(argv[1], BLOBCR_OP_DELETE, &e, NULL);
+		blobcr_enc_free(&e);
+	} else if (argc == 5 && !strcmp(argv[2], "suspect")) {
+		if (parse_id(argv[3], id))
+			goto usage;
+		err = blobcr_enc_init(&e, 40);
+		if (!err) {
+			blobcr_enc_bytes(&e, id, BLOBCR_ID_SIZE);
+			blobcr_enc_u32(&e, (uint32_t)strtoul(argv[4], NULL, 10));
+			err = call(argv[1], BLOBCR_OP_CHUNK_SUSPECT, &e, NULL);
+			blobcr_enc_free(&e);
+		}
+	} else {
+		goto usage;
+	}
+	if (err)
+		fprintf(stderr, "chunktool: %s\n", blobcr_strerror(err));
+	return err ? 1 : 0;
+usage:
+	fprintf(stderr, "Usage: chunktool NODE list | NODE delete ID... | "
+		"META suspect ID NODEID\n");
+	return 2;
+}
