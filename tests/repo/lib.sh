@@ -124,6 +124,25 @@ make_image() {
 		seek={} conv=notrunc status=none
 }
 
+# flip_byte FILE OFFSET: invert one byte in place (overwriting it with a
+# constant would leave it unchanged one time in 256)
+flip_byte() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N 1 "$1" | tr -d ' ')
+	printf "\\$(printf %03o $((255 - b)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+# rot_records FILE: flip a byte in every chunk record of a segment file
+# (records of 256 KiB chunks, each behind its 48-byte header)
+rot_records() {
+	local size off
+	size=$(stat -c %s "$1")
+	for ((off = 48 + 1000; off < size; off += 48 + 262144)); do
+		flip_byte "$1" $off
+	done
+}
+
 done_testing() {
 	echo "1..$T_N"
 	[ "$T_FAILED" -eq 0 ]

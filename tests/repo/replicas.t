@@ -38,12 +38,7 @@ check "node 2 kept its chunks over kill -9" test "$(node_chunks 2)" -eq "$n2"
 # 48-byte record header): reads detect it, fail over to node 2 or 1.
 check "node 1 restarts" start_node 1
 check "three live" wait_live 3
-seg=$(ls "$WORK"/node3/seg-*.dat | head -n 1)
-size=$(stat -c %s "$seg")
-rec=$((48 + 262144))
-for ((off = 48 + 1000; off < size; off += rec)); do
-	printf '\xff' | dd of="$seg" bs=1 seek=$off conv=notrunc status=none
-done
+rot_records "$(ls "$WORK"/node3/seg-*.dat | head -n 1)"
 check "export byte-exact despite corruption" exports_exact
 corrupt=$("$CTL" node stat "${NODE_ADDR[3]}" | sed -n 's/^corrupt=//p')
 check "node 3 counted corrupt reads" test "$corrupt" -gt 0

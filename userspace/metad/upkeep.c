@@ -369,29 +369,32 @@ static int readd_locations(struct metad *m, uint32_t node,
 	return txn_end(txn, err);
 }
 
-/* Of @missing, those @node still says it lacks, asked with HAS. */
-static int confirm_missing(struct metad *m, const struct node *node,
-			   struct idlist *missing)
+/*
+ * Keep, of @ids, those @node still says it has (@keep_held) or lacks, asked
+ * with HAS: an inventory page is already old when it is compared.
+ */
+static int confirm_with_node(struct metad *m, const struct node *node,
+			     struct idlist *ids, bool keep_held)
 {
 	struct blobcr_dec d;
 	size_t k = 0;
-	void *msg;
-	int err = missing->n ? ids_call(m, node, BLOBCR_OP_HAS,
-					(const chunk_id *)missing->ids,
-					missing->n, &msg, &d) : 0;
+	void *msg = NULL;
+	int err = ids->n ? ids_call(m, node, BLOBCR_OP_HAS,
+				    (const chunk_id *)ids->ids, ids->n, &msg,
+				    &d) : 0;
 
-	for (size_t i = 0; !err && i < missing->n; i++) {
+	for (size_t i = 0; !err && i < ids->n; i++) {
 		uint8_t has = blobcr_dec_u8(&d);
 
 		if (d.err)
 			err = d.err;
-		else if (!has)
-			memmove(missing->ids[k++], missing->ids[i], BLOBCR_ID_SIZE);
+		else if (!has != keep_held)
+			memmove(ids->ids[k++], ids->ids[i], BLOBCR_ID_SIZE);
 	}
-	if (missing->n && msg)
+	if (msg)
 		nn_freemsg(msg);
 	if (!err)
-		missing->n = k;
+		ids->n = k;
 	return err;
 }
 
@@ -446,13 +449,16 @@ static int reconcile_node(struct metad *m, const struct node *node)
 			has_after = true;
 		}
 		more = bound != NULL;
-		err = confirm_missing(m, node, &missing);
+		err = confirm_with_node(m, node, &missing, false);
 		if (!err && missing.n)
 			err = locations_confirmed_bad(m, node->id,
 						      (const chunk_id *)missing.ids,
 						      missing.n, &d);
 		nmissing += missing.n;
 		dropped += d;
+		/* A copy listed then dropped as bad must not come back. */
+		if (!err && extra.n)
+			err = confirm_with_node(m, node, &extra, true);
 		if (!err && extra.n)
 			err = readd_locations(m, node->id, &extra, &readded,
 					      &unknown);
