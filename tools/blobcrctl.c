@@ -60,14 +60,31 @@ static int exit_code(int err)
 
 static int fail(int err, const char *what, const char *obj)
 {
+	/* What a request names and metad lacks, not a file. */
+	const char *why = err == -ENOENT ? "not found" : blobcr_strerror(err);
+
 	fprintf(stderr, "blobcrctl: %s%s%s: %s\n", what, obj ? " " : "",
-		obj ? obj : "", blobcr_strerror(err));
+		obj ? obj : "", why);
 	return exit_code(err);
+}
+
+/* A nanomsg address: TRANSPORT://WHERE, WHERE not empty. */
+static bool valid_addr(const char *a)
+{
+	static const char *const transports[] = { "tcp://", "ipc://",
+						  "inproc://", "ws://" };
+
+	for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]); i++)
+		if (!strncmp(a, transports[i], strlen(transports[i])) &&
+		    a[strlen(transports[i])])
+			return true;
+	return false;
 }
 
 static int connect_ctl(struct ctl *ctl)
 {
 	struct blobcr_client_opts o = { .timeout_ms = ctl->timeout_ms };
+	const char *dom = getenv("BLOBCR_DOMAIN");
 	int err;
 
 	if (!ctl->meta) {
@@ -75,7 +92,19 @@ static int connect_ctl(struct ctl *ctl)
 				"or set BLOBCR_META\n");
 		return EXIT_USAGE;
 	}
-	err = blobcr_connect(ctl->meta, &o, &ctl->c);
+	if (dom && *dom && !blobcr_valid_name(dom, BLOBCR_DOMAIN_MAX)) {
+		fprintf(stderr, "blobcrctl: BLOBCR_DOMAIN '%s' is no failure "
+			"domain: 1 to %d of A-Z a-z 0-9 . _ - : +\n", dom,
+			BLOBCR_DOMAIN_MAX - 1);
+		return EXIT_USAGE;
+	}
+	err = valid_addr(ctl->meta) ? blobcr_connect(ctl->meta, &o, &ctl->c) :
+				      -EINVAL;
+	if (err == -EINVAL) {
+		fprintf(stderr, "blobcrctl: '%s' is not a version manager address "
+			"(tcp://HOST:PORT)\n", ctl->meta);
+		return EXIT_USAGE;
+	}
 	if (err)
 		return fail(err, "cannot reach blobcr-metad at", ctl->meta);
 	return 0;
@@ -152,8 +181,12 @@ static int cmd_import(struct ctl *ctl, int argc, char **argv)
 	int c, fd, err;
 
 	while ((c = getopt_long(argc, argv, "+e:", opts, NULL)) != -1) {
-		if (c != 'e' || blobcr_parse_u64(optarg, &es) || es > UINT32_MAX) {
-			fprintf(stderr, "blobcrctl: bad --extent-size\n");
+		if (c != 'e')
+			return EXIT_USAGE;
+		if (blobcr_parse_u64(optarg, &es) || es < BLOBCR_MIN_EXTENT ||
+		    es > BLOBCR_MAX_EXTENT || (es & (es - 1))) {
+			fprintf(stderr, "blobcrctl: bad --extent-size '%s': a power "
+				"of two from 4K to 4M\n", optarg);
 			return EXIT_USAGE;
 		}
 	}
@@ -256,6 +289,7 @@ static int commit_changed(struct ctl *ctl, const char *name, int fd,
 static int cmd_commit(struct ctl *ctl, int argc, char **argv)
 {
 	struct blobcr_image_info info;
+	struct stat sb;
 	uint64_t changed = 0;
 	uint32_t ver = 0;
 	int fd, err;
@@ -265,9 +299,17 @@ static int cmd_commit(struct ctl *ctl, int argc, char **argv)
 	if (err)
 		return fail(err, "image", argv[1]);
 	fd = open(argv[2], O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	if (fd < 0 || fstat(fd, &sb)) {
 		fprintf(stderr, "blobcrctl: %s: %s\n", argv[2], strerror(errno));
 		return EXIT_FAIL;
+	}
+	/* Padding or cutting it would publish what the file does not hold. */
+	if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size != info.size) {
+		fprintf(stderr, "blobcrctl: %s is %lld bytes, image %s %" PRIu64
+			": a commit takes a file of the image's size\n", argv[2],
+			(long long)sb.st_size, argv[1], info.size);
+		close(fd);
+		return EXIT_USAGE;
 	}
 	err = commit_changed(ctl, argv[1], fd, &info, &ver, &changed);
 	close(fd);
@@ -709,13 +751,15 @@ static const struct verb verbs[] = {
 	  cmd_status, 0, 1 },
 	{ "image", "import", "[--extent-size BYTES] NAME FILE",
 	  "create image NAME from FILE as version 1 (zero extents become holes,\n"
-	  "identical extents are stored once; default extent size 256K)",
+	  "identical extents are stored once).  --extent-size: a power of two\n"
+	  "from 4K to 4M, default 256K",
 	  cmd_import, 2, 4 },
 	{ "image", "export", "NAME[@VERSION] FILE",
 	  "write the image (latest version by default) to FILE, verified, byte-exact",
 	  cmd_export, 2, 2 },
 	{ "image", "commit", "NAME FILE",
-	  "publish FILE as a new version of NAME; only changed extents are stored",
+	  "publish FILE as a new version of NAME; only changed extents are stored.\n"
+	  "FILE must be as large as the image (exit 2 otherwise)",
 	  cmd_commit, 2, 2 },
 	{ "image", "list", "", "list the images", cmd_list, 0, 0 },
 	{ "image", "info", "NAME", "show one image as key=value lines", cmd_info, 1, 1 },

@@ -23,6 +23,13 @@
 #include "blobcr_util.h"
 #include "blobcrd.h"
 
+/*
+ * The lease on the version the device shows: while we serve, it cannot be
+ * deleted nor its chunks collected; if we die, it lapses after its term
+ * ($BLOBCR_LEASE_MS, default LEASE_MS), renewed every quarter of it.
+ */
+#define LEASE_MS 60000
+
 static const char usage_text[] =
 "Usage: blobcrd [OPTIONS] --meta ADDR --channel NAME --image NAME@VERSION\n"
 "               --cache DEVICE\n"
@@ -49,6 +56,11 @@ static const char usage_text[] =
 "  -p, --pidfile FILE       write the process id to FILE once attached\n"
 "  -v, --verbose            log every request\n"
 "  -h, --help               this help\n"
+"\n"
+"While it serves, blobcrd holds a lease on NAME@VERSION at the version\n"
+"manager, renewed every quarter of its term ($BLOBCR_LEASE_MS, default\n"
+"60000): the version cannot be deleted meanwhile.  A clean stop releases\n"
+"it; if blobcrd dies, it lapses after its term.\n"
 "\n"
 "Stops on SIGTERM or SIGINT, or when the target is removed.  Exit status:\n"
 "0 after a clean stop, 1 on a usage error, 2 when the channel or the\n"
@@ -279,13 +291,70 @@ static void report_ready(int ready_fd, const char *pidfile)
 	}
 }
 
+/* Who holds our lease: this host and the device, as a name. */
+static void lease_holder(const struct deployment *d, char *out, size_t len)
+{
+	char host[64] = "host";
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(out, len, "%s:%s", host, d->dm_name);
+	for (char *p = out; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || strchr("._-:+", *p)))
+			*p = '_';
+}
+
+/* Take, renew (@ttl_ms) or release (0) the lease; log only what changes. */
+static void lease(struct deployment *d, uint32_t ttl_ms, int *last_err)
+{
+	char holder[BLOBCR_NAME_MAX];
+	int err;
+
+	lease_holder(d, holder, sizeof(holder));
+	err = blobcr_lease(d->cl, holder, d->image, d->version, ttl_ms);
+	if (err != *last_err && err)
+		logmsg(d, "lease on %s@%u: %s", d->image, d->version,
+		       blobcr_strerror(err));
+	else if (err != *last_err)
+		logmsg(d, "%s lease on %s@%u as %s", ttl_ms ? "holding a" :
+		       "released the", d->image, d->version, holder);
+	*last_err = err;
+}
+
+/* The lease's term: $BLOBCR_LEASE_MS (1 s to 1 h), else LEASE_MS. */
+static uint32_t lease_term(void)
+{
+	const char *s = getenv("BLOBCR_LEASE_MS");
+	uint64_t v;
+
+	if (s && !blobcr_parse_u64(s, &v) && v >= 1000 && v <= 3600000)
+		return (uint32_t)v;
+	return LEASE_MS;
+}
+
+/* Wait for SIGTERM/SIGINT, renewing the lease meanwhile. */
+static void wait_renewing(struct deployment *d, const sigset_t *sigs)
+{
+	uint32_t term = lease_term();
+	struct timespec ts = { .tv_sec = term / 4000,
+			       .tv_nsec = (long)(term / 4 % 1000) * 1000000 };
+	int last = 1;
+
+	lease(d, term, &last);
+	while (sigtimedwait(sigs, NULL, &ts) < 0)
+		if (errno == EAGAIN)
+			lease(d, term, &last);
+	last = 1;
+	lease(d, 0, &last);
+}
+
 /* Serve until SIGTERM/SIGINT (or a worker raising SIGTERM). */
 static int serve(struct deployment *d, int ready_fd, const char *pidfile)
 {
 	struct worker *ws = calloc(d->threads, sizeof(*ws));
 	pthread_t *tids = calloc(d->threads, sizeof(*tids));
 	sigset_t sigs;
-	int started = 0, err = 0, sig;
+	int started = 0, err = 0;
 
 	if (!ws || !tids)
 		return -ENOMEM;
@@ -312,7 +381,7 @@ static int serve(struct deployment *d, int ready_fd, const char *pidfile)
 		       d->image, d->version, (unsigned long long)d->info.nr_extents,
 		       d->extent_size >> 10, d->commit_image, d->threads);
 		report_ready(ready_fd, pidfile);
-		sigwait(&sigs, &sig);
+		wait_renewing(d, &sigs);
 	}
 	eventfd_write(d->stop_fd, 1);
 	for (int i = 0; i < started; i++) {

@@ -199,7 +199,8 @@ int blobcr_version_list(struct blobcr_client *c, const char *name,
 /**
  * blobcr_image_delete() - delete @name@@version, or the whole image when
  * @version is 0.  Chunks are freed by the next blobcr_gc().
- * Return: 0, -ENOENT, -EBUSY (a clone depends on it).
+ * Return: 0, -ENOENT, -EBUSY (a clone depends on it, or a deployment holds
+ * a lease on it).
  */
 int blobcr_image_delete(struct blobcr_client *c, const char *name,
 			uint32_t version);
@@ -302,6 +303,16 @@ int blobcr_access_order_put(struct blobcr_client *c, const char *image,
  */
 int blobcr_access_order_get(struct blobcr_client *c, const char *image,
 			    uint32_t version, uint64_t **out, size_t *n);
+
+/**
+ * blobcr_lease() - as @holder (a name: 1 to 127 of A-Z a-z 0-9 . _ - : +),
+ * take or renew a lease on @image@@version (0: the latest) for @ttl_ms
+ * (at most one hour), or release it (@ttl_ms 0).  A version with a live
+ * lease cannot be deleted, nor its image, so gc keeps its chunks; renew
+ * well before @ttl_ms runs out.  Return: 0, -ENOENT, -EINVAL.
+ */
+int blobcr_lease(struct blobcr_client *c, const char *holder,
+		 const char *image, uint32_t version, uint32_t ttl_ms);
 
 /**
  * blobcr_gc() - delete from the nodes every chunk that no remaining version

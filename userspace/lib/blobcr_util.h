@@ -45,7 +45,10 @@ bool blobcr_valid_name(const char *s, size_t cap);
  */
 uint64_t blobcr_rendezvous_score(const uint8_t *id, uint32_t node);
 
-/** blobcr_parse_u64() - strict: digits with an optional K/M/G suffix (x1024). */
+/**
+ * blobcr_parse_u64() - strict: digits (nothing before them) with an
+ * optional K/M/G suffix (x1024).  Return: 0, -EINVAL, -ERANGE.
+ */
 int blobcr_parse_u64(const char *s, uint64_t *out);
 
 /**

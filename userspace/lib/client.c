@@ -118,9 +118,12 @@ const char *blobcr_strerror(int err)
 	case -EAGAIN:
 		return "a garbage collection ran meanwhile, try again";
 	case -EBUSY:
-		return "busy: another commit published first, or a clone depends on it";
+		return "busy: another commit published first, a clone depends on "
+		       "it, or it is deployed (a blobcrd holds a lease on it)";
 	case -EUCLEAN:
 		return "corrupt chunk";
+	case -EFBIG:
+		return "version too large for metad's --max-stage-mb";
 	case -ETIMEDOUT:
 		return "timed out (is the service running?)";
 	case -EBADMSG:
@@ -240,7 +243,7 @@ int blobcr_node_list(struct blobcr_client *c, struct blobcr_node_info **out,
 
 static void node_conn_close(struct node_conn *n)
 {
-	for (int i = 0; i < MAX_INFLIGHT; i++)
+	for (int i = 0; i <= MAX_INFLIGHT; i++)
 		if (n->socks[i] >= 0)
 			nn_close(n->socks[i]);
 }
@@ -266,13 +269,13 @@ int client_refresh_nodes(struct blobcr_client *c)
 			nc = &c->nodes[c->nnodes++];
 			memset(nc, 0, sizeof(*nc));
 			nc->id = v[i].id;
-			for (int k = 0; k < MAX_INFLIGHT; k++)
+			for (int k = 0; k <= MAX_INFLIGHT; k++)
 				nc->socks[k] = -1;
 		}
 		reachable_addr(c->meta_addr, v[i].addr, sizeof(v[i].addr));
 		if (strcmp(nc->addr, v[i].addr)) {
 			node_conn_close(nc);
-			for (int k = 0; k < MAX_INFLIGHT; k++)
+			for (int k = 0; k <= MAX_INFLIGHT; k++)
 				nc->socks[k] = -1;
 			snprintf(nc->addr, sizeof(nc->addr), "%s", v[i].addr);
 		}
@@ -724,6 +727,20 @@ int blobcr_gc(struct blobcr_client *c, struct blobcr_gc_stats *st)
 	if (!err && st)
 		*st = s;
 	return err;
+}
+
+int blobcr_lease(struct blobcr_client *c, const char *holder,
+		 const char *image, uint32_t version, uint32_t ttl_ms)
+{
+	struct blobcr_enc e;
+	int err = enc_start(&e, holder);
+
+	if (err)
+		return err;
+	blobcr_enc_str(&e, image);
+	blobcr_enc_u32(&e, version);
+	blobcr_enc_u32(&e, ttl_ms);
+	return meta_simple(c, BLOBCR_OP_LEASE, &e);
 }
 
 int blobcr_group_publish(struct blobcr_client *c, const char *name, size_t n,

@@ -12,6 +12,7 @@
 #include "blobcr.h"
 
 #define MAX_INFLIGHT 16
+#define PROBE_SOCK MAX_INFLIGHT /* socks[] index of the liveness probe */
 
 struct node_conn {
 	uint32_t id;
@@ -19,8 +20,11 @@ struct node_conn {
 	uint8_t role; /* likewise */
 	uint32_t domain; /* blobcr_domain_hash() of its failure domain */
 	char addr[BLOBCR_ADDR_MAX];
-	int socks[MAX_INFLIGHT]; /* -1: not opened yet */
+	int socks[MAX_INFLIGHT + 1]; /* requests, then the probe; -1: not yet */
 	uint64_t down_until; /* blobcr_now_ms(): skipped until then */
+	uint64_t last_reply; /* blobcr_now_ms() of its last reply, any */
+	uint64_t probe_sent; /* engine: PING in flight since, 0: none */
+	uint64_t probe_id; /* its request id */
 	int qhead, qtail; /* engine: ops queued for this node, -1: none */
 };
 

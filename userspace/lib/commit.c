@@ -5,8 +5,9 @@
  * Extents are hashed as they come, buffered, and uploaded by batches: ids
  * already seen in this commit are not sent again, ids metad knows on R
  * live nodes are not sent at all (dedup), the others go to R nodes.  The
- * publish then names every changed extent, its chunk and its holders in one
- * request, which metad applies in one transaction.
+ * publish then names every changed extent, its chunk and its holders, in
+ * one request or, for a big version, staged in parts; metad applies them
+ * in one transaction either way.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@
 #include "client_internal.h"
 
 #define BATCH_BYTES (32u << 20)
+/* Entries per request: one PUBLISH up to this many, else parts of it. */
+#define PUBLISH_PART 65536
 
 struct centry {
 	uint64_t extent;
@@ -396,43 +399,109 @@ static int rereplicate_entries(struct blobcr_changeset *cm)
 	return err;
 }
 
+/* The header PUBLISH and PUBLISH_BEGIN share: what the version is. */
+static void enc_version_header(struct blobcr_enc *e,
+			       const struct blobcr_changeset *cm,
+			       const char *label)
+{
+	blobcr_enc_str(e, cm->info.name);
+	blobcr_enc_u32(e, cm->info.latest);
+	blobcr_enc_str(e, label ? label : "");
+	blobcr_enc_str(e, cm->c->domain);
+	blobcr_enc_u64(e, cm->epoch);
+}
+
+/* @n entries from @first: a count, then each extent and where it lives. */
+static void enc_entries(struct blobcr_enc *e, const struct centry *first,
+			size_t n)
+{
+	blobcr_enc_u32(e, (uint32_t)n);
+	for (size_t i = 0; i < n; i++) {
+		const struct centry *ce = &first[i];
+
+		blobcr_enc_u64(e, ce->extent);
+		blobcr_enc_u8(e, ce->kind);
+		if (ce->kind != BLOBCR_EXT_DATA)
+			continue;
+		blobcr_enc_bytes(e, ce->id, BLOBCR_ID_SIZE);
+		blobcr_enc_u8(e, ce->nrep);
+		for (int k = 0; k < ce->nrep; k++)
+			blobcr_enc_u32(e, ce->nodes[k]);
+	}
+}
+
+/* One request whose reply is a u64 or u32 (@out64 or @out32), or empty. */
+static int call_for(struct blobcr_changeset *cm, uint8_t op,
+		    struct blobcr_enc *e, uint64_t *out64, uint32_t *out32)
+{
+	struct blobcr_dec d;
+	void *msg;
+	int err = meta_call(cm->c, op, e, &msg, &d);
+
+	blobcr_enc_free(e);
+	if (!err && out64)
+		*out64 = blobcr_dec_u64(&d);
+	if (!err && out32)
+		*out32 = blobcr_dec_u32(&d);
+	if (!err)
+		err = blobcr_dec_end(&d);
+	if (msg)
+		nn_freemsg(msg);
+	return err;
+}
+
+/*
+ * A version too big for one request is staged at metad: BEGIN, its
+ * entries in parts, then COMMIT applies them all in one transaction.
+ */
+static int publish_staged(struct blobcr_changeset *cm, const char *label,
+			  uint32_t *version)
+{
+	struct blobcr_enc e;
+	uint64_t stage = 0;
+	int err = blobcr_enc_init(&e, 512);
+
+	if (!err) {
+		enc_version_header(&e, cm, label);
+		err = call_for(cm, BLOBCR_OP_PUBLISH_BEGIN, &e, &stage, NULL);
+	}
+	for (size_t off = 0; !err && off < cm->nents; off += PUBLISH_PART) {
+		size_t n = cm->nents - off < PUBLISH_PART ? cm->nents - off :
+			   PUBLISH_PART;
+
+		err = blobcr_enc_init(&e, 16 + n * 50);
+		if (err)
+			break;
+		blobcr_enc_u64(&e, stage);
+		enc_entries(&e, cm->ents + off, n);
+		err = call_for(cm, BLOBCR_OP_PUBLISH_PART, &e, NULL, NULL);
+	}
+	if (!err && !(err = blobcr_enc_init(&e, 16))) {
+		blobcr_enc_u64(&e, stage);
+		err = call_for(cm, BLOBCR_OP_PUBLISH_COMMIT, &e, NULL, version);
+	}
+	/* A part refused drops the stage at metad; else free it now. */
+	if (err && stage && err != -ENOENT && !blobcr_enc_init(&e, 16)) {
+		blobcr_enc_u64(&e, stage);
+		call_for(cm, BLOBCR_OP_PUBLISH_ABORT, &e, NULL, NULL);
+	}
+	return err;
+}
+
 static int publish_once(struct blobcr_changeset *cm, const char *label,
 			uint32_t *version)
 {
 	struct blobcr_enc e;
-	struct blobcr_dec d;
-	void *msg;
-	int err = blobcr_enc_init(&e, 64 + cm->nents * 50);
+	int err;
 
+	if (cm->nents > PUBLISH_PART)
+		return publish_staged(cm, label, version);
+	err = blobcr_enc_init(&e, 256 + cm->nents * 50);
 	if (err)
 		return err;
-	blobcr_enc_str(&e, cm->info.name);
-	blobcr_enc_u32(&e, cm->info.latest);
-	blobcr_enc_str(&e, label ? label : "");
-	blobcr_enc_str(&e, cm->c->domain);
-	blobcr_enc_u64(&e, cm->epoch);
-	blobcr_enc_u32(&e, (uint32_t)cm->nents);
-	for (size_t i = 0; i < cm->nents; i++) {
-		const struct centry *ce = &cm->ents[i];
-
-		blobcr_enc_u64(&e, ce->extent);
-		blobcr_enc_u8(&e, ce->kind);
-		if (ce->kind != BLOBCR_EXT_DATA)
-			continue;
-		blobcr_enc_bytes(&e, ce->id, BLOBCR_ID_SIZE);
-		blobcr_enc_u8(&e, ce->nrep);
-		for (int k = 0; k < ce->nrep; k++)
-			blobcr_enc_u32(&e, ce->nodes[k]);
-	}
-	err = meta_call(cm->c, BLOBCR_OP_PUBLISH, &e, &msg, &d);
-	blobcr_enc_free(&e);
-	if (!err) {
-		*version = blobcr_dec_u32(&d);
-		err = blobcr_dec_end(&d);
-	}
-	if (msg)
-		nn_freemsg(msg);
-	return err;
+	enc_version_header(&e, cm, label);
+	enc_entries(&e, cm->ents, cm->nents);
+	return call_for(cm, BLOBCR_OP_PUBLISH, &e, NULL, version);
 }
 
 int blobcr_commit_publish(struct blobcr_changeset *cm, const char *label,

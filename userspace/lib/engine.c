@@ -23,6 +23,15 @@
 
 #define NODE_BACKOFF_MS 3000
 #define CONNECT_TIMEOUT_MS 2000
+/*
+ * A request unanswered PROBE_AFTER_MS, from a node silent as long, sends
+ * the node a PING; a PING unanswered PROBE_TIMEOUT_MS takes the node for
+ * dead.  So a dead node costs one short probe, not the whole request
+ * timeout, and a slow but live node keeps the whole timeout for a big
+ * reply.
+ */
+#define PROBE_AFTER_MS 1000
+#define PROBE_TIMEOUT_MS 2000
 #define MAX_CANDS (BLOBCR_MAX_REPLICAS * 2)
 
 #define GETV_BYTES (4u << 20) /* chunk bytes asked for in one GETV */
@@ -53,6 +62,7 @@ struct slot {
 	int nops;
 	int ops[BLOBCR_GETV_MAX];
 	uint64_t req_id;
+	uint64_t sent; /* blobcr_now_ms() when sent */
 	uint64_t deadline;
 	struct blobcr_enc getv; /* GETV: the frame */
 	const struct blobcr_enc *wire; /* the frame being sent */
@@ -294,6 +304,7 @@ static void start_slot(struct engine *en, struct node_conn *n, int k)
 		return;
 	}
 	sl->state = r ? SLOT_SENDING : SLOT_SENT;
+	sl->sent = now;
 	sl->deadline = now + (r ? CONNECT_TIMEOUT_MS : (uint64_t)en->c->timeout_ms);
 }
 
@@ -419,6 +430,7 @@ static void reply_received(struct engine *en, struct node_conn *n, int k,
 	int status = blobcr_check_reply(buf, (size_t)len, sl->opcode,
 					sl->req_id, &d);
 
+	n->last_reply = blobcr_now_ms();
 	sl->state = SLOT_IDLE;
 	if (status == -EBADMSG || status == -EPROTO || status == -EMSGSIZE)
 		log_warn("%s reply from node %" PRIu32 " damaged (%s): trying "
@@ -433,23 +445,81 @@ static void reply_received(struct engine *en, struct node_conn *n, int k,
 	sl->nops = 0;
 }
 
-/* Time out overdue requests: the node is skipped for a while. */
+/* Node @n does not answer: skip it a while, its requests fail over. */
+static void node_down(struct engine *en, struct node_conn *n, uint64_t now,
+		      const char *why)
+{
+	if (n->down_until <= now)
+		log_warn("node %" PRIu32 " (%s) %s: skipping it for %d ms", n->id,
+			 n->addr, why, NODE_BACKOFF_MS);
+	n->down_until = now + NODE_BACKOFF_MS;
+	/* A REQ socket drops a late reply to an old request. */
+	for (int k = 0; k < en->c->inflight; k++)
+		if (slot_of(en, n, k)->state != SLOT_IDLE)
+			slot_failover(en, slot_of(en, n, k), -ETIMEDOUT);
+}
+
+/* PING @n on its probe socket, unless one is in flight. */
+static void probe(struct engine *en, struct node_conn *n, uint64_t now)
+{
+	struct blobcr_hdr h = { .opcode = BLOBCR_OP_PING,
+				.req_id = blobcr_next_req_id() };
+	int sock = open_sock(en->c, n, PROBE_SOCK);
+	struct blobcr_enc e;
+
+	if (n->probe_sent || blobcr_enc_init(&e, 0))
+		return;
+	n->probe_sent = now;
+	n->probe_id = h.req_id;
+	/* Not even sent (no connection): it times out like an unanswered one. */
+	if (sock >= 0 && !blobcr_enc_finish(&e, &h))
+		nn_send(sock, e.buf, e.len, NN_DONTWAIT);
+	blobcr_enc_free(&e);
+}
+
+static void probe_reply(struct node_conn *n, void *buf, int len)
+{
+	struct blobcr_dec d;
+
+	if (!blobcr_check_reply(buf, (size_t)len, BLOBCR_OP_PING, n->probe_id,
+				&d)) {
+		n->last_reply = blobcr_now_ms();
+		n->probe_sent = 0;
+	}
+}
+
+/*
+ * Time out overdue requests, and probe the nodes that keep a request
+ * waiting without a word: either way a node that does not answer is
+ * skipped for a while.
+ */
 static void expire(struct engine *en, uint64_t now)
 {
 	for (size_t ni = 0; ni < en->c->nnodes; ni++) {
 		struct node_conn *n = &en->c->nodes[ni];
+		uint64_t oldest = 0;
 
 		for (int k = 0; k < en->c->inflight; k++) {
 			struct slot *sl = slot_of(en, n, k);
 
-			if (sl->state == SLOT_IDLE || sl->deadline > now)
+			if (sl->state == SLOT_IDLE)
 				continue;
-			if (n->down_until <= now)
-				log_warn("node %" PRIu32 " (%s) does not answer: skipping it for %d ms",
-					 n->id, n->addr, NODE_BACKOFF_MS);
-			n->down_until = now + NODE_BACKOFF_MS;
-			/* A REQ socket drops a late reply to an old request. */
-			slot_failover(en, sl, -ETIMEDOUT);
+			if (sl->deadline <= now) {
+				node_down(en, n, now, "does not answer");
+				break;
+			}
+			if (sl->state == SLOT_SENT && (!oldest || sl->sent < oldest))
+				oldest = sl->sent;
+		}
+		if (n->probe_sent && now - n->probe_sent > PROBE_TIMEOUT_MS) {
+			n->probe_sent = 0;
+			/* Its REQ socket may hold the lost PING: start afresh. */
+			nn_close(n->socks[PROBE_SOCK]);
+			n->socks[PROBE_SOCK] = -1;
+			node_down(en, n, now, "does not answer a probe");
+		} else if (oldest && now - oldest > PROBE_AFTER_MS &&
+			   now - n->last_reply > PROBE_AFTER_MS) {
+			probe(en, n, now);
 		}
 	}
 }
@@ -458,7 +528,7 @@ static int poll_once(struct engine *en)
 {
 	struct nn_pollfd *pfd;
 	struct { struct node_conn *n; int k; } *who;
-	size_t cnt = 0, max = en->c->nnodes * MAX_INFLIGHT + 1;
+	size_t cnt = 0, max = en->c->nnodes * (MAX_INFLIGHT + 1) + 1;
 	int r;
 
 	pfd = calloc(max, sizeof(*pfd));
@@ -482,18 +552,35 @@ static int poll_once(struct engine *en)
 			who[cnt].n = n;
 			who[cnt++].k = k;
 		}
+		if (n->probe_sent && n->socks[PROBE_SOCK] >= 0) {
+			pfd[cnt].fd = n->socks[PROBE_SOCK];
+			pfd[cnt].events = NN_POLLIN;
+			who[cnt].n = n;
+			who[cnt++].k = PROBE_SOCK;
+		}
 	}
 	r = cnt ? nn_poll(pfd, (int)cnt, 20) : 0;
 	for (size_t j = 0; r > 0 && j < cnt; j++) {
 		struct node_conn *n = who[j].n;
 		int k = who[j].k;
-		struct slot *sl = slot_of(en, n, k);
+		struct slot *sl;
 
+		if (k == PROBE_SOCK) {
+			void *buf = NULL;
+			int len = nn_recv(n->socks[k], &buf, NN_MSG, NN_DONTWAIT);
+
+			if (len >= 0) {
+				probe_reply(n, buf, len);
+				nn_freemsg(buf);
+			}
+			continue;
+		}
+		sl = slot_of(en, n, k);
 		if (pfd[j].revents & NN_POLLOUT) {
 			if (try_send(sl, n->socks[k]) == 0) {
 				sl->state = SLOT_SENT;
-				sl->deadline = blobcr_now_ms() +
-					       (uint64_t)en->c->timeout_ms;
+				sl->sent = blobcr_now_ms();
+				sl->deadline = sl->sent + (uint64_t)en->c->timeout_ms;
 			}
 		} else if (pfd[j].revents & NN_POLLIN) {
 			void *buf = NULL;
@@ -517,8 +604,10 @@ static int run(struct engine *en)
 	en->slots = calloc(en->c->nnodes * MAX_INFLIGHT + 1, sizeof(*en->slots));
 	if (!en->slots)
 		return -ENOMEM;
-	for (size_t ni = 0; ni < en->c->nnodes; ni++)
+	for (size_t ni = 0; ni < en->c->nnodes; ni++) {
 		en->c->nodes[ni].qhead = en->c->nodes[ni].qtail = -1;
+		en->c->nodes[ni].probe_sent = 0; /* a new PING cancels an old one */
+	}
 	for (size_t i = 0; i < en->nops; i++) {
 		if (en->ops[i].state == OP_DONE)
 			continue;

@@ -102,7 +102,8 @@ int blobcr_parse_u64(const char *s, uint64_t *out)
 	char *end;
 	int shift = 0;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	/* Digits first: strtoull() would skip spaces and take a sign. */
+	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);

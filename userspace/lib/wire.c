@@ -407,6 +407,11 @@ const char *blobcr_op_name(unsigned int op)
 		{ BLOBCR_OP_NODE_DRAIN, "NODE_DRAIN" },
 		{ BLOBCR_OP_NODE_REMOVE, "NODE_REMOVE" },
 		{ BLOBCR_OP_NODE_BAD_CHUNKS, "NODE_BAD_CHUNKS" },
+		{ BLOBCR_OP_PUBLISH_BEGIN, "PUBLISH_BEGIN" },
+		{ BLOBCR_OP_PUBLISH_PART, "PUBLISH_PART" },
+		{ BLOBCR_OP_PUBLISH_COMMIT, "PUBLISH_COMMIT" },
+		{ BLOBCR_OP_PUBLISH_ABORT, "PUBLISH_ABORT" },
+		{ BLOBCR_OP_LEASE, "LEASE" },
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

@@ -70,6 +70,7 @@ int db_open(const char *dir, struct db *db)
 		{ "node_addrs", offsetof(struct db, node_addrs), 0 },
 		{ "groups", offsetof(struct db, groups), 0 },
 		{ "access", offsetof(struct db, access), 0 },
+		{ "leases", offsetof(struct db, leases), 0 },
 		{ "doomed", offsetof(struct db, doomed), 0 },
 		{ "orphans", offsetof(struct db, orphans), 0 },
 		{ "meta", offsetof(struct db, meta), 0 },

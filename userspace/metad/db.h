@@ -21,7 +21,10 @@
  *   access     image id, version (u64,u32) -> extents (u64)*: the order in
  *                                             which a first deployment
  *                                             touched them (prefetch)
- *   doomed     chunk id                    -> node ids: a gc deleting it
+ *   leases     image id, version, holder  -> expiry (u64, wall ms): a
+ *                                             deployment serves it
+ *   doomed     chunk id                    -> kind, node ids: a gc deleting
+ *                                             them
  *   orphans    chunk id, node id           -> (): a node delete to retry
  *   meta       "gc_epoch", "next_image", "next_node" -> u64
  *
@@ -40,8 +43,8 @@
 struct db {
 	MDB_env *env;
 	MDB_dbi images, image_ids, versions, extmap, chunks, node_chunks,
-		writers, suspects, nodes, node_addrs, groups, access, doomed,
-		orphans, meta;
+		writers, suspects, nodes, node_addrs, groups, access, leases,
+		doomed, orphans, meta;
 };
 
 /* A storage node's persistent state. */

@@ -332,6 +332,8 @@ static int delete_version(MDB_txn *txn, struct metad *m, struct image *img,
 	if (!err)
 		err = check_no_clone(txn, m, img, ver);
 	if (!err)
+		err = lease_check(txn, m, img, ver);
+	if (!err)
 		err = drop_version_entries(txn, m, img, ver);
 	if (!err)
 		err = db_version_del(txn, &m->db, img->id, ver);
@@ -381,6 +383,10 @@ int do_image_delete(struct metad *m, struct blobcr_dec *req,
 		err = ver ? delete_version(txn, m, &img, ver) : -EINVAL;
 	else if (!err) {
 		err = check_no_clone(txn, m, &img, 0);
+		if (!err)
+			err = lease_check(txn, m, &img, 0);
+		if (!err)
+			err = delete_prefix(txn, m->db.leases, img.id);
 		if (!err)
 			err = delete_prefix(txn, m->db.extmap, img.id);
 		if (!err)

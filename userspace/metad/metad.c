@@ -55,6 +55,16 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 		return do_chunk_locate(m, req, reply);
 	case BLOBCR_OP_PUBLISH:
 		return do_publish(m, req, reply);
+	case BLOBCR_OP_PUBLISH_BEGIN:
+		return do_publish_begin(m, req, reply);
+	case BLOBCR_OP_PUBLISH_PART:
+		return do_publish_part(m, req);
+	case BLOBCR_OP_PUBLISH_COMMIT:
+		return do_publish_commit(m, req, reply);
+	case BLOBCR_OP_PUBLISH_ABORT:
+		return do_publish_abort(m, req);
+	case BLOBCR_OP_LEASE:
+		return do_lease(m, req);
 	case BLOBCR_OP_VERSION_DELETE:
 	case BLOBCR_OP_IMAGE_DELETE:
 		return do_image_delete(m, req, h->opcode);
@@ -101,6 +111,8 @@ static void usage(FILE *f)
 		"  -R, --repair-interval-s N  while a node is dead or copies were lost,\n"
 		"                             re-replicate every N s (default 10, 0: only\n"
 		"                             on request)\n"
+		"  -S, --max-stage-mb N       memory for versions being published in parts\n"
+		"                             (default 4096): a bigger one is refused\n"
 		"  -I, --reconcile-interval-s N\n"
 		"                             compare every node's inventory with the\n"
 		"                             locations every N s (default 3600; 0: only\n"
@@ -127,6 +139,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 		{ "node-timeout-ms", required_argument, NULL, 'T' },
 		{ "repair-interval-s", required_argument, NULL, 'R' },
 		{ "reconcile-interval-s", required_argument, NULL, 'I' },
+		{ "max-stage-mb", required_argument, NULL, 'S' },
 		{ "test-publish-delay-ms", required_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -135,7 +148,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:r:D:T:R:I:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:r:D:T:R:I:S:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': *listen = optarg; break;
 		case 'd': *data = optarg; break;
@@ -160,6 +173,11 @@ static int parse_args(int argc, char **argv, struct metad *m,
 			if (parse_num(optarg, 86400, &v))
 				goto bad;
 			m->repair_s = (int)v;
+			break;
+		case 'S':
+			if (parse_num(optarg, 1u << 20, &v) || !v)
+				goto bad;
+			m->max_staged_bytes = v << 20;
 			break;
 		case 'I':
 			if (parse_num(optarg, 86400 * 30, &v))
@@ -191,7 +209,8 @@ int main(int argc, char **argv)
 {
 	struct metad m = { .replicas = 2, .dead_after_ms = 5000,
 			   .node_timeout_ms = 10000, .repair_s = 10,
-			   .reconcile_s = 3600 };
+			   .reconcile_s = 3600,
+			   .max_staged_bytes = (uint64_t)4096 << 20 };
 	struct repairer rep;
 	pthread_t upkeep;
 	const char *listen = NULL, *data = NULL;
@@ -206,6 +225,7 @@ int main(int argc, char **argv)
 	if (!m.nodes || pthread_mutex_init(&m.nodes_mu, NULL) ||
 	    pthread_mutex_init(&m.gc_mu, NULL) ||
 	    pthread_mutex_init(&m.upkeep_mu, NULL) ||
+	    pthread_mutex_init(&m.stage_mu, NULL) ||
 	    pthread_cond_init(&m.upkeep_cv, NULL)) {
 		log_err("out of memory");
 		return 1;
@@ -215,6 +235,8 @@ int main(int argc, char **argv)
 		log_err("cannot open the database in %s: %s", data, strerror(-err));
 		return 1;
 	}
+	/* Stage ids from before a restart are never reused. */
+	m.next_stage = blobcr_wall_s() << 20;
 	err = load_nodes(&m);
 	if (!err)
 		err = resume_gc(&m);
@@ -249,6 +271,7 @@ int main(int argc, char **argv)
 		repairer_join(&rep);
 	upkeep_kick(&m);
 	pthread_join(upkeep, NULL);
+	stages_free(&m);
 	db_close(&m.db);
 	free(m.nodes);
 	log_info("stopped");

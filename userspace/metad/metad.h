@@ -8,13 +8,14 @@
  *   nodes.c      the node table: registration, heartbeats, liveness
  *   images.c     images and versions: create, clone, lists, deletes
  *   lookup.c     where extents and chunks live: LOOKUP, CHUNK_LOCATE
- *   publish.c    a new version in one write transaction
+ *   publish.c    a new version in one write transaction, staged if big
  *   replicas.c   how well a chunk is kept: holders, failure domains
  *   gc.c         garbage collection
  *   locations.c  chunk locations: repairs, reports, under-replicated
  *   upkeep.c     suspects checked, removed nodes forgotten, inventories
  *   groups.c     checkpoint groups
  *   access.c     access orders for adaptive prefetch
+ *   leases.c     leases on deployed versions
  *   db.c         the LMDB schema (db.h)
  *   repair.c     the re-replication thread (repair.h)
  *
@@ -34,6 +35,8 @@
 #include "db.h"
 
 #define MAX_BATCH 65536 /* extents or ids per request */
+
+struct pub;
 #define DELETE_BATCH 4096
 #define MAX_NODES 4096
 #define SERVER_THREADS 4
@@ -70,6 +73,12 @@ struct metad {
 	pthread_cond_t upkeep_cv;
 	bool upkeep_kick; /* under upkeep_mu */
 	uint64_t repair_events; /* atomic: bumped when copies may be missing */
+	/* staged publishes (publish.c) */
+	pthread_mutex_t stage_mu;
+	struct pub *stages; /* under stage_mu */
+	uint64_t staged_bytes; /* under stage_mu */
+	uint64_t max_staged_bytes;
+	uint64_t next_stage; /* atomic */
 	struct blobcr_server srv;
 	volatile sig_atomic_t stop;
 };
@@ -208,6 +217,14 @@ bool holders_writer(const struct holders *h, uint32_t domain);
 
 int do_publish(struct metad *m, struct blobcr_dec *req,
 	       struct blobcr_enc *reply);
+int do_publish_begin(struct metad *m, struct blobcr_dec *req,
+		     struct blobcr_enc *reply);
+int do_publish_part(struct metad *m, struct blobcr_dec *req);
+int do_publish_commit(struct metad *m, struct blobcr_dec *req,
+		      struct blobcr_enc *reply);
+int do_publish_abort(struct metad *m, struct blobcr_dec *req);
+/** stages_free() - drop every staged publish, at exit. */
+void stages_free(struct metad *m);
 
 /* ---- gc.c ---- */
 
@@ -245,6 +262,16 @@ int do_chunk_suspect(struct metad *m, struct blobcr_dec *req);
 int do_node_bad_chunks(struct metad *m, struct blobcr_dec *req);
 int do_under_replicated(struct metad *m, struct blobcr_dec *req,
 			struct blobcr_enc *reply);
+
+/* ---- leases.c ---- */
+
+/**
+ * lease_check() - -EBUSY (logged) if a live lease holds @img@@ver, or any
+ * version of @img when @ver is 0; expired leases met are deleted.
+ */
+int lease_check(MDB_txn *txn, struct metad *m, const struct image *img,
+		uint32_t ver);
+int do_lease(struct metad *m, struct blobcr_dec *req);
 
 /* ---- upkeep.c ---- */
 

@@ -1,0 +1,42 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# A publish of any size (issue 10, item 4): a version of 1,048,576 changed
+# extents is staged in parts and applied in one transaction; one that metad
+# cannot take fails loudly, and nothing of it is published.
+set -u
+. "$(dirname "$0")/lib.sh"
+BIG=$TOP/tests/repo/bigcommit
+N=1048576
+
+latest() { "$CTL" image info "$1" | sed -n 's/^latest=//p'; }
+
+check "metad starts (R=2)" start_metad --replicas 2
+for i in 1 2; do check "node $i starts" start_node $i; done
+check "two nodes live" wait_live 2
+# 1 Mi extents of 4 KiB, every one changed, of 16 contents.
+"$BIG" "$META" big $N >"$WORK/big.out" 2>&1
+rc=$?
+while read -r verdict what; do
+	case $verdict in
+	pass:) ok "$what" ;;
+	FAIL:) not_ok "$what" ;;
+	esac
+done <"$WORK/big.out"
+check "the commit of $N changed extents published" test $rc -eq 0
+diag "$(grep -v '^pass\|^FAIL' "$WORK/big.out")"
+check "as version 1" test "$(latest big)" -eq 1
+check "metad published it whole" grep -q "published big@1 ($N extents changed)" "$WORK/metad.log"
+check "version 1 lists $N changed extents" \
+	bash -c "'$CTL' image versions --keys big | grep -q '^changed=$N\$'"
+
+# A metad with too little room for stages refuses a big version, loudly.
+kill -TERM "$METAD_PID"
+wait "$METAD_PID"
+check "metad restarts with 1 MiB for stages" start_metad --replicas 2 --max-stage-mb 1
+check "nodes live" wait_live 2
+"$BIG" "$META" big 100000 >"$WORK/big2.out" 2>&1
+check "a commit of 100,000 extents fails" test $? -eq 1
+check "saying why" grep -q "too large for metad's --max-stage-mb" "$WORK/big2.out"
+check "nothing of it published" test "$(latest big)" -eq 1
+check "metad logged it" grep -q "would exceed --max-stage-mb 1\$" "$WORK/metad.log"
+done_testing
