@@ -23,6 +23,7 @@
 #include "blobcr_host.h"
 #include "blobcr_util.h"
 #include "deploy.h"
+#include "job.h"
 #include "vm.h"
 
 struct ctl {
@@ -685,6 +686,23 @@ static int cmd_vm_config(struct ctl *ctl, int argc, char **argv)
 	return vm_cmd_config(argc, argv);
 }
 
+/* ---- job verbs (job.c) ---- */
+
+static int cmd_job_latest(struct ctl *ctl, int argc, char **argv)
+{
+	return job_cmd_latest(ctl->c, argc, argv);
+}
+
+static int cmd_job_plan(struct ctl *ctl, int argc, char **argv)
+{
+	return job_cmd_plan(ctl->c, argc, argv);
+}
+
+static int cmd_job_apply(struct ctl *ctl, int argc, char **argv)
+{
+	return job_cmd_apply(ctl->c, ctl->meta, argc, argv);
+}
+
 static int cmd_group_list(struct ctl *ctl, int argc, char **argv)
 {
 	struct blobcr_group_info *v;
@@ -786,6 +804,27 @@ static const struct verb verbs[] = {
 	{ "group", "list", "",
 	  "list the checkpoint groups: NAME TIME IMAGE@VERSION...",
 	  cmd_group_list, 0, 0 },
+	{ "job", "latest", "JOB",
+	  "the latest complete checkpoint group of JOB (groups JOB.1, JOB.2,\n"
+	  "...: the greatest N whose member versions all still exist), as\n"
+	  "NAME IMAGE@VERSION...; groups skipped for a missing member are named\n"
+	  "on stderr.  Exit 3 if there is none.",
+	  cmd_job_latest, 1, 1 },
+	{ "job", "plan", "GROUP|JOB --hosts H1[,H2...] --as RUN",
+	  "plan the restart of every VM of GROUP (or of JOB's latest complete\n"
+	  "group) on the given hosts: member i becomes rank i, on host\n"
+	  "i mod (number of hosts), deployed from its version as a fresh clone\n"
+	  "RUN-i (refused if it exists) on device RUN-i.  Prints one block of\n"
+	  "group=, rank=, host=, from=, image=, device= lines per rank, blocks\n"
+	  "apart by an empty line: the plan that job apply reads.",
+	  cmd_job_plan, 5, 5 },
+	{ "job", "apply", "PLAN --host HOST --cache-dir DIR",
+	  "on HOST, deploy the ranks PLAN (a file, or - for stdin) puts there:\n"
+	  "from its version, caches DIR/DEVICE.cache, commits to its clone;\n"
+	  "prints each device path in rank order, and on stderr where each\n"
+	  "rank went.  All or nothing: on a failure the ones deployed are\n"
+	  "taken down again.",
+	  cmd_job_apply, 5, 5 },
 	{ NULL, "gc", "",
 	  "delete the chunks no remaining version needs, and copies beyond R;\n"
 	  "prints deleted= kept= deferred= trimmed=",
