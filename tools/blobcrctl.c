@@ -24,6 +24,7 @@
 #include "blobcr_util.h"
 #include "deploy.h"
 #include "job.h"
+#include "send.h"
 #include "vm.h"
 
 struct ctl {
@@ -686,6 +687,11 @@ static int cmd_vm_config(struct ctl *ctl, int argc, char **argv)
 	return vm_cmd_config(argc, argv);
 }
 
+static int cmd_group_send(struct ctl *ctl, int argc, char **argv)
+{
+	return send_cmd_group(ctl->c, argc, argv);
+}
+
 /* ---- job verbs (job.c) ---- */
 
 static int cmd_job_latest(struct ctl *ctl, int argc, char **argv)
@@ -804,6 +810,16 @@ static const struct verb verbs[] = {
 	{ "group", "list", "",
 	  "list the checkpoint groups: NAME TIME IMAGE@VERSION...",
 	  cmd_group_list, 0, 0 },
+	{ "group", "send", "GROUP --to ADDR",
+	  "copy GROUP to the repository whose blobcr-metad is at ADDR (another\n"
+	  "cloud): each member becomes a new version of the image of the same\n"
+	  "name there (created if absent) with exactly the member's content;\n"
+	  "only extents that differ from that image's latest version there are\n"
+	  "read, and only chunks the target lacks are uploaded.  Then GROUP is\n"
+	  "published there, once every member is in (refused, exit 4, if the\n"
+	  "target has a group of that name).  Prints GROUP IMAGE@VERSION... as\n"
+	  "at the target; on stderr, per member, how much differed.",
+	  cmd_group_send, 3, 3 },
 	{ "job", "latest", "JOB",
 	  "the latest complete checkpoint group of JOB (groups JOB.1, JOB.2,\n"
 	  "...: the greatest N whose member versions all still exist), as\n"
