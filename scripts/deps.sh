@@ -13,7 +13,7 @@ PACKAGES="
 	liblmdb-dev lmdb-utils libssl-dev
 	fio e2fsprogs socat cpio iproute2 procps psmisc xz-utils bc
 	clang libclang-rt-14-dev
-	lammps openmpi-bin openssh-client openssh-server
+	lammps openmpi-bin openssh-client openssh-server criu
 "
 
 missing=""
