@@ -37,10 +37,7 @@
 
 #define SECTOR 512ULL
 
-static int say(int status, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int say(int status, const char *fmt, ...)
+int say(int status, const char *fmt, ...)
 {
 	va_list ap;
 

@@ -13,6 +13,9 @@ struct blobcr_client;
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOTFOUND = 3, EXIT_CONFLICT = 4,
        EXIT_UNAVAIL = 5 };
 
+/* Print "blobcrctl: " and the message on stderr; return @status. */
+int say(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 		      char **argv);
 int deploy_cmd_commit(int argc, char **argv);

@@ -15,7 +15,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,21 +28,6 @@
 
 #define PLAN_KEY_MAX 16
 #define PLAN_VAL_MAX (BLOBCR_NAME_MAX + 16)
-
-static int say(int status, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int say(int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("blobcrctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return status;
-}
 
 static int repo_status(int err)
 {
