@@ -80,5 +80,8 @@ check "a plan line that is not key=value is refused (exit 2)" [ $rc = 2 ]
 rc=0; "$CTL" job apply "$WORK/plan" --host h7 --cache-dir "$WORK" 2>"$WORK/err" || rc=$?
 check "a host the plan does not name: exit 3" \
 	failed_with $rc 3 'no rank for host h7' 
-check "job plan --help" "$CTL" job plan --help >/dev/null
+helps() { "$CTL" job "$1" --help | grep -q "^Usage: blobcrctl .*job $1 "; }
+check "job plan --help" helps plan
+check "job apply --help" helps apply
+check "job latest --help" helps latest
 done_testing
