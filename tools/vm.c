@@ -116,9 +116,9 @@ static void print_qemu(FILE *f, const char *name, const struct host_vm *vm,
 	fprintf(f, "-chardev\nsocket,id=blobcr-ckpt,path=" HOST_PROXY_DIR "/%s.sock,reconnect=1\n",
 		name);
 	fprintf(f, "-device\nvirtserialport,bus=blobcr-serial.0,chardev=blobcr-ckpt,name=" CHANNEL_PORT "\n");
-	if (vm->mode == HOST_Q_QMP)
+	if (vm->qmp[0])
 		fprintf(f, "-qmp\nunix:%s,server=on,wait=off\n", vm->qmp);
-	if (vm->mode == HOST_Q_QGA) {
+	if (vm->qga[0]) {
 		fprintf(f, "-chardev\nsocket,id=blobcr-qga,path=%s,server=on,wait=off\n",
 			vm->qga);
 		fprintf(f, "-device\nvirtserialport,bus=blobcr-serial.0,chardev=blobcr-qga,name=" AGENT_PORT "\n");
@@ -155,7 +155,7 @@ static int print_libvirt(FILE *f, const char *name, const struct host_vm *vm)
 "<vsock model='virtio'>\n"
 "  <cid auto='no' address='%u'/>\n"
 "</vsock>\n", vm->cid);
-	if (vm->mode == HOST_Q_QMP)
+	if (vm->qmp[0])
 		fprintf(f,
 "<!-- After </devices>, with xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'\n"
 "     on <domain>: a QMP monitor of the proxy's own (libvirt keeps its own). -->\n"
@@ -213,9 +213,11 @@ int vm_add_disk(const struct vm_opts *o, const char *dm)
 		vm = (struct host_vm){ .uid = (uid_t)-1, .cid = o->cid,
 				       .mode = o->mode >= 0 ? o->mode :
 				       o->nmounts ? HOST_Q_FSFREEZE : HOST_Q_QMP };
-		vm_path(o->name, "qmp", vm.qmp, sizeof(vm.qmp));
-		if (vm.mode == HOST_Q_QGA)
+		/* Both, so that the mode can change without a new QEMU. */
+		if (vm.mode == HOST_Q_QMP || vm.mode == HOST_Q_QGA) {
+			vm_path(o->name, "qmp", vm.qmp, sizeof(vm.qmp));
 			vm_path(o->name, "qga", vm.qga, sizeof(vm.qga));
+		}
 		for (int i = 0; i < o->nmounts; i++)
 			snprintf(vm.mounts[vm.nmounts++], sizeof(vm.mounts[0]), "%s",
 				 o->mounts[i]);

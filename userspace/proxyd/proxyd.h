@@ -55,6 +55,8 @@ struct vm {
 	int refs; /* under vm_table_lock */
 	bool removed; /* its file is gone or changed */
 	bool seen; /* vm_table_reload()'s mark */
+	int conns[64]; /* its connections' sockets, under vm_table_lock */
+	int nconns;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* busy cleared, a checkpoint's state changed */
@@ -79,6 +81,9 @@ void vm_table_reload(void);
 /* Poll set of the listening sockets: fills @fds/@vms (referenced), returns n. */
 int vm_table_listeners(struct pollfd *fds, struct vm **vms, int max);
 struct vm *vm_by_cid(uint32_t cid); /* referenced, or NULL */
+/* Its connections, shut down when the VM is dropped or changed. */
+int vm_conn_add(struct vm *vm, int fd);
+void vm_conn_del(struct vm *vm, int fd);
 void vm_get(struct vm *vm);
 void vm_put(struct vm *vm);
 void vm_table_clear(void);

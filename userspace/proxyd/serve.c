@@ -218,6 +218,7 @@ static void *conn_thread(void *arg)
 	}
 	free(buf);
 	proxy_enc_free(&cn->out);
+	vm_conn_del(cn->vm, cn->fd);
 	close(cn->fd);
 	vm_put(cn->vm);
 	free(cn);
@@ -230,7 +231,10 @@ void serve_start(struct vm *vm, int fd)
 	pthread_attr_t attr;
 	pthread_t th;
 
-	if (cn) {
+	if (cn && vm_conn_add(vm, fd)) {
+		free(cn);
+		cn = NULL;
+	} else if (cn) {
 		cn->vm = vm;
 		cn->fd = fd;
 		pthread_attr_init(&attr);
@@ -240,6 +244,7 @@ void serve_start(struct vm *vm, int fd)
 			return;
 		}
 		pthread_attr_destroy(&attr);
+		vm_conn_del(vm, fd);
 		free(cn);
 	}
 	log_err("%s: cannot serve a connection: out of resources", vm->name);

@@ -82,6 +82,9 @@ static void drop_locked(int i)
 
 	vm->removed = true;
 	close(vm->listen_fd);
+	/* QEMU's chardev reconnects, to the VM's new socket if it has one. */
+	for (int k = 0; k < vm->nconns; k++)
+		shutdown(vm->conns[k], SHUT_RDWR);
 	socket_path(vm->name, path, sizeof(path));
 	unlink(path);
 	vms[i] = vms[--nvms];
@@ -191,6 +194,30 @@ int vm_table_listeners(struct pollfd *fds, struct vm **out, int max)
 	}
 	pthread_mutex_unlock(&vm_table_lock);
 	return n;
+}
+
+int vm_conn_add(struct vm *vm, int fd)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&vm_table_lock);
+	if (vm->removed || vm->nconns == (int)(sizeof(vm->conns) / sizeof(vm->conns[0])))
+		err = vm->removed ? -ENODEV : -EMFILE;
+	else
+		vm->conns[vm->nconns++] = fd;
+	pthread_mutex_unlock(&vm_table_lock);
+	return err;
+}
+
+void vm_conn_del(struct vm *vm, int fd)
+{
+	pthread_mutex_lock(&vm_table_lock);
+	for (int k = 0; k < vm->nconns; k++)
+		if (vm->conns[k] == fd) {
+			vm->conns[k] = vm->conns[--vm->nconns];
+			break;
+		}
+	pthread_mutex_unlock(&vm_table_lock);
 }
 
 struct vm *vm_by_cid(uint32_t cid)
