@@ -23,7 +23,8 @@
 
 /**
  * host_open_channel() - open the channel of device-mapper device @dm_name
- * (O_RDWR, close-on-exec) into *@fd.  -ENOENT: no such device;
+ * (O_RDWR, close-on-exec) into *@fd.  -ENOENT: no such device; -ENODEV:
+ * no device-mapper on this host;
  * -EMEDIUMTYPE: not a blobcr device; -EINVAL: its table cannot be parsed.
  */
 int host_open_channel(const char *dm_name, int *fd);

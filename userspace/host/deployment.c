@@ -35,7 +35,7 @@ static int dm_blobcr_params(const char *name, char *params, size_t len)
 	dm_log_with_errno_init(dm_quiet);
 	dmt = dm_task_create(DM_DEVICE_TABLE);
 	if (!dmt)
-		return -ENOMEM;
+		return -ENODEV; /* no device-mapper on this host */
 	if (dm_task_set_name(dmt, name) && dm_task_run(dmt)) {
 		dm_get_next_target(dmt, NULL, &start, &length, &type, &p);
 		if (type && !strcmp(type, "blobcr") && p) {
