@@ -6,8 +6,9 @@
  * own, so that the VM goes on while blobcrd uploads.
  *
  * One checkpoint of a VM at a time, from its start to its versions (the
- * target takes one commit at a time): vm->busy.  Checkpoints of different
- * VMs share nothing.
+ * target takes one commit at a time): vm->busy; a commit under way that
+ * this proxy did not start (a proxy that died, blobcrctl commit) is waited
+ * for too.  Checkpoints of different VMs share nothing.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,6 +20,9 @@
 
 #include "blobcr_util.h"
 #include "proxyd.h"
+
+/* How long a checkpoint waits for a commit under way that is not its own. */
+#define FOREIGN_COMMIT_WAIT_MS (10 * 60 * 1000)
 
 static uint64_t now_us(void)
 {
@@ -103,6 +107,27 @@ static void *publish_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * Wait (bounded) until the disk open at @fd has no commit under way: one
+ * that a proxy killed after its cut, or blobcrctl commit, started.
+ */
+static int wait_foreign_commit(struct vm *vm, const char *dm, int fd,
+			       struct blobcr_info *in)
+{
+	uint64_t until = blobcr_now_ms() + FOREIGN_COMMIT_WAIT_MS;
+	int err = 0;
+
+	if (in->nr_committing)
+		log_info("%s: waiting for the commit under way on %s", vm->name, dm);
+	while (!err && in->nr_committing) {
+		if (blobcr_now_ms() >= until)
+			return -EBUSY;
+		usleep(100000);
+		err = host_info(fd, in);
+	}
+	return err;
+}
+
 /* Open every disk's channel, learn its image, set its label. */
 static int open_disks(struct vm *vm, const char *label, struct ckpt *c)
 {
@@ -117,11 +142,11 @@ static int open_disks(struct vm *vm, const char *label, struct ckpt *c)
 		err = host_open_channel(dm, &c->disks[i].fd);
 		if (!err)
 			err = host_info(c->disks[i].fd, &in);
-		if (!err && in.nr_committing)
-			err = -EBUSY;
+		if (!err)
+			err = wait_foreign_commit(vm, dm, c->disks[i].fd, &in);
 		if (err) {
 			snprintf(c->msg, sizeof(c->msg), "disk %s: %s", dm,
-				 err == -EBUSY ? "a commit is under way (blobcrctl commit?)" :
+				 err == -EBUSY ? "a commit under way did not finish in 10 minutes" :
 				 err == -ENOENT ? "no such device" : strerror(-err));
 			return err;
 		}
