@@ -169,8 +169,14 @@ static int connect_channel(struct blobcr_guest *g, int64_t deadline, int *fd)
 	if (g->t == T_VIRTIO) {
 		for (;;) {
 			*fd = open(g->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-			if (*fd >= 0)
+			if (*fd >= 0) {
+				uint8_t stale[4096];
+
+				/* What earlier users left unread: not ours. */
+				while (read(*fd, stale, sizeof(stale)) > 0)
+					;
 				return 0;
+			}
 			if (errno != EBUSY || now_ms() >= deadline)
 				break;
 			usleep(20000);
@@ -255,17 +261,24 @@ static int send_all(struct blobcr_guest *g, int fd, const uint8_t *buf,
 	return 0;
 }
 
+/* How often one request is sent again after the proxy reconnected. */
+#define MAX_RESENDS 16
+
 /*
  * Read frames until the reply to @id; other frames (a stale reply to a
- * process that died, garbage) are dropped.  The reply's payload goes to
+ * process that died, garbage) are dropped.  On a virtio-serial port, a
+ * HELLO means that the proxy (re)connected after the request went out and
+ * may not have it: @req goes out again (the proxy answers a request sent
+ * again with what the first one started).  The reply's payload goes to
  * *@payload (malloc'ed), its header to *@h.
  */
-static int recv_reply(struct blobcr_guest *g, int fd, uint64_t id,
-		      int64_t deadline, struct proxy_hdr *h, uint8_t **payload)
+static int recv_reply(struct blobcr_guest *g, int fd, const struct proxy_enc *req,
+		      uint64_t id, int64_t deadline, struct proxy_hdr *h,
+		      uint8_t **payload)
 {
 	size_t cap = PROXY_HDR_LEN + PROXY_MAX_PAYLOAD, len = 0;
 	uint8_t *buf = malloc(cap);
-	int err;
+	int err, resends = 0;
 
 	if (!buf)
 		return -ENOMEM;
@@ -288,6 +301,12 @@ static int recv_reply(struct blobcr_guest *g, int fd, uint64_t id,
 				memcpy(*payload, buf + PROXY_HDR_LEN, h->length);
 				free(buf);
 				return 0;
+			}
+			if (h->op == PROXY_OP_HELLO && (h->flags & PROXY_F_REPLY) &&
+			    g->t == T_VIRTIO && resends++ < MAX_RESENDS) {
+				err = send_all(g, fd, req->buf, req->len, deadline);
+				if (err)
+					break;
 			}
 			memmove(buf, buf + f, len - (size_t)f);
 			len -= (size_t)f;
@@ -351,7 +370,7 @@ static int call(struct blobcr_guest *g, uint8_t op, struct proxy_enc *req,
 		return err;
 	err = send_all(g, fd, req->buf, req->len, deadline);
 	if (!err)
-		err = recv_reply(g, fd, h.id, deadline, &h, payload);
+		err = recv_reply(g, fd, req, h.id, deadline, &h, payload);
 	close(fd);
 	if (err)
 		return err;

@@ -40,6 +40,15 @@
 #define PROXY_OP_CHECKPOINT	2	/* flags, label -> result */
 #define PROXY_OP_WAIT		3	/* checkpoint id -> result */
 #define PROXY_OP_GROUP		4	/* name, members -> (reserved: MPI jobs) */
+/*
+ * 128 and up: frames the proxy sends on its own, with PROXY_F_REPLY and
+ * id 0.  HELLO (no payload) opens every connection: on a virtio-serial
+ * port, whose stream outlives the proxy's connections to it, a guest
+ * waiting for a reply learns that the proxy (re)connected and sends its
+ * request again; the proxy answers a request sent again with what the
+ * first one started.
+ */
+#define PROXY_OP_HELLO		128
 
 #define PROXY_F_REPLY		(1U << 0)
 

@@ -9,6 +9,10 @@
  * target takes one commit at a time): vm->busy; a commit under way that
  * this proxy did not start (a proxy that died, blobcrctl commit) is waited
  * for too.  Checkpoints of different VMs share nothing.
+ *
+ * A request the guest sends again after a reconnection (serve.c's HELLO)
+ * carries the frame id of the first: the checkpoint that one started
+ * answers it, so that it is not taken twice.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -163,10 +167,21 @@ static int open_disks(struct vm *vm, const char *label, struct ckpt *c)
 	return 0;
 }
 
-int ckpt_run(struct vm *vm, uint32_t flags, const char *label, struct ckpt *out)
+/* The recent checkpoint that request @req_id started, under vm->lock. */
+static const struct ckpt *find_request(struct vm *vm, uint64_t req_id)
 {
-	struct publish *p = calloc(1, sizeof(*p));
-	struct ckpt c = { .state = 0 };
+	for (int i = 0; req_id && i < VM_RECENT; i++)
+		if (vm->recent[i].id && vm->recent[i].req_id == req_id)
+			return &vm->recent[i];
+	return NULL;
+}
+
+int ckpt_run(struct vm *vm, uint64_t req_id, uint32_t flags, const char *label,
+	     struct ckpt *out)
+{
+	struct ckpt c = { .state = 0, .req_id = req_id };
+	const struct ckpt *again;
+	struct publish *p;
 	struct quiesce *q = NULL;
 	uint64_t t0 = now_us();
 	pthread_t th;
@@ -174,12 +189,21 @@ int ckpt_run(struct vm *vm, uint32_t flags, const char *label, struct ckpt *out)
 	int err, committed = 0;
 
 	pthread_mutex_lock(&vm->lock);
-	while (vm->busy)
+	while (!(again = find_request(vm, req_id)) && vm->busy)
 		pthread_cond_wait(&vm->cond, &vm->lock);
+	if (again) {
+		c.id = again->id;
+		pthread_mutex_unlock(&vm->lock);
+		log_info("%s: the request of checkpoint %" PRIu64 " came again",
+			 vm->name, c.id);
+		return ckpt_wait(vm, c.id, !(flags & PROXY_CKPT_CUT), out);
+	}
 	vm->busy = true;
 	c.id = vm->next_id++;
+	*slot(vm, c.id) = c; /* running: for the request sent again meanwhile */
 	pthread_mutex_unlock(&vm->lock);
 
+	p = calloc(1, sizeof(*p));
 	if (!p) {
 		err = -ENOMEM;
 		snprintf(c.msg, sizeof(c.msg), "out of memory");
@@ -245,7 +269,7 @@ int ckpt_run(struct vm *vm, uint32_t flags, const char *label, struct ckpt *out)
 		*out = c;
 		return 0;
 	}
-	return ckpt_wait(vm, c.id, out);
+	return ckpt_wait(vm, c.id, true, out);
 
 out_fail:
 	free(p);
@@ -259,14 +283,15 @@ out_fail:
 	return err;
 }
 
-int ckpt_wait(struct vm *vm, uint64_t id, struct ckpt *out)
+int ckpt_wait(struct vm *vm, uint64_t id, bool durable, struct ckpt *out)
 {
 	struct ckpt *s;
 	int err;
 
 	pthread_mutex_lock(&vm->lock);
 	s = slot(vm, id);
-	while (s->id == id && (s->state == 0 || s->state == PROXY_STATE_CUT))
+	while (s->id == id && (s->state == 0 ||
+			       (durable && s->state == PROXY_STATE_CUT)))
 		pthread_cond_wait(&vm->cond, &vm->lock);
 	if (s->id != id) {
 		pthread_mutex_unlock(&vm->lock);

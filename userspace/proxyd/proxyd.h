@@ -34,6 +34,7 @@
 /* One checkpoint, from its cut to its versions. */
 struct ckpt {
 	uint64_t id;
+	uint64_t req_id; /* the request's frame id (0: none), for one sent again */
 	int state; /* 0 running, PROXY_STATE_CUT, PROXY_STATE_DURABLE, -1 failed */
 	int err; /* failed: -errno */
 	char msg[256]; /* failed: why */
@@ -91,10 +92,15 @@ void vm_table_clear(void);
 /* serve.c: serve one connection of @vm (referenced; put when done). */
 void serve_start(struct vm *vm, int fd);
 
-/* checkpoint.c */
-int ckpt_run(struct vm *vm, uint32_t flags, const char *label,
+/*
+ * checkpoint.c: a checkpoint of @vm for the request whose frame id is
+ * @req_id; a request sent again with the id of one of the VM's recent
+ * checkpoints (after a reconnection) gets that checkpoint's answer.
+ */
+int ckpt_run(struct vm *vm, uint64_t req_id, uint32_t flags, const char *label,
 	     struct ckpt *out);
-int ckpt_wait(struct vm *vm, uint64_t id, struct ckpt *out);
+/* Wait for checkpoint @id to be durable (@durable) or cut, or failed. */
+int ckpt_wait(struct vm *vm, uint64_t id, bool durable, struct ckpt *out);
 
 /* quiesce.c: quiesce a VM by its mode, bounded; resume it. */
 struct quiesce;

@@ -131,7 +131,7 @@ static int handle(struct conn *cn, const struct proxy_hdr *h,
 		}
 		log_info("%s: checkpoint requested%s%s%s", vm->name,
 			 label[0] ? " (" : "", label, label[0] ? ")" : "");
-		err = ckpt_run(vm, flags, label[0] ? label : NULL, &c);
+		err = ckpt_run(vm, h->id, flags, label[0] ? label : NULL, &c);
 		break;
 	case PROXY_OP_WAIT:
 		id = proxy_get_u64(d);
@@ -139,7 +139,7 @@ static int handle(struct conn *cn, const struct proxy_hdr *h,
 			snprintf(msg, len, "malformed wait request");
 			return -EBADMSG;
 		}
-		err = ckpt_wait(vm, id, &c);
+		err = ckpt_wait(vm, id, true, &c);
 		break;
 	case PROXY_OP_GROUP:
 		snprintf(msg, len, "this proxy does not publish checkpoint groups");
@@ -185,12 +185,33 @@ static int reply(struct conn *cn, const struct proxy_hdr *req,
 	return send_all(cn->fd, cn->out.buf, cn->out.len);
 }
 
+/*
+ * Open the connection with a HELLO frame: on a virtio-serial port, whose
+ * stream outlives the proxy's connections to it, it tells a guest waiting
+ * for a reply that its request may be lost (the proxy died or dropped the
+ * connection), and the guest sends it again.
+ */
+static int send_hello(struct conn *cn)
+{
+	struct proxy_hdr h = { .op = PROXY_OP_HELLO, .flags = PROXY_F_REPLY };
+
+	int err;
+
+	proxy_enc_start(&cn->out);
+	err = proxy_enc_finish(&cn->out, &h);
+	return err ? err : send_all(cn->fd, cn->out.buf, cn->out.len);
+}
+
 static void *conn_thread(void *arg)
 {
 	struct conn *cn = arg;
 	uint8_t *buf = malloc(BUF_LEN);
 	size_t len = 0;
 
+	if (buf && send_hello(cn)) {
+		free(buf);
+		buf = NULL;
+	}
 	while (buf) {
 		struct proxy_hdr h;
 		long f = proxy_find_frame(buf, len, &h);
