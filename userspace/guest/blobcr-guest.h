@@ -134,7 +134,9 @@ int blobcr_guest_status(struct blobcr_guest *g, struct blobcr_guest_status *out)
 /**
  * blobcr_guest_cost() - the bytes a checkpoint would upload now (at most:
  * extents written since the last checkpoint; the repository stores
- * identical extents once), in *@bytes.  Cheap: no quiesce.
+ * identical extents once), in *@bytes.  Cheap: no quiesce, and no sync:
+ * it counts what has reached the disks, so what this VM's page cache
+ * still holds counts once written back (sync(2) first to count it).
  */
 int blobcr_guest_cost(struct blobcr_guest *g, uint64_t *bytes);
 
