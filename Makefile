@@ -57,6 +57,7 @@ $(SUBDIRS): deps $(BUILD)/linux-src/.stamp
 	$(MAKE) -C $@
 
 userspace/blobcrd tools tests: userspace
+tests: userspace/guest
 tools: userspace/host
 userspace/proxyd: userspace userspace/host userspace/guest
 

@@ -3,9 +3,11 @@
 #
 # blobcr-proxyd on the build machine, where there is no device-mapper: its
 # VM files, sockets and protocol robustness.  A VM whose disk does not
-# exist gets clear errors; garbage on a VM's socket does not stop the
-# proxy; a bad VM file is refused and named; a removed one takes its
-# socket away; the resume guard goes away with the proxy.
+# exist gets clear errors; a connection opens with a HELLO frame; each
+# malformed or unknown request gets its error reply and the connection goes
+# on; garbage on a VM's socket does not stop the proxy; a bad VM file is refused and
+# named; a removed one takes its socket away; the resume guard goes away
+# with the proxy.
 TOP=$(pwd)
 . tests/repo/lib.sh
 PROXYD=$TOP/userspace/proxyd/blobcr-proxyd
@@ -32,6 +34,29 @@ check "a label with a control character is refused before sending" \
 	grep -q "^1 .*printable" <<<"$rc $(cat "$WORK/err")"
 rc=0; "$CK" -c nowhere:x --status 2>/dev/null || rc=$?
 check "a channel that cannot be parsed: usage error" same "$rc" 2
+
+# The first frame on a connection: HELLO (op 128), reply flag, id 0, no
+# payload; bytes 24-27 are its CRC.
+hello=$(timeout 30 socat -T 2 -u UNIX-CONNECT:"$RUN/proxy/v.sock" - 2>/dev/null |
+	head -c 32 | od -An -tx1 | tr -d " \n")
+check "a connection opens with a HELLO frame" \
+	grep -qE "^4243505801800001(00){16}[0-9a-f]{8}00000000$" <<<"$hello"
+
+# Frame by frame on one connection: each bad request gets its error reply
+# and the connection goes on.
+out=$(timeout 120 "$TOP/tests/proxy/wireclient" "$RUN/proxy/v.sock" op 9 2 - \
+	op 2 3 u32:0 op 3 4 u64:1,u32:5 ckpt 5 "$(printf 'a\tb')" query 6 2>&1)
+sed "s/^/# /" <<<"$out"
+check "an unknown operation: EOPNOTSUPP, named" \
+	grep -qx "id=2 op=9 status=-95 msg=unknown operation 9" <<<"$out"
+check "a checkpoint request without its label: EBADMSG" \
+	grep -qx "id=3 op=2 status=-74 msg=malformed checkpoint request" <<<"$out"
+check "a wait request with bytes left over: EBADMSG" \
+	grep -qx "id=4 op=3 status=-74 msg=malformed wait request" <<<"$out"
+check "a label with a control character: EBADMSG" \
+	grep -q "^id=5 op=2 status=-74 " <<<"$out"
+check "the same connection still answers" \
+	grep -qiE "^id=6 op=1 status=-(2|19) msg=disk nodev: no such device$" <<<"$out"
 
 head -c 65536 /dev/urandom | socat -t 2 - UNIX-CONNECT:"$RUN/proxy/v.sock" >/dev/null 2>&1
 printf 'BCPX%.0s' $(seq 200) | socat -t 2 - UNIX-CONNECT:"$RUN/proxy/v.sock" >/dev/null 2>&1
