@@ -312,6 +312,10 @@ int resume_vm(struct quiesce *q, char *msg, size_t len)
 
 		snprintf(hold, sizeof(hold), "%s/proxy/%s.hold", opts.run_dir,
 			 q->vm->name);
+		/* After the cut: what a test that kills us waits for. */
+		if (!access(hold, F_OK))
+			log_info("%s: cut, held quiesced while %s exists",
+				 q->vm->name, hold);
 		while (!access(hold, F_OK))
 			usleep(100000);
 	}
