@@ -22,7 +22,7 @@ SUBDIRS := userspace userspace/blobcrd userspace/host userspace/guest \
 	userspace/proxyd tools tests
 
 .PHONY: all deps module module-6.12 $(SUBDIRS) check check-host check-vm \
-	lint demo clean help
+	lint demo clean help nested-kernel
 
 all: module $(SUBDIRS)
 
@@ -33,6 +33,7 @@ help:
 	@echo 'make check-host host tests only;  make check-vm  VM tests only'
 	@echo 'make module-6.12  compile-only check against Debian 6.12 headers'
 	@echo 'make lint       checkpatch --strict and sparse on the kernel code'
+	@echo 'make nested-kernel  the kernel of the VMs the tests run under QEMU in a guest'
 	@echo 'make demo       the end-to-end demo'
 	@echo 'Variables: KDIR=<kernel build dir>  VM_ACCEL=kvm (default tcg)'
 
@@ -61,13 +62,18 @@ tests: userspace/guest
 tools: userspace/host
 userspace/proxyd: userspace userspace/host userspace/guest
 
-check: all module-6.12
+# The nested guests' kernel (tests/vm/nested): built once, cached.
+nested-kernel: deps
+	$(TOP)/scripts/build-kernel.sh $(BUILD)/nested-kernel tinyconfig \
+		$(TOP)/tests/vm/nested/kernel.config
+
+check: all module-6.12 nested-kernel
 	$(TOP)/tests/run all
 
 check-host: $(SUBDIRS)
 	$(TOP)/tests/run host
 
-check-vm: module tests
+check-vm: module tests nested-kernel
 	$(TOP)/tests/run vm
 
 lint: deps $(BUILD)/linux-src/.stamp

@@ -8,7 +8,7 @@ PACKAGES="
 	build-essential pkg-config
 	linux-image-amd64 linux-headers-amd64 linux-headers-6.12-amd64
 	linux-source-6.1 sparse flex bison libelf-dev
-	qemu-system-x86 qemu-utils busybox-static kmod
+	qemu-system-x86 qemu-utils qemu-guest-agent busybox-static kmod
 	dmsetup libdevmapper-dev libaio-dev libnanomsg-dev nanomsg-utils
 	liblmdb-dev lmdb-utils libssl-dev
 	fio e2fsprogs socat cpio iproute2 procps psmisc xz-utils bc
