@@ -14,8 +14,12 @@
  *     8    4 status       0 or a negative errno (two's complement), replies
  *    12    8 request id   chosen by the client, echoed in the reply
  *    20    4 payload len  bytes after the header, <= BLOBCR_MAX_PAYLOAD
- *    24    4 payload crc  CRC32C of the payload
+ *    24    4 payload crc  CRC32C of the payload (0 in authenticated frames)
  *    28    4 header crc   CRC32C of bytes 0..27
+ *
+ * An authenticated frame (BLOBCR_F_AUTH) carries a 32-byte trailer after
+ * the payload whose AES-256-GCM tag covers the header and the payload
+ * (blobcr_auth.h); its payload CRC is 0 and not checked.
  *
  * Every integer is big-endian.  Payloads are sequences of fields written
  * by the blobcr_enc_*() helpers and read back by blobcr_dec_*(), never raw
@@ -35,6 +39,10 @@
 #define BLOBCR_MAX_FRAME (BLOBCR_HDR_SIZE + BLOBCR_MAX_PAYLOAD)
 
 #define BLOBCR_F_REPLY 0x0001 /* set on every reply */
+#define BLOBCR_F_AUTH 0x0002 /* a session trailer follows the payload */
+#define BLOBCR_F_SEALED 0x0004 /* and the payload is encrypted */
+#define BLOBCR_F_KNOWN (BLOBCR_F_REPLY | BLOBCR_F_AUTH | BLOBCR_F_SEALED)
+#define BLOBCR_TRAILER 32 /* bytes after the payload of a BLOBCR_F_AUTH frame */
 
 #define BLOBCR_ID_SIZE 32 /* SHA-256 chunk id */
 #define BLOBCR_NAME_MAX 128 /* image, group and label names */
@@ -49,6 +57,7 @@
 enum blobcr_op {
 	/* common */
 	BLOBCR_OP_PING = 1,
+	BLOBCR_OP_AUTH = 2, /* open a session (blobcr_auth.h) */
 	/* blobcr-noded */
 	BLOBCR_OP_PUT = 10,
 	BLOBCR_OP_GET = 11,
@@ -113,8 +122,9 @@ void blobcr_hdr_encode(const struct blobcr_hdr *h, uint8_t out[BLOBCR_HDR_SIZE])
 /**
  * blobcr_frame_decode() - check and decode a whole received frame.
  * Return: 0 and @h filled, @payload pointing into @buf;
- * -EBADMSG for a short frame, bad magic, bad header or payload CRC, or a
- * length that disagrees with @len; -EPROTO for an unknown protocol version;
+ * -EBADMSG for a short frame, bad magic, bad header or payload CRC, unknown
+ * flags, or a length that disagrees with @len (an authenticated frame's
+ * trailer is not checked here: see blobcr_auth.h); -EPROTO for an unknown protocol version;
  * -EMSGSIZE for a payload over BLOBCR_MAX_PAYLOAD.  On error, @h holds
  * whatever could be read (request id, opcode) so that an error reply can
  * echo them.
