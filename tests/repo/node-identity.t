@@ -58,7 +58,7 @@ wait "${NODE_PID[3]}"
 alone=$!
 wait_until 10 "$CTL" node stat "${NODE_ADDR[3]}"
 check "delete 5 of them on node 3, metad unaware" \
-	"$CT" "${NODE_ADDR[3]}" delete "${ids[@]:0:5}"
+	env BLOBCR_KEY="$KEYS/metad.key" "$CT" "${NODE_ADDR[3]}" delete "${ids[@]:0:5}"
 kill -TERM $alone
 wait $alone
 check "node 3 rejoins" start_node 3

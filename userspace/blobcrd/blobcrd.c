@@ -40,6 +40,8 @@ static const char usage_text[] =
 "\n"
 "  -m, --meta ADDR          version manager (nanomsg address, e.g.\n"
 "                           tcp://10.0.2.2:7000); default $BLOBCR_META\n"
+"  -k, --key FILE           this host's private key (role host); default\n"
+"                           $BLOBCR_KEY; the repository's keys.pub beside it\n"
 "  -c, --channel NAME       the target's channel name\n"
 "  -d, --dm-name NAME       its device-mapper name (default: the channel's)\n"
 "  -i, --image NAME@VER     what the device shows (FETCH source)\n"
@@ -154,7 +156,7 @@ static int worker_init(struct worker *w, struct deployment *d)
 	for (int i = 0; i < BLOBCRD_BATCH; i++)
 		if (posix_memalign(&w->bufs[i], 4096, d->extent_size))
 			return -ENOMEM;
-	err = blobcr_connect(d->meta, NULL, &w->cl);
+	err = blobcr_connect(d->meta, &d->repo_opts, &w->cl);
 	if (err)
 		return err;
 	return cacheio_open(&w->io, d->cache, d->extent_size,
@@ -167,10 +169,11 @@ static int check_geometry(struct deployment *d)
 	struct blobcr_image_info ii;
 	int err;
 
-	err = blobcr_connect(d->meta, NULL, &d->cl);
+	err = blobcr_connect(d->meta, &d->repo_opts, &d->cl);
 	if (err) {
-		logmsg(d, "cannot reach the version manager at %s: %s", d->meta,
-		       blobcr_strerror(err));
+		logmsg(d, "cannot reach the version manager at %s: %s%s%s", d->meta,
+		       blobcr_strerror(err), blobcr_auth_error(err) ? ": " : "",
+		       blobcr_auth_error(err) ? blobcr_auth_detail() : "");
 		return err;
 	}
 	err = blobcr_image_info(d->cl, d->image, &ii);
@@ -218,6 +221,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 {
 	static const struct option opts[] = {
 		{ "meta", required_argument, NULL, 'm' },
+		{ "key", required_argument, NULL, 'k' },
 		{ "channel", required_argument, NULL, 'c' },
 		{ "dm-name", required_argument, NULL, 'd' },
 		{ "image", required_argument, NULL, 'i' },
@@ -237,9 +241,10 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 
 	d->meta = getenv("BLOBCR_META");
 	d->threads = 4;
-	while ((c = getopt_long(argc, argv, "m:c:d:i:C:t:j:T:L:r:p:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:k:c:d:i:C:t:j:T:L:r:p:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': d->meta = optarg; break;
+		case 'k': d->repo_opts.key_file = optarg; break;
 		case 'c': d->channel = optarg; break;
 		case 'd': d->dm_name = optarg; break;
 		case 'i': image = optarg; break;

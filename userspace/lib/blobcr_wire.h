@@ -53,6 +53,7 @@
 #define BLOBCR_GETV_MAX 64 /* chunks per GETV request */
 #define BLOBCR_UUID_SIZE 16 /* a storage node's store identity */
 #define BLOBCR_DOMAIN_MAX 64 /* failure domain names, NUL included */
+#define BLOBCR_DELETE_MAX 4096 /* ids per DELETE or HAS request */
 
 enum blobcr_op {
 	/* common */
@@ -141,9 +142,6 @@ struct blobcr_enc {
 	size_t len; /* bytes used, header included */
 	size_t cap;
 	int err;
-	/* a payload CRC the caller already knows (e.g. a stored chunk's) */
-	int crc_known;
-	uint32_t crc;
 	/* the buffer's allocator: realloc()/free() unless set otherwise */
 	void *(*realloc_fn)(void *p, size_t n);
 	void (*free_fn)(void *p);

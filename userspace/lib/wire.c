@@ -177,7 +177,6 @@ int blobcr_enc_init_with(struct blobcr_enc *e, size_t payload_hint,
 {
 	e->realloc_fn = realloc_fn;
 	e->free_fn = free_fn;
-	e->crc_known = 0;
 	e->cap = BLOBCR_HDR_SIZE + (payload_hint ? payload_hint : 64) +
 		 BLOBCR_TRAILER;
 	e->buf = realloc_fn(NULL, e->cap);
@@ -293,8 +292,7 @@ int blobcr_enc_finish(struct blobcr_enc *e, const struct blobcr_hdr *h)
 	if (hh.flags & BLOBCR_F_AUTH)
 		hh.payload_crc = 0; /* the trailer's tag covers the payload */
 	else
-		hh.payload_crc = e->crc_known ? e->crc :
-				 blobcr_crc32c(0, e->buf + BLOBCR_HDR_SIZE,
+		hh.payload_crc = blobcr_crc32c(0, e->buf + BLOBCR_HDR_SIZE,
 					       hh.payload_len);
 	blobcr_hdr_encode(&hh, e->buf);
 	return 0;

@@ -294,7 +294,7 @@ static int gc_load_doomed(struct metad *m, struct doomed_batch *b)
 	return err;
 }
 
-/* Send DELETE for @n ids to @node.  Return: 0 or -errno. */
+/* Send DELETE for @n ids to @node, as metad.  Return: 0 or -errno. */
 static int node_delete(struct metad *m, struct node *node,
 		       uint8_t (*ids)[BLOBCR_ID_SIZE], size_t n)
 {

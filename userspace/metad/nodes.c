@@ -75,15 +75,20 @@ int node_call(struct metad *m, const struct node *n, uint8_t op,
 	      struct blobcr_enc *e, void **msg, struct blobcr_dec *d)
 {
 	char addr[BLOBCR_ADDR_MAX];
-	int sock, err;
+	struct blobcr_peer peer;
+	int err;
 
 	*msg = NULL;
 	node_addr(m, n, addr);
-	sock = blobcr_req_socket(addr, m->node_timeout_ms);
-	if (sock < 0)
-		return sock;
-	err = blobcr_call(sock, op, e, msg, d);
-	nn_close(sock);
+	/* As metad, in a session of its own: the node must prove it is one. */
+	err = blobcr_peer_open(&peer, addr, m->key, BLOBCR_ROLE_NODE,
+			       m->node_timeout_ms);
+	if (!err)
+		err = blobcr_peer_call(&peer, op, e, msg, d);
+	if (err && blobcr_auth_error(err))
+		log_warn("node %" PRIu32 " (%s) refused metad's key: %s", n->id,
+			 addr, blobcr_auth_detail());
+	blobcr_peer_close(&peer);
 	return err;
 }
 
