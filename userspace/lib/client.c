@@ -127,6 +127,8 @@ const char *blobcr_strerror(int err)
 		return "permission denied";
 	case -ENOBUFS:
 		return "the server is too busy, try again";
+	case -EALREADY:
+		return "a garbage collection is running already";
 	default:
 		return strerror(err < 0 ? -err : err);
 	}

@@ -166,6 +166,7 @@ static void usage(FILE *f)
 		"                             when a node joins or comes back)\n"
 		"      --test-publish-delay-ms N\n"
 		"                             test hook: stall each publish N ms before commit\n"
+		"      --test-gc-delay-ms N   test hook: stall each gc N ms after its first phase\n"
 		"  -v, --verbose              debug logging\n"
 		"  -h, --help                 this help\n");
 }
@@ -196,6 +197,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 		{ "reconcile-interval-s", required_argument, NULL, 'I' },
 		{ "max-stage-mb", required_argument, NULL, 'S' },
 		{ "test-publish-delay-ms", required_argument, NULL, 'P' },
+		{ "test-gc-delay-ms", required_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -245,6 +247,11 @@ static int parse_args(int argc, char **argv, struct metad *m,
 			if (parse_num(optarg, 3600000, &v))
 				goto bad;
 			m->publish_delay_ms = (int)v;
+			break;
+		case 'G':
+			if (parse_num(optarg, 3600000, &v))
+				goto bad;
+			m->gc_delay_ms = (int)v;
 			break;
 		default:
 			usage(stderr);

@@ -63,6 +63,7 @@ struct metad {
 	int replicas;
 	uint64_t dead_after_ms;
 	int publish_delay_ms; /* test hook: stall publishes before commit */
+	int gc_delay_ms; /* test hook: stall gc between its phases */
 	int node_timeout_ms;
 	int repair_s; /* re-replication check period, 0: never */
 	int reconcile_s; /* period of inventory checks, 0: on (re)join only */
