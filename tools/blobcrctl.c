@@ -55,6 +55,7 @@ static int exit_code(int err)
 	case -EBUSY:
 	case -EAGAIN:
 	case -EEXIST:
+	case -EALREADY:
 		return EXIT_CONFLICT;
 	case -ETIMEDOUT:
 	case -EHOSTDOWN:
@@ -125,6 +126,16 @@ static int connect_ctl(struct ctl *ctl)
 	if (err)
 		return fail(err, "cannot reach blobcr-metad at", ctl->meta);
 	return 0;
+}
+
+/*
+ * What the repository says (names, labels, addresses) goes to a terminal:
+ * no escape sequences, whatever a database holds.  @buf: BLOBCR_SHOWN.
+ */
+#define BLOBCR_SHOWN (4 * BLOBCR_ADDR_MAX + 1)
+static const char *shown(const char *s, char *buf)
+{
+	return blobcr_printable(s, buf, BLOBCR_SHOWN);
 }
 
 /* NAME or NAME@VERSION; a missing version is 0 (latest). */
@@ -351,13 +362,13 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
 	printf("%-24s %14s %8s %7s %8s  %s\n", "NAME", "SIZE", "EXTENT",
 	       "LATEST", "VERSIONS", "PARENT");
 	for (size_t i = 0; i < n; i++) {
-		char parent[BLOBCR_NAME_MAX + 16] = "-";
+		char parent[BLOBCR_SHOWN + 16] = "-", b1[BLOBCR_SHOWN], b2[BLOBCR_SHOWN];
 
 		if (v[i].parent[0])
 			snprintf(parent, sizeof(parent), "%s@%" PRIu32,
-				 v[i].parent, v[i].parent_version);
+				 shown(v[i].parent, b2), v[i].parent_version);
 		printf("%-24s %14" PRIu64 " %8" PRIu32 " %7" PRIu32 " %8" PRIu32
-		       "  %s\n", v[i].name, v[i].size, v[i].extent_size,
+		       "  %s\n", shown(v[i].name, b1), v[i].size, v[i].extent_size,
 		       v[i].latest, v[i].nversions, parent);
 	}
 	free(v);
@@ -368,9 +379,11 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
 static void print_version_keys(const struct blobcr_version_info *v,
 			       const char *when)
 {
+	char b1[BLOBCR_SHOWN], b2[BLOBCR_SHOWN];
+
 	printf("version=%" PRIu32 "\nbase=%" PRIu32 "\ntime=%s\nchanged=%" PRIu64
 	       "\nlabel=%s\ngroup=%s\n\n", v->version, v->base, when, v->changed,
-	       v->label, v->group);
+	       shown(v->label, b1), shown(v->group, b2));
 }
 
 static int cmd_versions(struct ctl *ctl, int argc, char **argv)
@@ -400,7 +413,7 @@ static int cmd_versions(struct ctl *ctl, int argc, char **argv)
 		printf("%-8s %-8s %-20s %10s  %-16s %s\n", "VERSION", "BASE",
 		       "TIME (UTC)", "CHANGED", "LABEL", "GROUP");
 	for (size_t i = 0; i < n; i++) {
-		char when[32];
+		char when[32], b1[BLOBCR_SHOWN], b2[BLOBCR_SHOWN];
 		time_t t = (time_t)v[i].time;
 		struct tm tm;
 
@@ -410,7 +423,8 @@ static int cmd_versions(struct ctl *ctl, int argc, char **argv)
 		else
 			printf("%-8" PRIu32 " %-8" PRIu32 " %-20s %10" PRIu64 "  %-16s %s\n",
 			       v[i].version, v[i].base, when, v[i].changed,
-			       v[i].label, v[i].group[0] ? v[i].group : "-");
+			       shown(v[i].label, b1),
+			       v[i].group[0] ? shown(v[i].group, b2) : "-");
 	}
 	free(v);
 	return 0;
@@ -449,6 +463,7 @@ static int cmd_delete(struct ctl *ctl, int argc, char **argv)
 static int cmd_info(struct ctl *ctl, int argc, char **argv)
 {
 	struct blobcr_image_info i;
+	char b1[BLOBCR_SHOWN], b2[BLOBCR_SHOWN];
 	int err = blobcr_image_info(ctl->c, argv[1], &i);
 
 	(void)argc;
@@ -456,8 +471,9 @@ static int cmd_info(struct ctl *ctl, int argc, char **argv)
 		return fail(err, "image", argv[1]);
 	printf("name=%s\nsize=%" PRIu64 "\nextent_size=%" PRIu32
 	       "\nlatest=%" PRIu32 "\nversions=%" PRIu32 "\nparent=%s\n"
-	       "parent_version=%" PRIu32 "\n", i.name, i.size, i.extent_size,
-	       i.latest, i.nversions, i.parent, i.parent_version);
+	       "parent_version=%" PRIu32 "\n", shown(i.name, b1), i.size,
+	       i.extent_size, i.latest, i.nversions, shown(i.parent, b2),
+	       i.parent_version);
 	return 0;
 }
 
@@ -501,14 +517,14 @@ static int cmd_node_list(struct ctl *ctl, int argc, char **argv)
 	printf("%-5s %-8s %-16s %-32s %12s %10s %14s\n", "ID", "STATE",
 	       "DOMAIN", "ADDRESS", "HEARTBEAT", "CHUNKS", "USED");
 	for (size_t i = 0; i < n; i++) {
-		char age[32] = "never";
+		char age[32] = "never", b[BLOBCR_SHOWN], b2[BLOBCR_SHOWN];
 
 		if (v[i].heartbeat_age_ms != UINT64_MAX)
 			snprintf(age, sizeof(age), "%" PRIu64 "ms ago",
 				 v[i].heartbeat_age_ms);
 		printf("%-5" PRIu32 " %-8s %-16s %-32s %12s %10" PRIu64 " %14" PRIu64
-		       "\n", v[i].id, node_state_name(&v[i]), v[i].domain,
-		       v[i].addr, age, v[i].chunks, v[i].used);
+		       "\n", v[i].id, node_state_name(&v[i]), shown(v[i].domain, b2),
+		       shown(v[i].addr, b), age, v[i].chunks, v[i].used);
 	}
 	free(v);
 	return 0;
@@ -763,14 +779,14 @@ static int cmd_group_list(struct ctl *ctl, int argc, char **argv)
 	if (err)
 		return fail(err, "group list", NULL);
 	for (size_t i = 0; i < n; i++) {
-		char when[32];
+		char when[32], b[BLOBCR_SHOWN];
 		time_t t = (time_t)v[i].time;
 		struct tm tm;
 
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-		printf("%s %s", v[i].name, when);
+		printf("%s %s", shown(v[i].name, b), when);
 		for (uint32_t k = 0; k < v[i].nmembers; k++)
-			printf(" %s@%" PRIu32, v[i].members[k].image,
+			printf(" %s@%" PRIu32, shown(v[i].members[k].image, b),
 			       v[i].members[k].version);
 		putchar('\n');
 	}

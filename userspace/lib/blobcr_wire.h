@@ -28,6 +28,7 @@
 #ifndef BLOBCR_WIRE_H
 #define BLOBCR_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -207,6 +208,19 @@ int blobcr_dec_end(const struct blobcr_dec *d);
  * one domain, which only ever makes placement more cautious.
  */
 uint32_t blobcr_domain_hash(const char *name);
+/** blobcr_label_valid() - 0 to 127 printable ASCII characters. */
+bool blobcr_label_valid(const char *s);
+/**
+ * blobcr_addr_valid() - "tcp://HOST:PORT": HOST a DNS name, an IPv4 address
+ * (not 0.0.0.0) or a bracketed IPv6 address, PORT 1 to 65535.
+ */
+bool blobcr_addr_valid(const char *s);
+/**
+ * blobcr_printable() - @s for a log or a terminal: bytes outside printable
+ * ASCII (escape sequences, newlines) and backslashes as \xNN, into @out
+ * (cut to @len).  Return: @out.
+ */
+const char *blobcr_printable(const char *s, char *out, size_t len);
 
 /** blobcr_op_name() - a short printable name for an opcode ("?" if unknown). */
 const char *blobcr_op_name(unsigned int op);

@@ -32,7 +32,7 @@ void blobcr_log_init(const char *prog, int level)
 void blobcr_log(int level, const char *fmt, ...)
 {
 	static const char *const names[] = { "error", "warn", "info", "debug" };
-	char line[1024];
+	char line[1024], msg[1024];
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
@@ -46,8 +46,10 @@ void blobcr_log(int level, const char *fmt, ...)
 		     tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
 		     log_prog, (int)getpid(), names[level]);
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Names, labels and addresses come from clients: no escape sequences. */
+	blobcr_printable(msg, line + n, sizeof(line) - (size_t)n);
 	/* One write per line so that threads do not interleave. */
 	fprintf(stderr, "%s\n", line);
 }

@@ -739,6 +739,11 @@ int main(int argc, char **argv)
 		nd.advertise = a.listen;
 	nd.data = a.data;
 	nd.incarnation = (uint64_t)blobcr_wall_s() << 32 | (uint32_t)getpid();
+	if (nd.meta && !blobcr_addr_valid(nd.advertise)) {
+		fprintf(stderr, "blobcr-noded: %s cannot be given to clients: "
+			"--advertise tcp://HOST:PORT\n", nd.advertise);
+		return 2;
+	}
 	blobcr_heap_for_big_buffers();
 	a.so.dir = a.data;
 	nd.bad.ids = calloc(BAD_QUEUE_MAX, BLOBCR_ID_SIZE);
