@@ -373,6 +373,130 @@ static void case_replay(int argc, char **argv)
 	blobcr_enc_free(&e);
 }
 
+/*
+ * A heartbeat payload for @addr into @p: a store UUID of its own (from
+ * @addr), domain "flood", counters 0.  Return: its length.
+ */
+static size_t heartbeat(uint8_t *p, const char *addr)
+{
+	size_t n = strlen(addr), at;
+
+	p[0] = (uint8_t)(n >> 8);
+	p[1] = (uint8_t)n;
+	memcpy(p + 2, addr, n);
+	at = 2 + n;
+	memset(p + at, 0x5a, BLOBCR_UUID_SIZE);
+	memcpy(p + at, addr + (n > BLOBCR_UUID_SIZE ? n - BLOBCR_UUID_SIZE : 0),
+	       n < BLOBCR_UUID_SIZE ? n : BLOBCR_UUID_SIZE);
+	at += BLOBCR_UUID_SIZE;
+	p[at++] = 0;
+	p[at++] = 5;
+	memcpy(p + at, "flood", 5);
+	at += 5;
+	memset(p + at, 0, 32); /* incarnation, capacity, used, chunks */
+	return at + 32;
+}
+
+/*
+ * @argv[0] heartbeats from as many new addresses, in our session, or
+ * without a key with @argv[1] "unauth".  Prints how many nodes metad took
+ * and how many it refused as too many; any other status is a failure.
+ */
+static void case_heartbeats(int argc, char **argv)
+{
+	uint8_t p[BLOBCR_ADDR_MAX + 32], frame[BLOBCR_HDR_SIZE + sizeof(p)];
+	int n = argc > 0 ? atoi(argv[0]) : 0, taken = 0, full = 0;
+	bool unauth = argc > 1 && !strcmp(argv[1], "unauth");
+
+	for (int i = 0; i < n; i++) {
+		char addr[64];
+		size_t len;
+		int st;
+
+		snprintf(addr, sizeof(addr), "tcp://10.%d.%d.%d:7000", i >> 16 & 255,
+			 i >> 8 & 255, i & 255);
+		len = heartbeat(p, addr);
+		st = unauth ? raw_call(frame, build(frame, BLOBCR_OP_NODE_HEARTBEAT,
+						    0, p, (uint32_t)len)) :
+			      sealed_call(BLOBCR_OP_NODE_HEARTBEAT, p, len);
+		if (st == 0)
+			taken++;
+		else if (st == -ENOSPC)
+			full++;
+		else if (!unauth || st != -ENOKEY)
+			expect("a heartbeat", st, 0);
+	}
+	printf("taken=%d refused=%d\n", taken, full);
+}
+
+/* Heartbeats from addresses clients could not use: -EINVAL each. */
+static void case_bad_addresses(int argc, char **argv)
+{
+	static const char *const bad[] = {
+		"tcp://*:7000", "tcp://0.0.0.0:7000", "ipc:///tmp/x", "tcp://h:0",
+		"tcp://h:65536", "tcp://h:", "tcp://:7000", "tcp://h:07000",
+		"tcp://-h:1", "tcp://h\x1b[2J:1", "tcp://[::1:1", "tcp://h_1:1",
+		"h:1",
+	};
+	uint8_t p[BLOBCR_ADDR_MAX + 32];
+
+	(void)argc, (void)argv;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect(bad[i], sealed_call(BLOBCR_OP_NODE_HEARTBEAT, p,
+					   heartbeat(p, bad[i])), -EINVAL);
+}
+
+/* A DELETE of one id more than a node takes: -EMSGSIZE. */
+static void case_delete_too_many(int argc, char **argv)
+{
+	size_t n = BLOBCR_DELETE_MAX + 1, len = 4 + n * BLOBCR_ID_SIZE;
+	uint8_t *p = calloc(1, len);
+
+	(void)argc, (void)argv;
+	if (!p) {
+		failures++;
+		return;
+	}
+	p[2] = (uint8_t)(n >> 8);
+	p[3] = (uint8_t)n;
+	expect("DELETE of 4097 ids", sealed_call(BLOBCR_OP_DELETE, p, len),
+	       -EMSGSIZE);
+	free(p);
+}
+
+/*
+ * Escape sequences in a label (refused, -EINVAL) and in an image name
+ * (not found, -ENOENT) of a PUBLISH to @argv[0]: neither may reach a log
+ * or a terminal as it is.
+ */
+static void case_escapes(int argc, char **argv)
+{
+	static const char esc_label[] = "ok\x1b[2J\x1b]0;owned\x07";
+	static const char esc_name[] = "img\x1b[31m";
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	void *msg;
+
+	for (int i = 0; i < 2; i++) {
+		if (blobcr_enc_init(&e, 128)) {
+			failures++;
+			return;
+		}
+		blobcr_enc_str(&e, i ? esc_name : argc > 0 ? argv[0] : "img");
+		blobcr_enc_u32(&e, 0);
+		blobcr_enc_str(&e, i ? "fine" : esc_label);
+		blobcr_enc_str(&e, "writer"); /* the writer's failure domain */
+		blobcr_enc_u64(&e, 0);
+		blobcr_enc_u32(&e, 0);
+		expect(i ? "an image name with escapes" : "a label with escapes",
+		       blobcr_peer_call(&peer, BLOBCR_OP_PUBLISH, &e, &msg, &d),
+		       i ? -ENOENT : -EINVAL);
+		if (msg)
+			nn_freemsg(msg);
+		blobcr_enc_free(&e);
+	}
+}
+
 /* A PUT whose bytes do not hash to the id it claims. */
 static void case_put_mismatch(int argc, char **argv)
 {
@@ -416,6 +540,10 @@ int main(int argc, char **argv)
 		{ "unauth", case_unauth }, /* [NAME] */
 		{ "delete", case_delete }, /* META IMAGE */
 		{ "replay", case_replay }, /* [IMAGE] */
+		{ "heartbeats", case_heartbeats }, /* COUNT [unauth] */
+		{ "bad-addresses", case_bad_addresses },
+		{ "delete-too-many", case_delete_too_many },
+		{ "escapes", case_escapes }, /* [IMAGE] */
 		{ "put-mismatch", case_put_mismatch },
 		{ "publish-unknown", case_publish_unknown },
 	};
