@@ -497,6 +497,46 @@ static void case_escapes(int argc, char **argv)
 	}
 }
 
+/*
+ * A version of image @argv[0] labelled @argv[1] (its extent 0 random
+ * bytes), published with our key at metad ADDR: a forger's.  Prints
+ * "forged=VERSION".
+ */
+static void case_forge(int argc, char **argv)
+{
+	struct blobcr_image_info ii;
+	struct blobcr_changeset *cm = NULL;
+	struct blobcr_client *c;
+	uint32_t ver = 0;
+	uint8_t *buf = NULL;
+	int err;
+
+	if (argc < 2) {
+		failures++;
+		return;
+	}
+	err = blobcr_connect(addr, NULL, &c);
+	if (!err)
+		err = blobcr_image_info(c, argv[0], &ii);
+	if (!err && !(buf = malloc(ii.extent_size)))
+		err = -ENOMEM;
+	if (!err) {
+		fill_random(buf, ii.extent_size);
+		err = blobcr_commit_begin(c, argv[0], &cm);
+	}
+	if (!err)
+		err = blobcr_commit_extent(cm, 0, buf);
+	if (!err)
+		err = blobcr_commit_publish(cm, argv[1], &ver);
+	if (cm)
+		blobcr_commit_free(cm);
+	free(buf);
+	if (!err)
+		blobcr_close(c);
+	expect("the forged publish", err, 0);
+	printf("forged=%u\n", ver);
+}
+
 /* A PUT whose bytes do not hash to the id it claims. */
 static void case_put_mismatch(int argc, char **argv)
 {
@@ -544,6 +584,7 @@ int main(int argc, char **argv)
 		{ "bad-addresses", case_bad_addresses },
 		{ "delete-too-many", case_delete_too_many },
 		{ "escapes", case_escapes }, /* [IMAGE] */
+		{ "forge", case_forge }, /* IMAGE LABEL */
 		{ "put-mismatch", case_put_mismatch },
 		{ "publish-unknown", case_publish_unknown },
 	};

@@ -48,9 +48,10 @@ static const char usage_text[] =
 "  -C, --cache DEVICE       the target's cache device (or file)\n"
 "  -t, --commit-to NAME@VER commit into image NAME, on top of version VER\n"
 "                           (default: the deployed image and version)\n"
-"  -T, --tag TAG            label the published versions TAG; versions with\n"
-"                           this label count as this deployment's own (a\n"
-"                           helper that died after publishing left them)\n"
+"  -T, --tag TAG            label the published versions TAG and a mark only\n"
+"                           our key makes; versions with both count as this\n"
+"                           deployment's own (a helper that died after\n"
+"                           publishing left them)\n"
 "  -L, --label-file FILE    if FILE exists at a commit, its first line\n"
 "                           labels the version (blobcrctl commit --label)\n"
 "  -j, --threads N          serving threads (default 4)\n"
@@ -417,7 +418,11 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	blobcr_heap_for_big_buffers();
-	err = attach(&d);
+	err = blobcr_key_load(d.repo_opts.key_file, &d.key);
+	if (err)
+		logmsg(&d, "no key: %s", blobcr_auth_detail());
+	if (!err)
+		err = attach(&d);
 	if (!err)
 		err = check_geometry(&d);
 	if (!err) {
@@ -429,6 +434,7 @@ int main(int argc, char **argv)
 		prefetch_free(&d.pf);
 	}
 	blobcr_close(d.cl);
+	blobcr_key_free(d.key);
 	logmsg(&d, "stopping: %llu misses, %llu extents fetched, %llu zero, %llu fetch failures, %llu commits, %llu prefetched",
 	       (unsigned long long)d.misses,
 	       (unsigned long long)d.fetched_extents,
