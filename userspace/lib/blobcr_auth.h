@@ -47,6 +47,18 @@ enum blobcr_role {
 #define BLOBCR_KEYNAME_MAX 64 /* 1 to 63 of A-Z a-z 0-9 . _ - */
 #define BLOBCR_SESSION_KEY 32
 
+/*
+ * bench/repo/auth.sh builds the tree a second time with
+ * -DBLOBCR_BENCH_NO_AUTH, as the baseline that authentication's cost is
+ * measured against: sessions are opened, but frames go unsealed and
+ * servers take every request from anyone.  Never anything else.
+ */
+#ifdef BLOBCR_BENCH_NO_AUTH
+#define BLOBCR_AUTH_ON 0
+#else
+#define BLOBCR_AUTH_ON 1
+#endif
+
 /* Session flags, asked for by the client, granted by the server. */
 #define BLOBCR_SESS_ENCRYPT 0x01 /* payloads are encrypted too */
 
