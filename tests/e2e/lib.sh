@@ -41,7 +41,7 @@ in_guest() {
 	shift 2
 	mkdir -p "$GUESTS/$name"
 	printf '%s\n' "$script" >"$GUESTS/$name/script.sh"
-	"$VM" --net --name "$name" --timeout 300 --disk "${GUEST_DISK:-512M}" \
+	"$VM" --net --name "$name" --timeout 600 --disk "${GUEST_DISK:-512M}" \
 		--outdir "$GUESTS/$name" \
 		--env BLOBCR_META="$(guest_meta)" --env PATH="$TOP/tools:$PATH" \
 		--env BLOBCR_KEY="$KEYS/host.key" \
