@@ -18,7 +18,7 @@ check "a second version" "$CTL" -q image commit img "$WORK/img"
 # What must not change: images, versions, the node's chunks, the bytes.
 state() {
 	"$CTL" image list && "$CTL" image versions img && "$CTL" group list &&
-		"$CTL" node list | awk '{ print $1, $2, $3, $5 }' &&
+		"$CTL" node list | awk '{ print $1, $2, $3, $4, $(NF - 1), $NF }' &&
 		"$CTL" node stat "${NODE_ADDR[1]}" | grep -E '^(chunks|live_bytes)='
 }
 state >"$WORK/before"
