@@ -68,7 +68,7 @@ static int key_error(int err, const char *what, const char *name,
 		return EXIT_NOTFOUND;
 	case -EINVAL:
 		fprintf(stderr, "blobcrctl: %s: a key name is 1 to 63 of "
-			"A-Z a-z 0-9 . _ -, and %s/keys.pub must be valid\n",
+			"A-Z a-z 0-9 . _ - : +, and %s/keys.pub must be valid\n",
 			what, dir);
 		return EXIT_USAGE;
 	default:

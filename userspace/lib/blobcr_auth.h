@@ -44,7 +44,7 @@ enum blobcr_role {
 };
 #define BLOBCR_ROLE_ANY 0xfu
 
-#define BLOBCR_KEYNAME_MAX 64 /* 1 to 63 of A-Z a-z 0-9 . _ - */
+#define BLOBCR_KEYNAME_MAX 64 /* 1 to 63 of A-Z a-z 0-9 . _ - : + */
 #define BLOBCR_SESSION_KEY 32
 
 /*
@@ -68,7 +68,7 @@ const char *blobcr_role_name(unsigned int role);
 int blobcr_role_parse(const char *s);
 /** blobcr_roles_str() - the roles in @roles as "host,admin" into @out. */
 void blobcr_roles_str(unsigned int roles, char *out, size_t len);
-/** blobcr_keyname_valid() - 1 to 63 of A-Z a-z 0-9 . _ - */
+/** blobcr_keyname_valid() - 1 to 63 of A-Z a-z 0-9 . _ - : + (as image names) */
 bool blobcr_keyname_valid(const char *s);
 
 /*

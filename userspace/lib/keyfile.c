@@ -61,15 +61,7 @@ void blobcr_roles_str(unsigned int roles, char *out, size_t len)
 
 bool blobcr_keyname_valid(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (!n || n >= BLOBCR_KEYNAME_MAX)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("._-", *s)))
-			return false;
-	return true;
+	return blobcr_valid_name(s, BLOBCR_KEYNAME_MAX);
 }
 
 static void hex_encode(const uint8_t *p, size_t n, char *out)
