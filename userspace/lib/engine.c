@@ -644,6 +644,10 @@ static void hello_failed(struct node_conn *n, int err)
 		log_warn("node %" PRIu32 " (%s) refused our key: %s", n->id,
 			 n->addr, blobcr_auth_detail());
 		n->down_err = err;
+	} else if (err == -ETIMEDOUT) {
+		log_warn("node %" PRIu32 " (%s) does not answer a probe (its "
+			 "handshake): skipping it for %d ms", n->id, n->addr,
+			 NODE_BACKOFF_MS);
 	} else {
 		log_warn("node %" PRIu32 " (%s): no session: %s: skipping it for %d ms",
 			 n->id, n->addr, blobcr_strerror(err), NODE_BACKOFF_MS);
@@ -758,7 +762,15 @@ static int engine_sessions(struct engine *en)
 				if (nn_send(h->n->auth_sock, h->frame.buf,
 					    h->frame.len, NN_DONTWAIT) >= 0) {
 					h->sent = true;
-					h->deadline = now + (uint64_t)c->timeout_ms;
+					/*
+					 * A REQ socket takes a request before it
+					 * has a peer: the handshake is the node's
+					 * probe, bounded as one.
+					 */
+					h->deadline = now + (uint64_t)(c->timeout_ms <
+						PROBE_AFTER_MS + PROBE_TIMEOUT_MS ?
+						c->timeout_ms :
+						PROBE_AFTER_MS + PROBE_TIMEOUT_MS);
 				} else if (nn_errno() != EAGAIN) {
 					h->done = true;
 					hello_failed(h->n, -nn_errno());
