@@ -53,7 +53,9 @@ timed() {
 	local out=$1 m0 n0 t
 	shift
 	m0=$(ticks "$METAD_PID") n0=$(ticks "${NODE_PID[1]}")
-	t=$( { /usr/bin/time -f "%e %U %S" "$@" >/dev/null; } 2>&1 | tail -n 1)
+	/usr/bin/time -o "$out.time" -f "%e %U %S" "$@" >/dev/null 2>"$out.err" ||
+		{ cat "$out.err" >&2; return 1; }
+	t=$(cat "$out.time")
 	echo "$t" | awk '{ print $1 }' >"$out.wall"
 	echo "$t $(( $(ticks "$METAD_PID") - m0 + $(ticks "${NODE_PID[1]}") - n0 ))" |
 		awk -v hz="$HZ" '{ print $2 + $3 + $4 / hz }' >"$out.cpu"
