@@ -31,11 +31,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	/* Speed, not durability: nothing here survives the run. */
 	mdb_env_set_flags(m.db.env, MDB_NOSYNC, 1);
-	m.srv.handler = handle;
-	m.srv.ctx = &m;
-	m.srv.rules = rules;
-	m.srv.nrules = sizeof(rules) / sizeof(rules[0]);
-	m.srv.stop = &m.stop;
+	server_setup(&m);
 	return 0;
 }
 

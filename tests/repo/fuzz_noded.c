@@ -21,11 +21,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	so.dir = fz_init(&nd.srv, BLOBCR_ROLE_NODE);
 	if (store_open(&so, &nd.st))
 		abort();
-	nd.srv.handler = handle;
-	nd.srv.ctx = &nd;
-	nd.srv.rules = rules;
-	nd.srv.nrules = sizeof(rules) / sizeof(rules[0]);
-	nd.srv.stop = &nd.stop;
+	server_setup(&nd);
 	return 0;
 }
 

@@ -289,6 +289,16 @@ static int auth_init(struct metad *m, const struct metad_args *a)
 	return err;
 }
 
+/* What metad serves: its handler and role table (fuzz_metad.c too). */
+static void server_setup(struct metad *m)
+{
+	m->srv.handler = handle;
+	m->srv.ctx = m;
+	m->srv.rules = rules;
+	m->srv.nrules = sizeof(rules) / sizeof(rules[0]);
+	m->srv.stop = &m->stop;
+}
+
 int main(int argc, char **argv)
 {
 	struct metad m = { .replicas = 2, .dead_after_ms = 5000,
@@ -335,11 +345,7 @@ int main(int argc, char **argv)
 	m.srv.addr = listen;
 	m.srv.threads = SERVER_THREADS;
 	m.srv.heavy_threads = HEAVY_THREADS;
-	m.srv.handler = handle;
-	m.srv.ctx = &m;
-	m.srv.rules = rules;
-	m.srv.nrules = sizeof(rules) / sizeof(rules[0]);
-	m.srv.stop = &m.stop;
+	server_setup(&m);
 	if (upkeep_start(&m, &upkeep)) {
 		log_err("cannot start the upkeep thread");
 		db_close(&m.db);

@@ -710,6 +710,16 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 	return nd->domain[0] ? 0 : default_domain(nd);
 }
 
+/* What a node serves: its handler and role table (fuzz_noded.c too). */
+static void server_setup(struct noded *nd)
+{
+	nd->srv.handler = handle;
+	nd->srv.ctx = nd;
+	nd->srv.rules = rules;
+	nd->srv.nrules = sizeof(rules) / sizeof(rules[0]);
+	nd->srv.stop = &nd->stop;
+}
+
 /* The background threads, started in this order and joined in reverse. */
 struct helper_thread {
 	const char *what;
@@ -788,11 +798,7 @@ int main(int argc, char **argv)
 		nd.srv.addr = a.listen;
 		nd.srv.threads = a.threads;
 		nd.srv.heavy_threads = 1;
-		nd.srv.handler = handle;
-		nd.srv.ctx = &nd;
-		nd.srv.rules = rules;
-		nd.srv.nrules = sizeof(rules) / sizeof(rules[0]);
-		nd.srv.stop = &nd.stop;
+		server_setup(&nd);
 		log_info("serving %s from %s, failure domain %s, as key %s%s",
 			 a.listen, a.data, nd.domain, blobcr_key_name(nd.key),
 			 a.encrypt ? ", encrypted" : "");
