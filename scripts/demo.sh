@@ -32,17 +32,27 @@ wait_for() {
 }
 ms() { date +%s%3N; }
 
+say "Keys: one per entity (Documentation/security.rst), in $work/keys"
+keys=$work/keys
+for k in "metad metad" "admin admin" "host host" "node1 node" "node2 node" \
+	 "node3 node"; do
+	"$CTL" key create --dir "$keys" $k >/dev/null
+done
+"$CTL" key list --dir "$keys"
+export BLOBCR_KEY=$keys/admin.key # this shell is the operator
+
 say "Starting a repository on loopback: blobcr-metad and 3 storage nodes (2 replicas)"
 mport=$(free_port)
 export BLOBCR_META=tcp://127.0.0.1:$mport
 "$TOP/userspace/metad/blobcr-metad" --listen "$BLOBCR_META" --data "$work/meta" \
-	>"$work/metad.log" 2>&1 &
+	--key "$keys/metad.key" >"$work/metad.log" 2>&1 &
 pids+=($!)
 wait_for "$CTL" -t 500 node list
 for i in 1 2 3; do
 	# Three nodes on one machine stand for three hosts: a domain each.
 	"$TOP/userspace/noded/blobcr-noded" --listen "tcp://127.0.0.1:$(free_port)" \
 		--data "$work/node$i" --meta "$BLOBCR_META" --domain "node$i" \
+		--key "$keys/node$i.key" \
 		>"$work/node$i.log" 2>&1 &
 	pids+=($!)
 done
@@ -114,6 +124,7 @@ sed -n 's/.*stopping: /helper: /p' /run/blobcr/vm.log
 EOF
 	"$VM" --net --name "demo-$1" --disk 512M --outdir "$work/$1" \
 		--env BLOBCR_META="tcp://10.0.2.2:$mport" --env PATH="$TOP/tools:$PATH" \
+		--env BLOBCR_KEY="$keys/host.key" \
 		-- sh /run/vm-out/script.sh | tee "$work/$1.out"
 }
 

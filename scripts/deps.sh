@@ -11,7 +11,7 @@ PACKAGES="
 	qemu-system-x86 qemu-utils qemu-guest-agent busybox-static kmod
 	dmsetup libdevmapper-dev libaio-dev libnanomsg-dev nanomsg-utils
 	liblmdb-dev lmdb-utils libssl-dev
-	fio e2fsprogs socat cpio iproute2 procps psmisc xz-utils bc
+	fio e2fsprogs socat cpio iproute2 procps psmisc xz-utils bc time
 	clang libclang-rt-14-dev
 	lammps openmpi-bin openssh-client openssh-server criu
 "

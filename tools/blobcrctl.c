@@ -4,12 +4,14 @@
  *
  * Exit status: 0 success, 1 failure, 2 usage error, 3 not found,
  * 4 conflict (busy, or a gc ran: retry), 5 repository unavailable
- * (metad or too many storage nodes down).
+ * (metad or too many storage nodes down), 6 denied (no key, a key refused,
+ * or a role that may not do this).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +26,14 @@
 #include "blobcr_util.h"
 #include "deploy.h"
 #include "job.h"
+#include "keys.h"
 #include "send.h"
 #include "vm.h"
 
 struct ctl {
 	const char *meta;
+	const char *key_file; /* --key or $BLOBCR_KEY, made absolute */
+	int encrypt;
 	int timeout_ms;
 	int quiet;
 	struct blobcr_client *c;
@@ -50,11 +55,18 @@ static int exit_code(int err)
 	case -EBUSY:
 	case -EAGAIN:
 	case -EEXIST:
+	case -EALREADY:
 		return EXIT_CONFLICT;
 	case -ETIMEDOUT:
 	case -EHOSTDOWN:
 	case -ECONNREFUSED:
+	case -ENOBUFS:
 		return EXIT_UNAVAIL;
+	case -ENOKEY:
+	case -EKEYREJECTED:
+	case -EKEYEXPIRED:
+	case -EACCES:
+		return EXIT_DENIED;
 	default:
 		return EXIT_FAIL;
 	}
@@ -63,10 +75,12 @@ static int exit_code(int err)
 static int fail(int err, const char *what, const char *obj)
 {
 	/* What a request names and metad lacks, not a file. */
-	const char *why = err == -ENOENT ? "not found" : blobcr_strerror(err);
+	const char *what_err = err == -ENOENT ? "not found" : blobcr_strerror(err);
+	bool why = blobcr_auth_error(err) && blobcr_auth_detail()[0];
 
-	fprintf(stderr, "blobcrctl: %s%s%s: %s\n", what, obj ? " " : "",
-		obj ? obj : "", why);
+	fprintf(stderr, "blobcrctl: %s%s%s: %s%s%s\n", what, obj ? " " : "",
+		obj ? obj : "", what_err, why ? ": " : "",
+		why ? blobcr_auth_detail() : "");
 	return exit_code(err);
 }
 
@@ -85,7 +99,9 @@ static bool valid_addr(const char *a)
 
 static int connect_ctl(struct ctl *ctl)
 {
-	struct blobcr_client_opts o = { .timeout_ms = ctl->timeout_ms };
+	struct blobcr_client_opts o = { .timeout_ms = ctl->timeout_ms,
+					.key_file = ctl->key_file,
+					.encrypt = ctl->encrypt };
 	const char *dom = getenv("BLOBCR_DOMAIN");
 	int err;
 
@@ -110,6 +126,16 @@ static int connect_ctl(struct ctl *ctl)
 	if (err)
 		return fail(err, "cannot reach blobcr-metad at", ctl->meta);
 	return 0;
+}
+
+/*
+ * What the repository says (names, labels, addresses) goes to a terminal:
+ * no escape sequences, whatever a database holds.  @buf: BLOBCR_SHOWN.
+ */
+#define BLOBCR_SHOWN (4 * BLOBCR_ADDR_MAX + 1)
+static const char *shown(const char *s, char *buf)
+{
+	return blobcr_printable(s, buf, BLOBCR_SHOWN);
 }
 
 /* NAME or NAME@VERSION; a missing version is 0 (latest). */
@@ -336,13 +362,13 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
 	printf("%-24s %14s %8s %7s %8s  %s\n", "NAME", "SIZE", "EXTENT",
 	       "LATEST", "VERSIONS", "PARENT");
 	for (size_t i = 0; i < n; i++) {
-		char parent[BLOBCR_NAME_MAX + 16] = "-";
+		char parent[BLOBCR_SHOWN + 16] = "-", b1[BLOBCR_SHOWN], b2[BLOBCR_SHOWN];
 
 		if (v[i].parent[0])
 			snprintf(parent, sizeof(parent), "%s@%" PRIu32,
-				 v[i].parent, v[i].parent_version);
+				 shown(v[i].parent, b2), v[i].parent_version);
 		printf("%-24s %14" PRIu64 " %8" PRIu32 " %7" PRIu32 " %8" PRIu32
-		       "  %s\n", v[i].name, v[i].size, v[i].extent_size,
+		       "  %s\n", shown(v[i].name, b1), v[i].size, v[i].extent_size,
 		       v[i].latest, v[i].nversions, parent);
 	}
 	free(v);
@@ -353,9 +379,11 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
 static void print_version_keys(const struct blobcr_version_info *v,
 			       const char *when)
 {
+	char b1[BLOBCR_SHOWN], b2[BLOBCR_SHOWN];
+
 	printf("version=%" PRIu32 "\nbase=%" PRIu32 "\ntime=%s\nchanged=%" PRIu64
 	       "\nlabel=%s\ngroup=%s\n\n", v->version, v->base, when, v->changed,
-	       v->label, v->group);
+	       shown(v->label, b1), shown(v->group, b2));
 }
 
 static int cmd_versions(struct ctl *ctl, int argc, char **argv)
@@ -385,7 +413,7 @@ static int cmd_versions(struct ctl *ctl, int argc, char **argv)
 		printf("%-8s %-8s %-20s %10s  %-16s %s\n", "VERSION", "BASE",
 		       "TIME (UTC)", "CHANGED", "LABEL", "GROUP");
 	for (size_t i = 0; i < n; i++) {
-		char when[32];
+		char when[32], b1[BLOBCR_SHOWN], b2[BLOBCR_SHOWN];
 		time_t t = (time_t)v[i].time;
 		struct tm tm;
 
@@ -395,7 +423,8 @@ static int cmd_versions(struct ctl *ctl, int argc, char **argv)
 		else
 			printf("%-8" PRIu32 " %-8" PRIu32 " %-20s %10" PRIu64 "  %-16s %s\n",
 			       v[i].version, v[i].base, when, v[i].changed,
-			       v[i].label, v[i].group[0] ? v[i].group : "-");
+			       shown(v[i].label, b1),
+			       v[i].group[0] ? shown(v[i].group, b2) : "-");
 	}
 	free(v);
 	return 0;
@@ -434,6 +463,7 @@ static int cmd_delete(struct ctl *ctl, int argc, char **argv)
 static int cmd_info(struct ctl *ctl, int argc, char **argv)
 {
 	struct blobcr_image_info i;
+	char b1[BLOBCR_SHOWN], b2[BLOBCR_SHOWN];
 	int err = blobcr_image_info(ctl->c, argv[1], &i);
 
 	(void)argc;
@@ -441,8 +471,9 @@ static int cmd_info(struct ctl *ctl, int argc, char **argv)
 		return fail(err, "image", argv[1]);
 	printf("name=%s\nsize=%" PRIu64 "\nextent_size=%" PRIu32
 	       "\nlatest=%" PRIu32 "\nversions=%" PRIu32 "\nparent=%s\n"
-	       "parent_version=%" PRIu32 "\n", i.name, i.size, i.extent_size,
-	       i.latest, i.nversions, i.parent, i.parent_version);
+	       "parent_version=%" PRIu32 "\n", shown(i.name, b1), i.size,
+	       i.extent_size, i.latest, i.nversions, shown(i.parent, b2),
+	       i.parent_version);
 	return 0;
 }
 
@@ -486,14 +517,14 @@ static int cmd_node_list(struct ctl *ctl, int argc, char **argv)
 	printf("%-5s %-8s %-16s %-32s %12s %10s %14s\n", "ID", "STATE",
 	       "DOMAIN", "ADDRESS", "HEARTBEAT", "CHUNKS", "USED");
 	for (size_t i = 0; i < n; i++) {
-		char age[32] = "never";
+		char age[32] = "never", b[BLOBCR_SHOWN], b2[BLOBCR_SHOWN];
 
 		if (v[i].heartbeat_age_ms != UINT64_MAX)
 			snprintf(age, sizeof(age), "%" PRIu64 "ms ago",
 				 v[i].heartbeat_age_ms);
 		printf("%-5" PRIu32 " %-8s %-16s %-32s %12s %10" PRIu64 " %14" PRIu64
-		       "\n", v[i].id, node_state_name(&v[i]), v[i].domain,
-		       v[i].addr, age, v[i].chunks, v[i].used);
+		       "\n", v[i].id, node_state_name(&v[i]), shown(v[i].domain, b2),
+		       shown(v[i].addr, b), age, v[i].chunks, v[i].used);
 	}
 	free(v);
 	return 0;
@@ -566,23 +597,29 @@ static int cmd_node_remove(struct ctl *ctl, int argc, char **argv)
 static int node_request(struct ctl *ctl, const char *addr, uint8_t op,
 			const char *what, int (*show)(struct blobcr_dec *d))
 {
-	int sock = blobcr_req_socket(addr, ctl->timeout_ms);
+	struct blobcr_key *key;
+	struct blobcr_peer peer;
 	struct blobcr_enc e;
 	struct blobcr_dec d;
 	void *msg = NULL;
-	int err;
+	int err = blobcr_key_load(ctl->key_file, &key);
 
-	if (sock < 0)
-		return fail(sock, "node", addr);
-	err = blobcr_enc_init(&e, 0);
+	if (err)
+		return fail(err, what, addr);
+	err = blobcr_peer_open(&peer, addr, key, BLOBCR_ROLE_NODE, ctl->timeout_ms);
+	peer.flags = ctl->encrypt ? BLOBCR_SESS_ENCRYPT : 0;
 	if (!err)
-		err = blobcr_call(sock, op, &e, &msg, &d);
-	blobcr_enc_free(&e);
+		err = blobcr_enc_init(&e, 0);
+	if (!err) {
+		err = blobcr_peer_call(&peer, op, &e, &msg, &d);
+		blobcr_enc_free(&e);
+	}
 	if (!err)
 		err = show(&d);
 	if (msg)
 		nn_freemsg(msg);
-	nn_close(sock);
+	blobcr_peer_close(&peer);
+	blobcr_key_free(key);
 	return err ? fail(err, what, addr) : 0;
 }
 
@@ -709,6 +746,28 @@ static int cmd_job_apply(struct ctl *ctl, int argc, char **argv)
 	return job_cmd_apply(ctl->c, ctl->meta, argc, argv);
 }
 
+/* ---- key verbs (keys.c) ---- */
+
+static int cmd_key_create(struct ctl *ctl, int argc, char **argv)
+{
+	return keys_cmd_create(ctl->key_file, argc, argv);
+}
+
+static int cmd_key_rotate(struct ctl *ctl, int argc, char **argv)
+{
+	return keys_cmd_rotate(ctl->key_file, argc, argv);
+}
+
+static int cmd_key_retire(struct ctl *ctl, int argc, char **argv)
+{
+	return keys_cmd_retire(ctl->key_file, argc, argv);
+}
+
+static int cmd_key_list(struct ctl *ctl, int argc, char **argv)
+{
+	return keys_cmd_list(ctl->key_file, argc, argv);
+}
+
 static int cmd_group_list(struct ctl *ctl, int argc, char **argv)
 {
 	struct blobcr_group_info *v;
@@ -720,14 +779,14 @@ static int cmd_group_list(struct ctl *ctl, int argc, char **argv)
 	if (err)
 		return fail(err, "group list", NULL);
 	for (size_t i = 0; i < n; i++) {
-		char when[32];
+		char when[32], b[BLOBCR_SHOWN];
 		time_t t = (time_t)v[i].time;
 		struct tm tm;
 
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-		printf("%s %s", v[i].name, when);
+		printf("%s %s", shown(v[i].name, b), when);
 		for (uint32_t k = 0; k < v[i].nmembers; k++)
-			printf(" %s@%" PRIu32, v[i].members[k].image,
+			printf(" %s@%" PRIu32, shown(v[i].members[k].image, b),
 			       v[i].members[k].version);
 		putchar('\n');
 	}
@@ -868,6 +927,24 @@ static const struct verb verbs[] = {
 	{ "node", "compact", "ADDR",
 	  "reclaim the space of deleted chunks on the storage node at ADDR",
 	  cmd_node_compact, 1, 1 },
+	{ "key", "create", "[--dir DIR] NAME ROLE",
+	  "make key NAME of ROLE (node, host, admin or metad): DIR/NAME.key,\n"
+	  "readable by its owner only, and its public key in DIR/keys.pub, which\n"
+	  "every server and client of the repository reads (copy it to each\n"
+	  "host).  DIR defaults to the directory of --key, else /etc/blobcr.",
+	  cmd_key_create, 2, 4 },
+	{ "key", "rotate", "[--dir DIR] NAME",
+	  "give NAME a new key without downtime: the new public key joins\n"
+	  "keys.pub next to the old one, then DIR/NAME.key is replaced (running\n"
+	  "programs take it at their next session); retire the old one after",
+	  cmd_key_rotate, 1, 3 },
+	{ "key", "retire", "[--dir DIR] [--all] NAME",
+	  "drop NAME's old public keys from keys.pub (after a rotation), or\n"
+	  "with --all every key of NAME (revocation); sessions opened with a\n"
+	  "dropped key end within a second.  Prints retired=N",
+	  cmd_key_retire, 1, 4 },
+	{ "key", "list", "[--dir DIR]", "the keys keys.pub lists, with their roles",
+	  cmd_key_list, 0, 2 },
 };
 
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -876,7 +953,9 @@ static const struct verb verbs[] = {
 static bool is_local(const struct verb *v)
 {
 	return v->fn == cmd_node_stat || v->fn == cmd_node_compact ||
-	       v->fn == cmd_dm_commit ||
+	       v->fn == cmd_dm_commit || v->fn == cmd_key_create ||
+	       v->fn == cmd_key_rotate || v->fn == cmd_key_retire ||
+	       v->fn == cmd_key_list ||
 	       v->fn == cmd_undeploy || v->fn == cmd_status ||
 	       v->fn == cmd_reattach || v->fn == cmd_vm_config;
 }
@@ -895,6 +974,10 @@ static void usage(FILE *f)
 		"The dm-blobcr repository's command line.\n\n"
 		"Global options:\n"
 		"  -m, --meta ADDR     blobcr-metad address (default: $BLOBCR_META)\n"
+		"  -k, --key FILE      our private key (default: $BLOBCR_KEY); the\n"
+		"                      repository's keys.pub is read beside it\n"
+		"  -e, --encrypt       encrypt payloads on the wire (also\n"
+		"                      $BLOBCR_ENCRYPT=1)\n"
 		"  -t, --timeout MS    per-request timeout (default 10000)\n"
 		"  -q, --quiet         no progress bar, no summary lines\n"
 		"  -h, --help          this help; VERB --help for a verb's\n\nVerbs:\n");
@@ -902,7 +985,8 @@ static void usage(FILE *f)
 		fprintf(f, "  %s%s%-10s %s\n", verbs[i].group ? verbs[i].group : "",
 			verbs[i].group ? " " : "", verbs[i].name, verbs[i].args);
 	fprintf(f, "\nExit status: 0 ok, 1 failure, 2 usage, 3 not found, "
-		   "4 conflict (retry), 5 repository unavailable.\n");
+		   "4 conflict (retry), 5 repository unavailable,\n"
+		   "6 denied (no key, a key refused, or a role that may not).\n");
 }
 
 static const struct verb *find_verb(int argc, char **argv, int *used)
@@ -927,6 +1011,8 @@ static int parse_global(int argc, char **argv, struct ctl *ctl)
 {
 	static const struct option opts[] = {
 		{ "meta", required_argument, NULL, 'm' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "encrypt", no_argument, NULL, 'e' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -935,9 +1021,11 @@ static int parse_global(int argc, char **argv, struct ctl *ctl)
 	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+m:t:qh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+m:k:et:qh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': ctl->meta = optarg; break;
+		case 'k': ctl->key_file = optarg; break;
+		case 'e': ctl->encrypt = 1; break;
 		case 'q': ctl->quiet = 1; break;
 		case 'h': usage(stdout); exit(0);
 		case 't':
@@ -963,9 +1051,31 @@ static bool wants_help(int argc, char **argv)
 	return false;
 }
 
+/*
+ * Our key's path, absolute (a deployment's blobcrd is started with it, and
+ * restarted later from anywhere), also in $BLOBCR_KEY for the programs we
+ * start.
+ */
+static void settle_key(struct ctl *ctl, char *buf)
+{
+	const char *enc = getenv("BLOBCR_ENCRYPT");
+
+	if (!ctl->key_file)
+		ctl->key_file = getenv("BLOBCR_KEY");
+	if (ctl->key_file && *ctl->key_file && realpath(ctl->key_file, buf)) {
+		ctl->key_file = buf;
+		setenv("BLOBCR_KEY", buf, 1);
+	}
+	if (enc && !strcmp(enc, "1"))
+		ctl->encrypt = 1;
+	else if (ctl->encrypt)
+		setenv("BLOBCR_ENCRYPT", "1", 1);
+}
+
 int main(int argc, char **argv)
 {
 	struct ctl ctl = { .meta = getenv("BLOBCR_META"), .timeout_ms = 10000 };
+	char key_path[PATH_MAX];
 	const struct verb *v;
 	int used, nargs, rc;
 
@@ -973,6 +1083,7 @@ int main(int argc, char **argv)
 	blobcr_heap_for_big_buffers();
 	if (parse_global(argc, argv, &ctl))
 		return EXIT_USAGE;
+	settle_key(&ctl, key_path);
 	argc -= optind;
 	argv += optind;
 	v = find_verb(argc, argv, &used);

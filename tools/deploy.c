@@ -441,7 +441,8 @@ int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 	snprintf(tag, sizeof(tag), "%s.%08lx%04x", o.as, (long)time(NULL),
 		 (unsigned int)getpid() & 0xffff);
 	{
-		char *hargv[] = { helper, "--meta", (char *)meta, "--channel",
+		char *hargv[] = { helper, "--meta", (char *)meta, "--key",
+				  (char *)blobcr_key_file(c), "--channel",
 				  (char *)o.as, "--image", image_ref, "--cache",
 				  dev, "--commit-to", commit_ref, "--threads",
 				  threads, "--tag", tag, "--label-file",

@@ -11,7 +11,7 @@ struct blobcr_client;
 
 /* blobcrctl's exit statuses, shared by every verb. */
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOTFOUND = 3, EXIT_CONFLICT = 4,
-       EXIT_UNAVAIL = 5 };
+       EXIT_UNAVAIL = 5, EXIT_DENIED = 6 };
 
 /* Print "blobcrctl: " and the message on stderr; return @status. */
 int say(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

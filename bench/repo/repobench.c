@@ -37,7 +37,7 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int gc_epoch(int sock, uint64_t *epoch)
+static int gc_epoch(struct blobcr_peer *p, uint64_t *epoch)
 {
 	struct blobcr_enc e;
 	struct blobcr_dec d;
@@ -47,7 +47,7 @@ static int gc_epoch(int sock, uint64_t *epoch)
 	if (err)
 		return err;
 	blobcr_enc_u32(&e, 0);
-	err = blobcr_call(sock, BLOBCR_OP_CHUNK_LOCATE, &e, &msg, &d);
+	err = blobcr_peer_call(p, BLOBCR_OP_CHUNK_LOCATE, &e, &msg, &d);
 	blobcr_enc_free(&e);
 	if (!err)
 		*epoch = blobcr_dec_u64(&d);
@@ -56,14 +56,14 @@ static int gc_epoch(int sock, uint64_t *epoch)
 	return err;
 }
 
-static int publish(int sock, const char *image, uint32_t base,
+static int publish(struct blobcr_peer *p, const char *image, uint32_t base,
 		   const struct blobcr_extent_loc *locs)
 {
 	struct blobcr_enc e;
 	struct blobcr_dec d;
 	uint64_t epoch;
 	void *msg;
-	int err = gc_epoch(sock, &epoch);
+	int err = gc_epoch(p, &epoch);
 
 	if (!err)
 		err = blobcr_enc_init(&e, N * 50);
@@ -87,7 +87,7 @@ static int publish(int sock, const char *image, uint32_t base,
 		for (int k = 0; k < l->nreplicas; k++)
 			blobcr_enc_u32(&e, l->replicas[k]);
 	}
-	err = blobcr_call(sock, BLOBCR_OP_PUBLISH, &e, &msg, &d);
+	err = blobcr_peer_call(p, BLOBCR_OP_PUBLISH, &e, &msg, &d);
 	blobcr_enc_free(&e);
 	if (msg)
 		nn_freemsg(msg);
@@ -100,8 +100,10 @@ int main(int argc, char **argv)
 	static uint64_t exts[N];
 	struct blobcr_image_info info;
 	struct blobcr_client *c;
+	struct blobcr_key *key = NULL;
+	struct blobcr_peer peer;
 	double t[RUNS];
-	int sock, err;
+	int err;
 
 	if (argc != 4) {
 		fprintf(stderr, "Usage: repobench META IMAGE lookup|publish\n");
@@ -116,7 +118,10 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < N; i++)
 		exts[i] = (uint64_t)i;
-	sock = blobcr_req_socket(argv[1], 30000);
+	/* The publishes go on a connection of their own, with our key. */
+	err = blobcr_key_load(NULL, &key);
+	if (!err)
+		err = blobcr_peer_open(&peer, argv[1], key, BLOBCR_ROLE_METAD, 30000);
 	for (int r = 0; r < RUNS && !err; r++) {
 		double t0 = now_ms();
 
@@ -127,7 +132,7 @@ int main(int argc, char **argv)
 				err = blobcr_lookup(c, argv[2], 0, exts, N, locs);
 			t0 = now_ms();
 			if (!err)
-				err = publish(sock, argv[2], info.latest + (uint32_t)r,
+				err = publish(&peer, argv[2], info.latest + (uint32_t)r,
 					      locs);
 		}
 		t[r] = now_ms() - t0;
@@ -139,7 +144,8 @@ int main(int argc, char **argv)
 	qsort(t, RUNS, sizeof(t[0]), cmp_double);
 	printf("%s of %d extents: median %.2f ms, min %.2f ms\n", argv[3], N,
 	       t[RUNS / 2], t[0]);
-	nn_close(sock);
+	blobcr_peer_close(&peer);
+	blobcr_key_free(key);
 	blobcr_close(c);
 	return 0;
 }

@@ -11,6 +11,8 @@ VM=$TOP/tests/vm/run
 # and outputs go through a per-guest shared directory under build/.
 GUESTS=$(mktemp -d "$TOP/build/e2e.XXXXXX")
 trap 'cleanup; rm -rf "$GUESTS"' EXIT
+# Keys where guests see them; guests are compute hosts: key "host".
+KEYS=$GUESTS/keys
 
 # guest_meta: the version manager's address as a guest sees it.
 guest_meta() { echo "tcp://10.0.2.2:${META##*:}"; }
@@ -39,9 +41,10 @@ in_guest() {
 	shift 2
 	mkdir -p "$GUESTS/$name"
 	printf '%s\n' "$script" >"$GUESTS/$name/script.sh"
-	"$VM" --net --name "$name" --timeout 300 --disk "${GUEST_DISK:-512M}" \
+	"$VM" --net --name "$name" --timeout 600 --disk "${GUEST_DISK:-512M}" \
 		--outdir "$GUESTS/$name" \
 		--env BLOBCR_META="$(guest_meta)" --env PATH="$TOP/tools:$PATH" \
+		--env BLOBCR_KEY="$KEYS/host.key" \
 		"$@" -- sh -e /run/vm-out/script.sh >"$WORK/$name.out" 2>&1
 	rc=$?
 	sed "s/^/# $name: /" "$WORK/$name.out"

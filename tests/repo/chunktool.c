@@ -4,6 +4,7 @@
  *
  *   chunktool NODE list              the ids NODE holds, in hex, one a line
  *   chunktool NODE delete ID...      delete chunks on NODE behind metad's back
+ *                                    (with metad's key in $BLOBCR_KEY)
  *   chunktool META suspect ID NODEID report NODEID's copy of ID as read bad,
  *                                    as a client does (CHUNK_SUSPECT)
  *
@@ -30,21 +31,32 @@ static int parse_id(const char *hex, uint8_t id[BLOBCR_ID_SIZE])
 	return 0;
 }
 
-/* One request on a fresh socket; @show (may be NULL) reads the reply. */
+/*
+ * One request in a fresh session with $BLOBCR_KEY (a delete needs metad's
+ * key); @show (may be NULL) reads the reply.
+ */
 static int call(const char *addr, uint8_t op, struct blobcr_enc *e,
 		int (*show)(struct blobcr_dec *d))
 {
-	int sock = blobcr_req_socket(addr, 10000);
+	struct blobcr_key *key = NULL;
+	struct blobcr_peer peer = { .sock = -1 };
 	struct blobcr_dec d;
 	void *msg = NULL;
-	int err = sock < 0 ? sock : blobcr_call(sock, op, e, &msg, &d);
+	int err = blobcr_key_load(NULL, &key);
 
+	if (!err)
+		err = blobcr_peer_open(&peer, addr, key,
+				       BLOBCR_ROLE_METAD | BLOBCR_ROLE_NODE, 10000);
+	if (!err)
+		err = blobcr_peer_call(&peer, op, e, &msg, &d);
+	if (err && blobcr_auth_error(err))
+		fprintf(stderr, "chunktool: %s\n", blobcr_auth_detail());
 	if (!err && show)
 		err = show(&d);
 	if (msg)
 		nn_freemsg(msg);
-	if (sock >= 0)
-		nn_close(sock);
+	blobcr_peer_close(&peer);
+	blobcr_key_free(key);
 	return err;
 }
 

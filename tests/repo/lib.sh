@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Shared helpers of the repository tests: TAP output, daemons on random free
-# loopback ports, a scratch directory, cleanup on exit.  Source it from a
-# .t script run from the top of the tree.
+# loopback ports, a scratch directory, keys, cleanup on exit.  Source it from
+# a .t script run from the top of the tree.
 
 TOP=${TOP:-$(pwd)}
 NODED=$TOP/userspace/noded/blobcr-noded
@@ -62,16 +62,34 @@ wait_until() {
 	return 1
 }
 
+# Keys (Documentation/security.rst): one per entity in $KEYS, made on first
+# use: metad, one per node, "admin" (BLOBCR_KEY: what $CTL uses) and
+# "host" (what a compute host uses).  A caller may set KEYS first (guests
+# must see it: tests/e2e/lib.sh puts it under build/).
+KEYS=${KEYS:-$WORK/keyring}
+# key NAME ROLE: the path of key NAME, made if missing
+key() {
+	[ -f "$KEYS/$1.key" ] ||
+		"$CTL" key create --dir "$KEYS" "$1" "$2" >/dev/null || return 1
+	echo "$KEYS/$1.key"
+}
+provision_keys() {
+	key metad metad >/dev/null && key admin admin >/dev/null &&
+		key host host >/dev/null || return 1
+	export BLOBCR_KEY=$KEYS/admin.key
+}
+
 # start_metad [extra options]: sets META (kept across restarts), METAD_PID,
 # exports BLOBCR_META
 start_metad() {
 	local port
+	provision_keys || return 1
 	if [ -z "${META:-}" ]; then
 		port=$(free_port) || return 1
 		META=tcp://127.0.0.1:$port
 	fi
 	META_DIR=${META_DIR:-$WORK/meta}
-	"$METAD" --listen "$META" --data "$META_DIR" \
+	"$METAD" --listen "$META" --data "$META_DIR" --key "$KEYS/metad.key" \
 		--dead-after-ms "${DEAD_AFTER_MS:-4000}" "$@" \
 		>>"$WORK/metad.log" 2>&1 &
 	METAD_PID=$!
@@ -80,19 +98,21 @@ start_metad() {
 	wait_until 10 "$CTL" -t 500 node list
 }
 
-# start_node I [extra options]: node I on a fresh port, NODE_ADDR[I], NODE_PID[I].
+# start_node I [extra options]: node I on a fresh port, NODE_ADDR[I],
+# NODE_PID[I], with key node$I.
 # Every node is a host of its own: failure domain nodeI (--domain overrides).
 # No background scrub unless asked (--scrub-mb-s): tests count corrupt reads.
 declare -a NODE_ADDR NODE_PID
 start_node() {
 	local i=$1; shift
-	local port
+	local port nkey
+	provision_keys && nkey=$(key "node$i" node) || return 1
 	if [ -z "${NODE_ADDR[$i]:-}" ]; then
 		port=$(free_port) || return 1
 		NODE_ADDR[$i]=tcp://127.0.0.1:$port
 	fi
 	"$NODED" --listen "${NODE_ADDR[$i]}" --data "$WORK/node$i" --meta "$META" \
-		--heartbeat-ms 200 --domain "node$i" --scrub-mb-s 0 "$@" \
+		--key "$nkey" --heartbeat-ms 200 --domain "node$i" --scrub-mb-s 0 "$@" \
 		>>"$WORK/node$i.log" 2>&1 &
 	NODE_PID[$i]=$!
 	PIDS="$PIDS ${NODE_PID[$i]}"

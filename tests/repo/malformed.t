@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Malformed and truncated frames and random bytes at every service: each
-# gets an error reply, and the service goes on serving.
+# Malformed and truncated frames and random bytes at every service, and
+# random payloads in valid sessions: each gets an error reply, and the
+# service goes on serving.
 set -u
 . "$(dirname "$0")/lib.sh"
 FT=$TOP/tests/repo/frametool
@@ -13,7 +14,7 @@ make_image "$WORK/img" 8
 check "import before the abuse" "$CTL" -q image import img "$WORK/img"
 for svc in metad node; do
 	if [ $svc = metad ]; then a=$META; else a=${NODE_ADDR[1]}; fi
-	for c in random truncated header payloads; do
+	for c in random truncated header payloads unauth; do
 		check "$svc: $c frames get error replies, service alive" "$FT" "$a" $c
 	done
 done

@@ -54,11 +54,11 @@ check "node 3 lists its chunks" test "${#ids[@]}" -eq "$(node_chunks 3)"
 kill -TERM "${NODE_PID[3]}"
 wait "${NODE_PID[3]}"
 "$NODED" --listen "${NODE_ADDR[3]}" --data "$WORK/node3" --domain node3 \
-	>>"$WORK/node3-alone.log" 2>&1 &
+	--key "$KEYS/node3.key" >>"$WORK/node3-alone.log" 2>&1 &
 alone=$!
 wait_until 10 "$CTL" node stat "${NODE_ADDR[3]}"
 check "delete 5 of them on node 3, metad unaware" \
-	"$CT" "${NODE_ADDR[3]}" delete "${ids[@]:0:5}"
+	env BLOBCR_KEY="$KEYS/metad.key" "$CT" "${NODE_ADDR[3]}" delete "${ids[@]:0:5}"
 kill -TERM $alone
 wait $alone
 check "node 3 rejoins" start_node 3

@@ -63,6 +63,6 @@ kill -KILL "${NODE_PID[3]}"
 wait "${NODE_PID[3]}" 2>/dev/null
 fully_replicated() { test "$(total_chunks 1 2)" -eq $((48 * 4 * 2)); }
 check "metad restores R=2 on nodes 1 and 2 by itself" wait_until 30 fully_replicated
-check "metad logged it" grep -q "re-replication: .* repaired" "$WORK/metad.log"
+check "metad logged it" wait_until 10 grep -q "re-replication: .* repaired" "$WORK/metad.log"
 check "and the export is byte-exact" exports_exact
 done_testing

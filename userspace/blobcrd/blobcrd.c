@@ -40,15 +40,18 @@ static const char usage_text[] =
 "\n"
 "  -m, --meta ADDR          version manager (nanomsg address, e.g.\n"
 "                           tcp://10.0.2.2:7000); default $BLOBCR_META\n"
+"  -k, --key FILE           this host's private key (role host); default\n"
+"                           $BLOBCR_KEY; the repository's keys.pub beside it\n"
 "  -c, --channel NAME       the target's channel name\n"
 "  -d, --dm-name NAME       its device-mapper name (default: the channel's)\n"
 "  -i, --image NAME@VER     what the device shows (FETCH source)\n"
 "  -C, --cache DEVICE       the target's cache device (or file)\n"
 "  -t, --commit-to NAME@VER commit into image NAME, on top of version VER\n"
 "                           (default: the deployed image and version)\n"
-"  -T, --tag TAG            label the published versions TAG; versions with\n"
-"                           this label count as this deployment's own (a\n"
-"                           helper that died after publishing left them)\n"
+"  -T, --tag TAG            label the published versions TAG and a mark only\n"
+"                           our key makes; versions with both count as this\n"
+"                           deployment's own (a helper that died after\n"
+"                           publishing left them)\n"
 "  -L, --label-file FILE    if FILE exists at a commit, its first line\n"
 "                           labels the version (blobcrctl commit --label)\n"
 "  -j, --threads N          serving threads (default 4)\n"
@@ -154,7 +157,7 @@ static int worker_init(struct worker *w, struct deployment *d)
 	for (int i = 0; i < BLOBCRD_BATCH; i++)
 		if (posix_memalign(&w->bufs[i], 4096, d->extent_size))
 			return -ENOMEM;
-	err = blobcr_connect(d->meta, NULL, &w->cl);
+	err = blobcr_connect(d->meta, &d->repo_opts, &w->cl);
 	if (err)
 		return err;
 	return cacheio_open(&w->io, d->cache, d->extent_size,
@@ -167,10 +170,11 @@ static int check_geometry(struct deployment *d)
 	struct blobcr_image_info ii;
 	int err;
 
-	err = blobcr_connect(d->meta, NULL, &d->cl);
+	err = blobcr_connect(d->meta, &d->repo_opts, &d->cl);
 	if (err) {
-		logmsg(d, "cannot reach the version manager at %s: %s", d->meta,
-		       blobcr_strerror(err));
+		logmsg(d, "cannot reach the version manager at %s: %s%s%s", d->meta,
+		       blobcr_strerror(err), blobcr_auth_error(err) ? ": " : "",
+		       blobcr_auth_error(err) ? blobcr_auth_detail() : "");
 		return err;
 	}
 	err = blobcr_image_info(d->cl, d->image, &ii);
@@ -218,6 +222,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 {
 	static const struct option opts[] = {
 		{ "meta", required_argument, NULL, 'm' },
+		{ "key", required_argument, NULL, 'k' },
 		{ "channel", required_argument, NULL, 'c' },
 		{ "dm-name", required_argument, NULL, 'd' },
 		{ "image", required_argument, NULL, 'i' },
@@ -237,9 +242,10 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 
 	d->meta = getenv("BLOBCR_META");
 	d->threads = 4;
-	while ((c = getopt_long(argc, argv, "m:c:d:i:C:t:j:T:L:r:p:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:k:c:d:i:C:t:j:T:L:r:p:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': d->meta = optarg; break;
+		case 'k': d->repo_opts.key_file = optarg; break;
 		case 'c': d->channel = optarg; break;
 		case 'd': d->dm_name = optarg; break;
 		case 'i': image = optarg; break;
@@ -412,7 +418,11 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	blobcr_heap_for_big_buffers();
-	err = attach(&d);
+	err = blobcr_key_load(d.repo_opts.key_file, &d.key);
+	if (err)
+		logmsg(&d, "no key: %s", blobcr_auth_detail());
+	if (!err)
+		err = attach(&d);
 	if (!err)
 		err = check_geometry(&d);
 	if (!err) {
@@ -424,6 +434,7 @@ int main(int argc, char **argv)
 		prefetch_free(&d.pf);
 	}
 	blobcr_close(d.cl);
+	blobcr_key_free(d.key);
 	logmsg(&d, "stopping: %llu misses, %llu extents fetched, %llu zero, %llu fetch failures, %llu commits, %llu prefetched",
 	       (unsigned long long)d.misses,
 	       (unsigned long long)d.fetched_extents,

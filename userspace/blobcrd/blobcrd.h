@@ -39,6 +39,8 @@ struct prefetch {
 /* What one blobcrd serves; fixed once started. */
 struct deployment {
 	const char *meta;		/* version manager address */
+	struct blobcr_client_opts repo_opts; /* our key */
+	struct blobcr_key *key;		/* ours: marks our versions' labels */
 	const char *channel;		/* /dev/blobcr/<channel> */
 	const char *dm_name;		/* the device-mapper device (messages) */
 	const char *cache;		/* the cache device */

@@ -112,13 +112,39 @@ void serve_fetch(struct worker *w, const struct blobcr_request *rq)
 	}
 }
 
+#define PROOF_HEX 16
+
 /*
- * The label of the version we publish: our tag, after the operator's label
- * when `blobcrctl commit --label` left one: "LABEL [TAG]".
+ * Our mark on a version built on @base: 16 hex digits of a MAC, under this
+ * host's key, of the image, @base and our tag.  A label can be copied by
+ * anyone who lists versions, but not onto another base, and nobody
+ * without our key can make one for a base of their choosing.
  */
-static void version_label(const struct deployment *d, char *out, size_t len)
+static int label_proof(const struct deployment *d, uint32_t base,
+		       char out[PROOF_HEX + 1])
 {
-	char user[BLOBCR_NAME_MAX] = "";
+	char msg[2 * BLOBCR_NAME_MAX + 16];
+	uint8_t mac[32];
+	int n = snprintf(msg, sizeof(msg), "%s@%u %s", d->commit_image, base,
+			 d->tag);
+
+	if (!d->key || n < 0 || (size_t)n >= sizeof(msg) ||
+	    blobcr_key_mac(d->key, "blobcrd version label", msg, (size_t)n, mac))
+		return -EIO;
+	for (int i = 0; i < PROOF_HEX / 2; i++)
+		snprintf(out + 2 * i, 3, "%02x", mac[i]);
+	return 0;
+}
+
+/*
+ * The label of the version we publish on @base: our tag and our mark,
+ * after the operator's label when `blobcrctl commit --label` left one:
+ * "LABEL [TAG/MARK]".  Labels are printable ASCII: other bytes become '?'.
+ */
+static void version_label(const struct deployment *d, uint32_t base,
+			  char *out, size_t len)
+{
+	char user[BLOBCR_NAME_MAX] = "", mark[BLOBCR_NAME_MAX], proof[PROOF_HEX + 1];
 	FILE *f = d->label_file ? fopen(d->label_file, "r") : NULL;
 
 	if (f) {
@@ -127,30 +153,44 @@ static void version_label(const struct deployment *d, char *out, size_t len)
 		user[strcspn(user, "\n")] = '\0';
 		fclose(f);
 	}
-	if (!d->tag)
+	for (char *p = user; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '?';
+	if (!d->tag) {
 		snprintf(out, len, "%s", user);
-	else if (user[0] && strlen(d->tag) + 4 < len)
-		snprintf(out, len, "%.*s [%s]", (int)(len - strlen(d->tag) - 4),
-			 user, d->tag);
+		return;
+	}
+	if (label_proof(d, base, proof))
+		proof[0] = 0; /* then nobody adopts it, not even us */
+	snprintf(mark, sizeof(mark), "[%s/%s]", d->tag, proof);
+	if (user[0] && strlen(mark) + 2 < len)
+		snprintf(out, len, "%.*s %s", (int)(len - strlen(mark) - 2), user,
+			 mark);
 	else
-		snprintf(out, len, "%s", d->tag);
+		snprintf(out, len, "%s", mark);
 }
 
-/* @label names this deployment: it is our tag, or ends with " [tag]". */
-static bool label_is_ours(const struct deployment *d, const char *label)
+/* @label is ours on @base: it ends with "[TAG/MARK]" and the mark is right. */
+static bool label_is_ours(const struct deployment *d, const char *label,
+			  uint32_t base)
 {
 	size_t n = strlen(label), t = strlen(d->tag);
+	char proof[PROOF_HEX + 1];
+	const char *m = label + n - PROOF_HEX - 1;
 
-	if (!strcmp(label, d->tag))
-		return true;
-	return n > t + 3 && label[n - 1] == ']' && label[n - t - 2] == '[' &&
-	       label[n - t - 3] == ' ' && !strncmp(label + n - t - 1, d->tag, t);
+	if (n < t + PROOF_HEX + 3 || label[n - 1] != ']' ||
+	    label[n - t - PROOF_HEX - 3] != '[' || m[-1] != '/' ||
+	    strncmp(label + n - t - PROOF_HEX - 2, d->tag, t) ||
+	    label_proof(d, base, proof))
+		return false;
+	return !strncmp(m, proof, PROOF_HEX);
 }
 
 /*
  * Versions (@base, @latest] all published by this deployment (their label
- * names our tag): a helper before us published and died before the kernel
- * heard of it.  Those versions are whole; the next commit builds on them.
+ * carries our tag and our mark): a helper before us published and died
+ * before the kernel heard of it.  Those versions are whole; the next
+ * commit builds on them.
  */
 static bool ours_since(struct worker *w, uint32_t base, uint32_t latest)
 {
@@ -159,10 +199,20 @@ static bool ours_since(struct worker *w, uint32_t base, uint32_t latest)
 
 	if (!w->d->tag || blobcr_version_list(w->cl, w->d->commit_image, &v, &n))
 		return false;
-	for (size_t i = 0; i < n; i++)
-		if (v[i].version > base && v[i].version <= latest &&
-		    label_is_ours(w->d, v[i].label))
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].version <= base || v[i].version > latest)
+			continue;
+		if (label_is_ours(w->d, v[i].label, v[i].base)) {
 			mine++;
+		} else if (strstr(v[i].label, w->d->tag)) {
+			char shown[4 * BLOBCR_NAME_MAX];
+
+			logmsg(w->d, "%s@%u names this deployment but lacks its mark: "
+			       "not adopted (label '%s')", w->d->commit_image,
+			       v[i].version, blobcr_printable(v[i].label, shown,
+							      sizeof(shown)));
+		}
+	}
 	free(v);
 	return mine == latest - base;
 }
@@ -279,7 +329,7 @@ static int commit_set(struct worker *w, const struct blobcr_request *rq,
 	if (!err) {
 		uint64_t t0 = blobcr_now_ms();
 
-		version_label(d, label, sizeof(label));
+		version_label(d, base, label, sizeof(label));
 		/* The last batch's upload, then the publish itself. */
 		err = blobcr_commit_publish(cm, label[0] ? label : NULL, version);
 		ct->publish = blobcr_now_ms() - t0;

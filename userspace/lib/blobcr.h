@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "blobcr_auth.h"
 #include "blobcr_wire.h"
 
 struct blobcr_client;
@@ -33,6 +34,8 @@ struct blobcr_client_opts {
 	 * name (what blobcr-noded takes by default).
 	 */
 	const char *domain;
+	const char *key_file; /* our private key; NULL: $BLOBCR_KEY */
+	int encrypt; /* encrypt every payload; 0: only if $BLOBCR_ENCRYPT=1 */
 };
 
 enum blobcr_node_state {
@@ -150,9 +153,11 @@ typedef void (*blobcr_progress_fn)(void *arg, uint64_t done, uint64_t total);
 
 /**
  * blobcr_connect() - open a handle on the repository whose version manager
- * listens at @meta_addr (a nanomsg address, "tcp://host:port").
- * @opts may be NULL for defaults.  Fetches the node list once.
- * Return: 0 and *@out, or -errno (-ETIMEDOUT: metad did not answer).
+ * listens at @meta_addr (a nanomsg address, "tcp://host:port"), with the
+ * key @opts->key_file (Documentation/security.rst).  @opts may be NULL for
+ * defaults.  Fetches the node list once.
+ * Return: 0 and *@out, or -errno (-ETIMEDOUT: metad did not answer;
+ * -ENOKEY, -EKEYREJECTED, -EACCES: see blobcr_auth_detail()).
  */
 int blobcr_connect(const char *meta_addr, const struct blobcr_client_opts *opts,
 		   struct blobcr_client **out);
@@ -160,8 +165,15 @@ int blobcr_connect(const char *meta_addr, const struct blobcr_client_opts *opts,
 /** blobcr_close() - close every socket and free the handle.  NULL is fine. */
 void blobcr_close(struct blobcr_client *c);
 
-/** blobcr_strerror() - text for a negative errno this library returns. */
+/**
+ * blobcr_strerror() - text for a negative errno this library returns.  For
+ * a key or permission error, blobcr_auth_detail() says more (which key,
+ * refused by whom and why).
+ */
 const char *blobcr_strerror(int err);
+
+/** blobcr_key_file() - the private key file the handle authenticates with. */
+const char *blobcr_key_file(const struct blobcr_client *c);
 
 /** blobcr_replicas() - Return: the replication factor in use (>= 1). */
 int blobcr_replicas(const struct blobcr_client *c);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "blobcr_auth.h"
 #include "blobcr_wire.h"
 
 enum { BLOBCR_LOG_ERR, BLOBCR_LOG_WARN, BLOBCR_LOG_INFO, BLOBCR_LOG_DEBUG };
@@ -59,24 +60,64 @@ int blobcr_parse_u64(const char *s, uint64_t *out);
 typedef int (*blobcr_handler_fn)(void *ctx, const struct blobcr_hdr *h,
 				 struct blobcr_dec *req, struct blobcr_enc *reply);
 
+/*
+ * Who may send an opcode to a server, and how it is served: one table per
+ * server, checked for every request before its handler runs.  An opcode
+ * the table does not name is refused (-EOPNOTSUPP).
+ */
+struct blobcr_op_rule {
+	uint8_t opcode;
+	bool heavy; /* long or write work: served by the heavy workers */
+	unsigned int roles; /* BLOBCR_ROLE_* that may send it */
+	uint32_t max_payload; /* bytes, 0: BLOBCR_MAX_PAYLOAD */
+};
+
+struct heavy_queue;
+
 struct blobcr_server {
 	const char *addr; /* nanomsg address to bind */
 	int threads; /* workers sharing the socket */
+	/*
+	 * Workers of their own for heavy requests, so that heartbeats and
+	 * lookups always find a free worker; 0: every request is served by
+	 * the socket's workers.
+	 */
+	int heavy_threads;
 	blobcr_handler_fn handler;
 	void *ctx;
+	struct blobcr_authsrv *auth; /* sessions: every request needs one */
+	const struct blobcr_op_rule *rules;
+	size_t nrules;
 	volatile sig_atomic_t *stop; /* set by a signal handler to stop */
 	/* counters, updated atomically */
 	uint64_t requests;
 	uint64_t malformed;
+	uint64_t refused; /* no, a bad or an unauthorised key */
+	/* internal */
+	struct heavy_queue *hq;
+	uint64_t log_window_ms[2], log_lines[2], log_dropped[2]; /* refusals */
 };
 
 /**
  * blobcr_server_run() - bind a raw REP socket at @s->addr and serve it with
  * @s->threads workers until *@s->stop.  Malformed frames get an error reply
- * (-EBADMSG, -EPROTO, -EMSGSIZE, -EOPNOTSUPP) and are counted.
+ * (-EBADMSG, -EPROTO, -EMSGSIZE, -EOPNOTSUPP) and are counted; requests
+ * without a valid session, or whose opcode the sender's role may not send,
+ * are refused (-ENOKEY, -EKEYEXPIRED, -EKEYREJECTED, -EACCES) with a
+ * reason, logged and counted; heavy ones wait in a bounded queue (-ENOBUFS
+ * when it is full).
  * Return: 0 after a clean stop, -errno if the socket could not be set up.
  */
 int blobcr_server_run(struct blobcr_server *s);
+
+/**
+ * blobcr_server_process() - serve one received frame (@body, @len bytes,
+ * modified in place) as the server loop does, without a socket: the reply
+ * frame goes to *@reply (free() it) and its length to *@reply_len.  Heavy
+ * requests are served inline.  For tests and fuzzing.
+ */
+int blobcr_server_process(struct blobcr_server *s, void *body, size_t len,
+			  void **reply, size_t *reply_len);
 
 /**
  * blobcr_req_socket() - a REQ socket connected to @addr, with @timeout_ms
@@ -84,23 +125,55 @@ int blobcr_server_run(struct blobcr_server *s);
  */
 int blobcr_req_socket(const char *addr, int timeout_ms);
 
+/*
+ * A synchronous, authenticated connection to one server: a REQ socket and
+ * a session opened on the first call (again when the server lost it).
+ */
+struct blobcr_peer {
+	char addr[BLOBCR_ADDR_MAX];
+	int sock; /* -1: none */
+	int timeout_ms;
+	unsigned int want_roles; /* the server must prove one of these */
+	uint8_t flags; /* session flags to ask for (BLOBCR_SESS_*) */
+	struct blobcr_key *key; /* ours, not owned */
+	struct blobcr_session sess;
+};
+
 /**
- * blobcr_call() - send the request built in @e (header filled here: @op and
- * a fresh request id) on REQ socket @sock and wait for its reply.
+ * blobcr_peer_open() - a connection to the server at @addr whose key must
+ * have a role in @want_roles, authenticated with @key.  No traffic yet.
+ * Return: 0, -ENAMETOOLONG, -errno of the socket.
+ */
+int blobcr_peer_open(struct blobcr_peer *p, const char *addr,
+		     struct blobcr_key *key, unsigned int want_roles,
+		     int timeout_ms);
+
+/**
+ * blobcr_peer_call() - send the request built in @e (sealed here, so @e
+ * cannot be sent again) as @op and wait for its reply; opens or reopens
+ * the session as needed and retries while the server's queue is full.
  * Return: the reply's status (0 or -errno from the server) with the reply
  * frame in *@msg (nn_freemsg() it) and its payload in @d; or a transport
- * error (-ETIMEDOUT, -EBADMSG, ...) with *@msg NULL.
+ * or authentication error with *@msg NULL.
  */
-int blobcr_call(int sock, uint8_t op, struct blobcr_enc *e, void **msg,
-		struct blobcr_dec *d);
+int blobcr_peer_call(struct blobcr_peer *p, uint8_t op, struct blobcr_enc *e,
+		     void **msg, struct blobcr_dec *d);
+
+/** blobcr_peer_close() - close the socket; the session is forgotten. */
+void blobcr_peer_close(struct blobcr_peer *p);
 
 /**
  * blobcr_check_reply() - decode the reply frame @buf to request @req_id of
- * opcode @op; @d gets its payload.  Return: the reply's status, or
- * -EBADMSG/-EPROTO/-EMSGSIZE for a frame that is not a valid reply.
+ * opcode @op, sealed in session @s as sequence @seq (decrypted in place);
+ * @d gets its payload.  An unauthenticated reply is believed only as a
+ * framing or authentication error.  A reason the server gave with an
+ * error goes to blobcr_auth_detail().
+ * Return: the reply's status, or -EBADMSG/-EPROTO/-EMSGSIZE for a frame
+ * that is not a valid reply.
  */
-int blobcr_check_reply(const void *buf, size_t len, uint8_t op,
-		       uint64_t req_id, struct blobcr_dec *d);
+int blobcr_check_reply(const struct blobcr_session *s, uint64_t seq, void *buf,
+		       size_t len, uint8_t op, uint64_t req_id,
+		       struct blobcr_dec *d);
 
 /** blobcr_next_req_id() - a process-wide unique request id. */
 uint64_t blobcr_next_req_id(void);

@@ -14,8 +14,12 @@
  *     8    4 status       0 or a negative errno (two's complement), replies
  *    12    8 request id   chosen by the client, echoed in the reply
  *    20    4 payload len  bytes after the header, <= BLOBCR_MAX_PAYLOAD
- *    24    4 payload crc  CRC32C of the payload
+ *    24    4 payload crc  CRC32C of the payload (0 in authenticated frames)
  *    28    4 header crc   CRC32C of bytes 0..27
+ *
+ * An authenticated frame (BLOBCR_F_AUTH) carries a 32-byte trailer after
+ * the payload whose AES-256-GCM tag covers the header and the payload
+ * (blobcr_auth.h); its payload CRC is 0 and not checked.
  *
  * Every integer is big-endian.  Payloads are sequences of fields written
  * by the blobcr_enc_*() helpers and read back by blobcr_dec_*(), never raw
@@ -24,6 +28,7 @@
 #ifndef BLOBCR_WIRE_H
 #define BLOBCR_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +40,10 @@
 #define BLOBCR_MAX_FRAME (BLOBCR_HDR_SIZE + BLOBCR_MAX_PAYLOAD)
 
 #define BLOBCR_F_REPLY 0x0001 /* set on every reply */
+#define BLOBCR_F_AUTH 0x0002 /* a session trailer follows the payload */
+#define BLOBCR_F_SEALED 0x0004 /* and the payload is encrypted */
+#define BLOBCR_F_KNOWN (BLOBCR_F_REPLY | BLOBCR_F_AUTH | BLOBCR_F_SEALED)
+#define BLOBCR_TRAILER 32 /* bytes after the payload of a BLOBCR_F_AUTH frame */
 
 #define BLOBCR_ID_SIZE 32 /* SHA-256 chunk id */
 #define BLOBCR_NAME_MAX 128 /* image, group and label names */
@@ -45,10 +54,12 @@
 #define BLOBCR_GETV_MAX 64 /* chunks per GETV request */
 #define BLOBCR_UUID_SIZE 16 /* a storage node's store identity */
 #define BLOBCR_DOMAIN_MAX 64 /* failure domain names, NUL included */
+#define BLOBCR_DELETE_MAX 4096 /* ids per DELETE or HAS request */
 
 enum blobcr_op {
 	/* common */
 	BLOBCR_OP_PING = 1,
+	BLOBCR_OP_AUTH = 2, /* open a session (blobcr_auth.h) */
 	/* blobcr-noded */
 	BLOBCR_OP_PUT = 10,
 	BLOBCR_OP_GET = 11,
@@ -113,8 +124,9 @@ void blobcr_hdr_encode(const struct blobcr_hdr *h, uint8_t out[BLOBCR_HDR_SIZE])
 /**
  * blobcr_frame_decode() - check and decode a whole received frame.
  * Return: 0 and @h filled, @payload pointing into @buf;
- * -EBADMSG for a short frame, bad magic, bad header or payload CRC, or a
- * length that disagrees with @len; -EPROTO for an unknown protocol version;
+ * -EBADMSG for a short frame, bad magic, bad header or payload CRC, unknown
+ * flags, or a length that disagrees with @len (an authenticated frame's
+ * trailer is not checked here: see blobcr_auth.h); -EPROTO for an unknown protocol version;
  * -EMSGSIZE for a payload over BLOBCR_MAX_PAYLOAD.  On error, @h holds
  * whatever could be read (request id, opcode) so that an error reply can
  * echo them.
@@ -131,9 +143,6 @@ struct blobcr_enc {
 	size_t len; /* bytes used, header included */
 	size_t cap;
 	int err;
-	/* a payload CRC the caller already knows (e.g. a stored chunk's) */
-	int crc_known;
-	uint32_t crc;
 	/* the buffer's allocator: realloc()/free() unless set otherwise */
 	void *(*realloc_fn)(void *p, size_t n);
 	void (*free_fn)(void *p);
@@ -199,6 +208,19 @@ int blobcr_dec_end(const struct blobcr_dec *d);
  * one domain, which only ever makes placement more cautious.
  */
 uint32_t blobcr_domain_hash(const char *name);
+/** blobcr_label_valid() - 0 to 127 printable ASCII characters. */
+bool blobcr_label_valid(const char *s);
+/**
+ * blobcr_addr_valid() - "tcp://HOST:PORT": HOST a DNS name, an IPv4 address
+ * (not 0.0.0.0) or a bracketed IPv6 address, PORT 1 to 65535.
+ */
+bool blobcr_addr_valid(const char *s);
+/**
+ * blobcr_printable() - @s for a log or a terminal: bytes outside printable
+ * ASCII (escape sequences, newlines) and backslashes as \xNN, into @out
+ * (cut to @len).  Return: @out.
+ */
+const char *blobcr_printable(const char *s, char *out, size_t len);
 
 /** blobcr_op_name() - a short printable name for an opcode ("?" if unknown). */
 const char *blobcr_op_name(unsigned int op);

@@ -19,18 +19,7 @@
 int meta_call(struct blobcr_client *c, uint8_t op, struct blobcr_enc *e,
 	      void **msg, struct blobcr_dec *d)
 {
-	int err = blobcr_call(c->meta_sock, op, e, msg, d);
-
-	if (err == -ETIMEDOUT || err == -EBADMSG || err == -EPROTO) {
-		/* The REQ socket may hold a stale request: start afresh. */
-		int s = blobcr_req_socket(c->meta_addr, c->timeout_ms);
-
-		if (s >= 0) {
-			nn_close(c->meta_sock);
-			c->meta_sock = s;
-		}
-	}
-	return err;
+	return blobcr_peer_call(&c->meta, op, e, msg, d);
 }
 
 /* A call whose request is built by the caller and whose reply is empty. */
@@ -128,9 +117,26 @@ const char *blobcr_strerror(int err)
 		return "timed out (is the service running?)";
 	case -EBADMSG:
 		return "malformed message";
+	case -ENOKEY:
+		return "no key";
+	case -EKEYREJECTED:
+		return "key refused";
+	case -EKEYEXPIRED:
+		return "session expired";
+	case -EACCES:
+		return "permission denied";
+	case -ENOBUFS:
+		return "the server is too busy, try again";
+	case -EALREADY:
+		return "a garbage collection is running already";
 	default:
 		return strerror(err < 0 ? -err : err);
 	}
+}
+
+const char *blobcr_key_file(const struct blobcr_client *c)
+{
+	return blobcr_key_path(c->key);
 }
 
 int blobcr_replicas(const struct blobcr_client *c)
@@ -246,6 +252,10 @@ static void node_conn_close(struct node_conn *n)
 	for (int i = 0; i <= MAX_INFLIGHT; i++)
 		if (n->socks[i] >= 0)
 			nn_close(n->socks[i]);
+	if (n->auth_sock >= 0)
+		nn_close(n->auth_sock);
+	n->auth_sock = -1;
+	memset(&n->sess, 0, sizeof(n->sess));
 }
 
 int client_refresh_nodes(struct blobcr_client *c)
@@ -271,6 +281,7 @@ int client_refresh_nodes(struct blobcr_client *c)
 			nc->id = v[i].id;
 			for (int k = 0; k <= MAX_INFLIGHT; k++)
 				nc->socks[k] = -1;
+			nc->auth_sock = -1;
 		}
 		reachable_addr(c->meta_addr, v[i].addr, sizeof(v[i].addr));
 		if (strcmp(nc->addr, v[i].addr)) {
@@ -369,10 +380,12 @@ int blobcr_connect(const char *meta_addr, const struct blobcr_client_opts *opts,
 		   struct blobcr_client **out)
 {
 	struct blobcr_client *c = calloc(1, sizeof(*c));
+	const char *enc = getenv("BLOBCR_ENCRYPT");
 	int err;
 
 	if (!c)
 		return -ENOMEM;
+	c->meta.sock = -1;
 	err = client_domain(c, opts ? opts->domain : NULL);
 	if (err) {
 		free(c);
@@ -383,21 +396,29 @@ int blobcr_connect(const char *meta_addr, const struct blobcr_client_opts *opts,
 		return -ENAMETOOLONG;
 	}
 	strcpy(c->meta_addr, meta_addr);
+	err = blobcr_key_load(opts ? opts->key_file : NULL, &c->key);
+	if (err) {
+		free(c);
+		return err;
+	}
+	if ((opts && opts->encrypt) || (enc && !strcmp(enc, "1")))
+		c->sess_flags = BLOBCR_SESS_ENCRYPT;
 	c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
 	c->inflight = opts && opts->inflight > 0 ? opts->inflight : 8;
 	if (c->inflight > MAX_INFLIGHT)
 		c->inflight = MAX_INFLIGHT;
 	c->replicas = opts ? opts->replicas : 0;
 	if (c->replicas < 0 || c->replicas > BLOBCR_MAX_REPLICAS) {
-		free(c);
+		blobcr_close(c);
 		return -EINVAL;
 	}
-	c->meta_sock = blobcr_req_socket(meta_addr, c->timeout_ms);
-	if (c->meta_sock < 0) {
-		err = c->meta_sock;
-		free(c);
+	err = blobcr_peer_open(&c->meta, meta_addr, c->key, BLOBCR_ROLE_METAD,
+			       c->timeout_ms);
+	if (err) {
+		blobcr_close(c);
 		return err;
 	}
+	c->meta.flags = c->sess_flags;
 	err = client_refresh_nodes(c);
 	if (err) {
 		blobcr_close(c);
@@ -414,8 +435,8 @@ void blobcr_close(struct blobcr_client *c)
 	for (size_t i = 0; i < c->nnodes; i++)
 		node_conn_close(&c->nodes[i]);
 	free(c->nodes);
-	if (c->meta_sock >= 0)
-		nn_close(c->meta_sock);
+	blobcr_peer_close(&c->meta);
+	blobcr_key_free(c->key);
 	free(c);
 }
 

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "blobcr.h"
+#include "blobcr_util.h"
 
 #define MAX_INFLIGHT 16
 #define PROBE_SOCK MAX_INFLIGHT /* socks[] index of the liveness probe */
@@ -21,10 +22,14 @@ struct node_conn {
 	uint32_t domain; /* blobcr_domain_hash() of its failure domain */
 	char addr[BLOBCR_ADDR_MAX];
 	int socks[MAX_INFLIGHT + 1]; /* requests, then the probe; -1: not yet */
+	int auth_sock; /* for handshakes, -1: not opened yet */
+	struct blobcr_session sess; /* sid 0: none yet */
 	uint64_t down_until; /* blobcr_now_ms(): skipped until then */
+	int down_err; /* why, when it refused our key; 0: unreachable */
 	uint64_t last_reply; /* blobcr_now_ms() of its last reply, any */
 	uint64_t probe_sent; /* engine: PING in flight since, 0: none */
 	uint64_t probe_id; /* its request id */
+	uint64_t probe_seq; /* its sequence number in sess */
 	int qhead, qtail; /* engine: ops queued for this node, -1: none */
 };
 
@@ -32,7 +37,9 @@ struct blobcr_client {
 	char meta_addr[BLOBCR_ADDR_MAX];
 	char domain[BLOBCR_DOMAIN_MAX]; /* this host's failure domain */
 	uint32_t domain_hash;
-	int meta_sock;
+	struct blobcr_peer meta; /* the version manager */
+	struct blobcr_key *key; /* ours */
+	uint8_t sess_flags; /* BLOBCR_SESS_* asked of every server */
 	int timeout_ms;
 	int inflight;
 	int replicas;
@@ -40,7 +47,7 @@ struct blobcr_client {
 	size_t nnodes;
 };
 
-/** meta_call() - one request to metad; see blobcr_call(). */
+/** meta_call() - one request to metad; see blobcr_peer_call(). */
 int meta_call(struct blobcr_client *c, uint8_t op, struct blobcr_enc *e,
 	      void **msg, struct blobcr_dec *d);
 

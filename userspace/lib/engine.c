@@ -9,6 +9,8 @@
  * sockets to become writable (connect pending) or readable (reply).  An op
  * that fails, times out, or reads a corrupt chunk moves to its next
  * candidate node.  A node that times out is skipped for a while by every op.
+ * Every request is sealed in the client's session with its node; the
+ * sessions of the nodes a batch needs are opened first, all at once.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,12 +19,14 @@
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <openssl/crypto.h>
 
 #include "blobcr_util.h"
 #include "client_internal.h"
 
 #define NODE_BACKOFF_MS 3000
 #define CONNECT_TIMEOUT_MS 2000
+#define MAX_REKEYS 2 /* sessions an op sees lost before it fails over */
 /*
  * A request unanswered PROBE_AFTER_MS, from a node silent as long, sends
  * the node a PING; a PING unanswered PROBE_TIMEOUT_MS takes the node for
@@ -46,7 +50,8 @@ struct eop {
 	uint32_t node; /* current target */
 	int status;
 	int next; /* next op in its node's queue, -1: last */
-	struct blobcr_enc req; /* PUT: the frame, built once */
+	int rekeys; /* sessions lost under it (a node restarted) */
+	struct blobcr_enc req; /* PUT: the frame, sealed for its node */
 	int cand; /* GET: index into cands */
 	int ncands; /* GET: replicas to try, usable ones first */
 	uint32_t cands[BLOBCR_MAX_REPLICAS];
@@ -63,6 +68,7 @@ struct slot {
 	int ops[BLOBCR_GETV_MAX];
 	uint64_t req_id;
 	uint64_t sent; /* blobcr_now_ms() when sent */
+	uint64_t sid, seq; /* the node's session, when it was sent */
 	uint64_t deadline;
 	struct blobcr_enc getv; /* GETV: the frame */
 	const struct blobcr_enc *wire; /* the frame being sent */
@@ -186,14 +192,13 @@ static void failover(struct engine *en, int i, int status)
 	finish_op(en, op, status);
 }
 
-/* The PUT frame of op @i, built once and reused on failover. */
+/* The PUT frame of op @i, built again for each node it is sent to. */
 static int build_put(struct engine *en, struct eop *op)
 {
 	const struct blobcr_put *p = &en->puts[op->item];
 	int err;
 
-	if (op->req.buf)
-		return 0;
+	blobcr_enc_free(&op->req); /* sealed for another session */
 	err = blobcr_enc_init(&op->req, BLOBCR_ID_SIZE + 4 + p->len);
 	if (err)
 		return err;
@@ -235,7 +240,9 @@ static int build_slot(struct engine *en, struct node_conn *n, struct slot *sl)
 	if (sl->opcode == BLOBCR_OP_PUT) {
 		err = build_put(en, first);
 		sl->wire = &first->req;
-		return err ? err : blobcr_enc_finish(&first->req, &h);
+		sl->sid = n->sess.sid;
+		return err ? err : blobcr_seal_request(&n->sess, &first->req, &h,
+						       &sl->seq);
 	}
 	blobcr_enc_free(&sl->getv);
 	err = blobcr_enc_init(&sl->getv, 4 + (size_t)sl->nops * BLOBCR_ID_SIZE);
@@ -246,7 +253,8 @@ static int build_slot(struct engine *en, struct node_conn *n, struct slot *sl)
 		blobcr_enc_bytes(&sl->getv, en->gets[en->ops[sl->ops[j]].item].loc->id,
 				 BLOBCR_ID_SIZE);
 	sl->wire = &sl->getv;
-	return blobcr_enc_finish(&sl->getv, &h);
+	sl->sid = n->sess.sid;
+	return blobcr_seal_request(&n->sess, &sl->getv, &h, &sl->seq);
 }
 
 static int open_sock(struct blobcr_client *c, struct node_conn *n, int k)
@@ -322,11 +330,14 @@ static void dispatch(struct engine *en)
 					int i = n->qhead;
 
 					n->qhead = en->ops[i].next;
-					failover(en, i, -EHOSTDOWN);
+					failover(en, i, n->down_err ? n->down_err :
+								      -EHOSTDOWN);
 				}
 				n->qtail = -1;
 				break;
 			}
+			if (!n->sess.sid)
+				break; /* engine_sessions() opens it first */
 			start_slot(en, n, k);
 		}
 	}
@@ -417,18 +428,36 @@ static void getv_done(struct engine *en, struct slot *sl, struct blobcr_dec *d)
 		failover(en, sl->ops[j], -EBADMSG); /* a truncated reply */
 }
 
+/* The node lost our session (a restart): its ops wait for a new one. */
+static void slot_rekey(struct engine *en, struct node_conn *n,
+		       struct slot *sl)
+{
+	if (sl->sid == n->sess.sid) /* not already replaced */
+		memset(&n->sess, 0, sizeof(n->sess));
+	for (int j = 0; j < sl->nops; j++) {
+		struct eop *op = &en->ops[sl->ops[j]];
+
+		if (++op->rekeys > MAX_REKEYS)
+			failover(en, sl->ops[j], -EKEYEXPIRED);
+		else
+			queue_op(en, sl->ops[j]);
+	}
+	sl->nops = 0;
+	sl->state = SLOT_IDLE;
+}
+
 /*
- * A reply whose frame CRC fails was damaged on the way: the ops fail over
- * and nothing is reported, the node's copies are not at fault.  A chunk
- * whose SHA-256 then fails was served bad by its node.
+ * A reply whose tag (or, unsealed, CRC) fails was damaged or forged on the
+ * way: the ops fail over and nothing is reported, the node's copies are not
+ * at fault.  A chunk whose SHA-256 then fails was served bad by its node.
  */
 static void reply_received(struct engine *en, struct node_conn *n, int k,
 			   void *buf, int len)
 {
 	struct slot *sl = slot_of(en, n, k);
 	struct blobcr_dec d;
-	int status = blobcr_check_reply(buf, (size_t)len, sl->opcode,
-					sl->req_id, &d);
+	int status = blobcr_check_reply(&n->sess, sl->seq, buf, (size_t)len,
+					sl->opcode, sl->req_id, &d);
 
 	n->last_reply = blobcr_now_ms();
 	sl->state = SLOT_IDLE;
@@ -436,7 +465,9 @@ static void reply_received(struct engine *en, struct node_conn *n, int k,
 		log_warn("%s reply from node %" PRIu32 " damaged (%s): trying "
 			 "another replica", blobcr_op_name(sl->opcode), n->id,
 			 blobcr_strerror(status));
-	if (sl->opcode == BLOBCR_OP_PUT)
+	if (status == -EKEYEXPIRED)
+		slot_rekey(en, n, sl);
+	else if (sl->opcode == BLOBCR_OP_PUT)
 		op_result(en, sl->ops[0], status, &d);
 	else if (status)
 		slot_failover(en, sl, status);
@@ -467,12 +498,13 @@ static void probe(struct engine *en, struct node_conn *n, uint64_t now)
 	int sock = open_sock(en->c, n, PROBE_SOCK);
 	struct blobcr_enc e;
 
-	if (n->probe_sent || blobcr_enc_init(&e, 0))
+	/* A node is probed while a request is in flight: it has a session. */
+	if (n->probe_sent || !n->sess.sid || blobcr_enc_init(&e, 0))
 		return;
 	n->probe_sent = now;
 	n->probe_id = h.req_id;
 	/* Not even sent (no connection): it times out like an unanswered one. */
-	if (sock >= 0 && !blobcr_enc_finish(&e, &h))
+	if (sock >= 0 && !blobcr_seal_request(&n->sess, &e, &h, &n->probe_seq))
 		nn_send(sock, e.buf, e.len, NN_DONTWAIT);
 	blobcr_enc_free(&e);
 }
@@ -481,8 +513,8 @@ static void probe_reply(struct node_conn *n, void *buf, int len)
 {
 	struct blobcr_dec d;
 
-	if (!blobcr_check_reply(buf, (size_t)len, BLOBCR_OP_PING, n->probe_id,
-				&d)) {
+	if (!blobcr_check_reply(&n->sess, n->probe_seq, buf, (size_t)len,
+				BLOBCR_OP_PING, n->probe_id, &d)) {
 		n->last_reply = blobcr_now_ms();
 		n->probe_sent = 0;
 	}
@@ -597,6 +629,181 @@ static int poll_once(struct engine *en)
 	return r < 0 && nn_errno() != EINTR ? -nn_errno() : 0;
 }
 
+/* A handshake with one node, in flight. */
+struct hello_op {
+	struct node_conn *n;
+	struct blobcr_hello st;
+	struct blobcr_enc frame;
+	uint64_t req_id, deadline;
+	bool sent, done;
+};
+
+static void hello_failed(struct node_conn *n, int err)
+{
+	if (blobcr_auth_error(err)) {
+		log_warn("node %" PRIu32 " (%s) refused our key: %s", n->id,
+			 n->addr, blobcr_auth_detail());
+		n->down_err = err;
+	} else if (err == -ETIMEDOUT) {
+		log_warn("node %" PRIu32 " (%s) does not answer a probe (its "
+			 "handshake): skipping it for %d ms", n->id, n->addr,
+			 NODE_BACKOFF_MS);
+	} else {
+		log_warn("node %" PRIu32 " (%s): no session: %s: skipping it for %d ms",
+			 n->id, n->addr, blobcr_strerror(err), NODE_BACKOFF_MS);
+	}
+	n->down_until = blobcr_now_ms() + NODE_BACKOFF_MS;
+	/* The REQ socket may hold the unanswered request. */
+	if (n->auth_sock >= 0)
+		nn_close(n->auth_sock);
+	n->auth_sock = -1;
+}
+
+static int hello_start(struct blobcr_client *c, struct hello_op *h)
+{
+	struct blobcr_hdr hdr = { .opcode = BLOBCR_OP_AUTH,
+				  .req_id = blobcr_next_req_id() };
+	int err = 0;
+
+	if (h->n->auth_sock < 0) {
+		h->n->auth_sock = blobcr_req_socket(h->n->addr, c->timeout_ms);
+		if (h->n->auth_sock < 0)
+			return h->n->auth_sock;
+	}
+	h->req_id = hdr.req_id;
+	err = blobcr_enc_init(&h->frame, 256);
+	if (!err)
+		err = blobcr_hello_begin(c->key, c->sess_flags, &h->st, &h->frame);
+	if (!err)
+		err = blobcr_enc_finish(&h->frame, &hdr);
+	h->deadline = blobcr_now_ms() + CONNECT_TIMEOUT_MS;
+	return err;
+}
+
+static void hello_reply(struct blobcr_client *c, struct hello_op *h)
+{
+	struct blobcr_dec d;
+	void *buf = NULL;
+	int len = nn_recv(h->n->auth_sock, &buf, NN_MSG, NN_DONTWAIT);
+	int err;
+
+	if (len < 0)
+		return;
+	h->done = true;
+	err = blobcr_check_reply(NULL, 0, buf, (size_t)len, BLOBCR_OP_AUTH,
+				 h->req_id, &d);
+	if (!err)
+		err = blobcr_hello_finish(c->key, &h->st, BLOBCR_ROLE_NODE, &d,
+					  &h->n->sess);
+	nn_freemsg(buf);
+	if (err) {
+		hello_failed(h->n, err);
+		return;
+	}
+	h->n->down_err = 0;
+}
+
+/*
+ * Open sessions with the usable nodes that have ops queued and none yet,
+ * all at once; a node that does not answer or refuses is skipped for a
+ * while (its ops fail over).
+ */
+static int engine_sessions(struct engine *en)
+{
+	struct blobcr_client *c = en->c;
+	struct hello_op *hv;
+	struct nn_pollfd *pfd;
+	size_t n = 0, left;
+
+	for (size_t i = 0; i < c->nnodes; i++)
+		n += c->nodes[i].qhead >= 0 && !c->nodes[i].sess.sid &&
+		     client_node_usable(&c->nodes[i]);
+	if (!n)
+		return 0;
+	hv = calloc(n, sizeof(*hv));
+	pfd = calloc(n, sizeof(*pfd));
+	if (!hv || !pfd) {
+		free(hv);
+		free(pfd);
+		return -ENOMEM;
+	}
+	n = 0;
+	for (size_t i = 0; i < c->nnodes; i++) {
+		struct node_conn *nc = &c->nodes[i];
+		int err;
+
+		if (nc->qhead < 0 || nc->sess.sid || !client_node_usable(nc))
+			continue;
+		hv[n].n = nc;
+		err = hello_start(c, &hv[n]);
+		if (err) {
+			hello_failed(nc, err);
+			blobcr_enc_free(&hv[n].frame);
+			continue;
+		}
+		n++;
+	}
+	for (left = n; left;) {
+		uint64_t now = blobcr_now_ms();
+		size_t cnt = 0;
+		int r;
+
+		for (size_t j = 0; j < n; j++) {
+			struct hello_op *h = &hv[j];
+
+			if (h->done)
+				continue;
+			if (now >= h->deadline) {
+				h->done = true;
+				hello_failed(h->n, -ETIMEDOUT);
+				continue;
+			}
+			if (!h->sent) {
+				if (nn_send(h->n->auth_sock, h->frame.buf,
+					    h->frame.len, NN_DONTWAIT) >= 0) {
+					h->sent = true;
+					/*
+					 * A REQ socket takes a request before it
+					 * has a peer: the handshake is the node's
+					 * probe, bounded as one.
+					 */
+					h->deadline = now + (uint64_t)(c->timeout_ms <
+						PROBE_AFTER_MS + PROBE_TIMEOUT_MS ?
+						c->timeout_ms :
+						PROBE_AFTER_MS + PROBE_TIMEOUT_MS);
+				} else if (nn_errno() != EAGAIN) {
+					h->done = true;
+					hello_failed(h->n, -nn_errno());
+					continue;
+				}
+			}
+			pfd[cnt].fd = h->n->auth_sock;
+			pfd[cnt].events = h->sent ? NN_POLLIN : NN_POLLOUT;
+			cnt++;
+		}
+		if (!cnt)
+			break;
+		r = nn_poll(pfd, (int)cnt, 20);
+		if (r < 0 && nn_errno() != EINTR)
+			break;
+		for (size_t j = 0; j < n; j++)
+			if (!hv[j].done && hv[j].sent)
+				hello_reply(c, &hv[j]);
+		left = 0;
+		for (size_t j = 0; j < n; j++)
+			left += !hv[j].done;
+	}
+	for (size_t j = 0; j < n; j++) {
+		if (!hv[j].done)
+			hello_failed(hv[j].n, -ETIMEDOUT);
+		blobcr_enc_free(&hv[j].frame);
+	}
+	OPENSSL_cleanse(hv, n * sizeof(*hv));
+	free(hv);
+	free(pfd);
+	return 0;
+}
+
 static int run(struct engine *en)
 {
 	int err = 0;
@@ -617,6 +824,9 @@ static int run(struct engine *en)
 			failover(en, (int)i, -EHOSTDOWN);
 	}
 	while (en->ndone < en->nops && !err) {
+		err = engine_sessions(en);
+		if (err)
+			break;
 		dispatch(en);
 		err = poll_once(en);
 		expire(en, blobcr_now_ms());

@@ -16,6 +16,7 @@
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <openssl/crypto.h>
 
 #include "blobcr_util.h"
 
@@ -31,7 +32,7 @@ void blobcr_log_init(const char *prog, int level)
 void blobcr_log(int level, const char *fmt, ...)
 {
 	static const char *const names[] = { "error", "warn", "info", "debug" };
-	char line[1024];
+	char line[1024], msg[1024];
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
@@ -45,8 +46,10 @@ void blobcr_log(int level, const char *fmt, ...)
 		     tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
 		     log_prog, (int)getpid(), names[level]);
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Names, labels and addresses come from clients: no escape sequences. */
+	blobcr_printable(msg, line + n, sizeof(line) - (size_t)n);
 	/* One write per line so that threads do not interleave. */
 	fprintf(stderr, "%s\n", line);
 }
@@ -204,8 +207,29 @@ int blobcr_req_socket(const char *addr, int timeout_ms)
 	return sock;
 }
 
-int blobcr_check_reply(const void *buf, size_t len, uint8_t op,
-		       uint64_t req_id, struct blobcr_dec *d)
+/* The reason an error reply gives, if it carries one, for the caller. */
+static void take_reason(int status, const uint8_t *payload, size_t len)
+{
+	struct blobcr_dec d;
+	char why[256];
+
+	if (status >= 0 || !len)
+		return;
+	blobcr_dec_init(&d, payload, len);
+	if (!blobcr_dec_str(&d, why, sizeof(why)) && !blobcr_dec_end(&d))
+		blobcr_auth_set_detail("%s", why);
+}
+
+/* What an unauthenticated reply is believed to say: its framing errors. */
+static bool unauthenticated_ok(int status)
+{
+	return blobcr_auth_error(status) || status == -EBADMSG ||
+	       status == -EPROTO || status == -EMSGSIZE;
+}
+
+int blobcr_check_reply(const struct blobcr_session *s, uint64_t seq, void *buf,
+		       size_t len, uint8_t op, uint64_t req_id,
+		       struct blobcr_dec *d)
 {
 	struct blobcr_hdr h;
 	const uint8_t *payload;
@@ -213,38 +237,160 @@ int blobcr_check_reply(const void *buf, size_t len, uint8_t op,
 
 	if (err)
 		return err;
-	if (!(h.flags & BLOBCR_F_REPLY) || h.req_id != req_id ||
-	    (h.opcode != op && h.status == 0))
+	if (!(h.flags & BLOBCR_F_REPLY) || h.req_id != req_id)
 		return -EBADMSG;
-	blobcr_dec_init(d, payload, h.payload_len);
 	if (h.status > 0 || h.status < -4095)
 		return -EBADMSG;
+	if (h.flags & BLOBCR_F_AUTH) {
+		if (!s || blobcr_open_reply(s, seq, buf, len, &h, &payload))
+			return -EBADMSG;
+	} else if (s && BLOBCR_AUTH_ON && !unauthenticated_ok(h.status)) {
+		return -EBADMSG; /* anyone could have sent it */
+	}
+	if (h.opcode != op && h.status == 0)
+		return -EBADMSG;
+	blobcr_dec_init(d, payload, h.payload_len);
+	take_reason(h.status, payload, h.payload_len);
 	return h.status;
 }
 
-int blobcr_call(int sock, uint8_t op, struct blobcr_enc *e, void **msg,
-		struct blobcr_dec *d)
+int blobcr_peer_open(struct blobcr_peer *p, const char *addr,
+		     struct blobcr_key *key, unsigned int want_roles,
+		     int timeout_ms)
 {
-	struct blobcr_hdr h = { .opcode = op, .req_id = blobcr_next_req_id() };
-	void *buf = NULL;
-	int n, err;
+	memset(p, 0, sizeof(*p));
+	p->sock = -1;
+	if (strlen(addr) >= sizeof(p->addr))
+		return -ENAMETOOLONG;
+	strcpy(p->addr, addr);
+	p->key = key;
+	p->want_roles = want_roles;
+	p->timeout_ms = timeout_ms;
+	p->sock = blobcr_req_socket(addr, timeout_ms);
+	return p->sock < 0 ? p->sock : 0;
+}
 
-	*msg = NULL;
-	err = blobcr_enc_finish(e, &h);
-	if (err)
-		return err;
-	if (nn_send(sock, e->buf, e->len, 0) < 0)
-		return nn_err();
-	n = nn_recv(sock, &buf, NN_MSG, 0);
-	if (n < 0)
-		return nn_err();
-	err = blobcr_check_reply(buf, (size_t)n, op, h.req_id, d);
-	if (err == -EBADMSG || err == -EPROTO || err == -EMSGSIZE) {
-		nn_freemsg(buf);
+void blobcr_peer_close(struct blobcr_peer *p)
+{
+	if (p->sock >= 0)
+		nn_close(p->sock);
+	p->sock = -1;
+	OPENSSL_cleanse(&p->sess, sizeof(p->sess));
+}
+
+/* A REQ socket may hold a stale request after an error: start afresh. */
+static void peer_reopen(struct blobcr_peer *p)
+{
+	int s = blobcr_req_socket(p->addr, p->timeout_ms);
+
+	if (s >= 0) {
+		if (p->sock >= 0)
+			nn_close(p->sock);
+		p->sock = s;
+	}
+}
+
+/* Send the frame in @e, receive the reply into *@buf. */
+static int peer_exchange(struct blobcr_peer *p, const struct blobcr_enc *e,
+			 void **buf, size_t *len)
+{
+	int n;
+
+	*buf = NULL;
+	if (p->sock < 0)
+		peer_reopen(p);
+	if (p->sock < 0)
+		return -ENOTCONN;
+	if (nn_send(p->sock, e->buf, e->len, 0) < 0 ||
+	    (n = nn_recv(p->sock, buf, NN_MSG, 0)) < 0) {
+		int err = nn_err();
+
+		peer_reopen(p);
 		return err;
 	}
-	*msg = buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+/* Open a session: one AUTH round trip. */
+static int peer_hello(struct blobcr_peer *p)
+{
+	struct blobcr_hdr h = { .opcode = BLOBCR_OP_AUTH,
+				.req_id = blobcr_next_req_id() };
+	struct blobcr_hello st;
+	struct blobcr_enc e;
+	struct blobcr_dec d;
+	size_t len;
+	void *buf;
+	int err = blobcr_enc_init(&e, 256);
+
+	if (!err)
+		err = blobcr_hello_begin(p->key, p->flags, &st, &e);
+	if (!err)
+		err = blobcr_enc_finish(&e, &h);
+	if (!err)
+		err = peer_exchange(p, &e, &buf, &len);
+	blobcr_enc_free(&e);
+	if (err)
+		goto out;
+	err = blobcr_check_reply(NULL, 0, buf, len, BLOBCR_OP_AUTH, h.req_id, &d);
+	if (!err)
+		err = blobcr_hello_finish(p->key, &st, p->want_roles, &d, &p->sess);
+	else if (err == -EBADMSG || err == -EPROTO)
+		peer_reopen(p);
+	nn_freemsg(buf);
+out:
+	OPENSSL_cleanse(&st, sizeof(st));
+	if (err && blobcr_auth_error(err))
+		log_debug("no session with %s: %s", p->addr, blobcr_auth_detail());
 	return err;
+}
+
+int blobcr_peer_call(struct blobcr_peer *p, uint8_t op, struct blobcr_enc *e,
+		     void **msg, struct blobcr_dec *d)
+{
+	uint64_t give_up = blobcr_now_ms() + (uint64_t)p->timeout_ms;
+	bool rekeyed = false;
+	int err;
+
+	*msg = NULL;
+	if (e->err)
+		return e->err;
+	for (int tries = 1;; tries++) {
+		struct blobcr_hdr h = { .opcode = op,
+					.req_id = blobcr_next_req_id() };
+		uint64_t seq;
+		size_t len;
+		void *buf;
+
+		if (!p->sess.sid && (err = peer_hello(p)))
+			return err;
+		err = blobcr_seal_request(&p->sess, e, &h, &seq);
+		if (!err)
+			err = peer_exchange(p, e, &buf, &len);
+		if (err)
+			return err;
+		err = blobcr_check_reply(&p->sess, seq, buf, len, op, h.req_id, d);
+		if (err == -EKEYEXPIRED && !rekeyed) {
+			/* The server lost our session (a restart): a new one. */
+			rekeyed = true;
+		} else if (err == -ENOBUFS && blobcr_now_ms() < give_up) {
+			/* Its queue of heavy requests is full: wait a little. */
+			usleep((useconds_t)(tries < 20 ? tries : 20) * 10000);
+		} else {
+			if (err == -EBADMSG || err == -EPROTO || err == -EMSGSIZE) {
+				nn_freemsg(buf);
+				peer_reopen(p);
+				return err;
+			}
+			*msg = buf;
+			return err;
+		}
+		nn_freemsg(buf);
+		blobcr_unseal(&p->sess, e);
+		if (rekeyed && err == -EKEYEXPIRED)
+			p->sess.sid = 0;
+	}
 }
 
 /* ---- the server side ---- */
@@ -260,27 +406,61 @@ static void nn_free_fn(void *p)
 	nn_freemsg(p);
 }
 
-static void send_reply(int sock, void *control, struct blobcr_enc *reply,
-		       const struct blobcr_hdr *req, int status)
+/* One request on its way through the server. */
+struct request {
+	void *body; /* the received frame (nanomsg message) */
+	size_t len;
+	void *control; /* nanomsg's routing header, for the reply */
+	struct blobcr_hdr h;
+	const uint8_t *payload;
+	bool authenticated; /* who is valid: the reply is sealed for it */
+	struct blobcr_principal who;
+	struct request *next; /* heavy queue */
+};
+
+/* Heavy requests wait here for the heavy workers, within bounds. */
+#define HEAVY_QUEUE_MAX 256
+#define HEAVY_QUEUE_BYTES (256u << 20)
+
+struct heavy_queue {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct request *head, *tail;
+	size_t n, bytes;
+};
+
+/* Build the reply for @rq in @reply: @status, and @why for a refusal. */
+static int build_reply(struct request *rq, struct blobcr_enc *reply,
+		       int status, const char *why)
 {
 	struct blobcr_hdr h = {
-		.opcode = req->opcode,
+		.opcode = rq->h.opcode,
 		.flags = BLOBCR_F_REPLY,
 		.status = status,
-		.req_id = req->req_id,
+		.req_id = rq->h.req_id,
 	};
+
+	reply->err = 0;
+	if (status) {
+		reply->len = BLOBCR_HDR_SIZE; /* an error carries no payload, */
+		if (why && *why)
+			blobcr_enc_str(reply, why); /* but a refusal's reason */
+	}
+	if (rq->authenticated)
+		return blobcr_seal_reply(&rq->who, reply, &h);
+	return blobcr_enc_finish(reply, &h);
+}
+
+static void send_reply(int sock, struct request *rq, struct blobcr_enc *reply,
+		       int status, const char *why)
+{
 	struct nn_iovec iov;
 	struct nn_msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-				.msg_control = &control,
+				.msg_control = &rq->control,
 				.msg_controllen = NN_MSG };
 
-	if (status) {
-		reply->len = BLOBCR_HDR_SIZE; /* an error carries no payload */
-		reply->crc_known = 0;
-	}
-	reply->err = 0;
-	if (blobcr_enc_finish(reply, &h)) {
-		nn_freemsg(control);
+	if (build_reply(rq, reply, status, why)) {
+		nn_freemsg(rq->control);
 		return;
 	}
 	/* nn_sendmsg() takes a whole message: shrink it to the frame first. */
@@ -295,7 +475,7 @@ static void send_reply(int sock, void *control, struct blobcr_enc *reply,
 	iov.iov_base = &reply->buf;
 	iov.iov_len = NN_MSG;
 	if (reply->len != reply->cap) {
-		nn_freemsg(control);
+		nn_freemsg(rq->control);
 		return;
 	}
 	if (nn_sendmsg(sock, &mh, 0) >= 0) {
@@ -303,38 +483,188 @@ static void send_reply(int sock, void *control, struct blobcr_enc *reply,
 	} else {
 		/* The client went away; nothing else to do. */
 		log_debug("reply to %s #%" PRIu64 " not sent: %s",
-			  blobcr_op_name(req->opcode), req->req_id,
+			  blobcr_op_name(rq->h.opcode), rq->h.req_id,
 			  nn_strerror(nn_errno()));
-		nn_freemsg(control);
+		nn_freemsg(rq->control);
 	}
 }
 
-static void serve_one(struct blobcr_server *s, int sock, void *body, int len,
-		      void *control)
-{
-	struct blobcr_hdr h;
-	const uint8_t *payload;
-	struct blobcr_enc reply;
-	struct blobcr_dec d;
-	int status = blobcr_frame_decode(body, (size_t)len, &h, &payload);
+/*
+ * At most 20 refusals of each kind logged per 10 s, so that a flood does
+ * not flood the log: @keyed 0 for frames anyone could have sent, 1 for a
+ * known key refused a request (those are rarer and name someone).
+ */
+static void log_refusal(struct blobcr_server *s, int keyed, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-	__atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
-	if (!status && (h.flags & BLOBCR_F_REPLY))
-		status = -EBADMSG;
-	if (blobcr_enc_init_with(&reply, 256, nn_realloc_fn, nn_free_fn)) {
-		nn_freemsg(control);
-		return;
+static void log_refusal(struct blobcr_server *s, int keyed, const char *fmt, ...)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	uint64_t now = blobcr_now_ms(), dropped = 0;
+	char line[512];
+	va_list ap;
+	bool show;
+
+	pthread_mutex_lock(&mu);
+	if (now - s->log_window_ms[keyed] >= 10000) {
+		dropped = s->log_dropped[keyed];
+		s->log_window_ms[keyed] = now;
+		s->log_lines[keyed] = 0;
+		s->log_dropped[keyed] = 0;
 	}
+	show = s->log_lines[keyed]++ < 20;
+	if (!show)
+		s->log_dropped[keyed]++;
+	pthread_mutex_unlock(&mu);
+	if (dropped)
+		log_warn("%" PRIu64 " more requests refused%s", dropped,
+			 keyed ? " (known keys)" : "");
+	if (!show)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_warn("%s", line);
+}
+
+static const struct blobcr_op_rule *find_rule(const struct blobcr_server *s,
+					      uint8_t op)
+{
+	for (size_t i = 0; i < s->nrules; i++)
+		if (s->rules[i].opcode == op)
+			return &s->rules[i];
+	return NULL;
+}
+
+/*
+ * Everything before the handler: the frame, the session, the role.
+ * Return: 0 to serve @rq with @rule; else the status of the error reply,
+ * with @why.  An AUTH request is answered here, into @reply (status 1).
+ */
+static int admit(struct blobcr_server *s, struct request *rq,
+		 struct blobcr_enc *reply, const struct blobcr_op_rule **rule,
+		 char *why, size_t whylen)
+{
+	int status = blobcr_frame_decode(rq->body, rq->len, &rq->h, &rq->payload);
+	char roles[32];
+
+	if (!status && (rq->h.flags & BLOBCR_F_REPLY))
+		status = -EBADMSG;
 	if (status) {
 		__atomic_fetch_add(&s->malformed, 1, __ATOMIC_RELAXED);
-		log_warn("malformed frame (%d bytes, opcode %u): %s", len,
-			 h.opcode, strerror(-status));
-	} else {
-		blobcr_dec_init(&d, payload, h.payload_len);
-		status = s->handler(s->ctx, &h, &d, &reply);
+		log_refusal(s, 0, "malformed frame (%zu bytes, opcode %u): %s",
+			    rq->len, rq->h.opcode, strerror(-status));
+		return status;
 	}
-	send_reply(sock, control, &reply, &h, status);
+	if (rq->h.opcode == BLOBCR_OP_AUTH && !(rq->h.flags & BLOBCR_F_AUTH)) {
+		struct blobcr_dec d;
+
+		blobcr_dec_init(&d, rq->payload, rq->h.payload_len);
+		status = blobcr_authsrv_hello(s->auth, &d, reply, why, whylen);
+		if (status) {
+			__atomic_fetch_add(&s->refused, 1, __ATOMIC_RELAXED);
+			log_refusal(s, 0, "session refused: %s", why);
+			return status;
+		}
+		return 1;
+	}
+	status = blobcr_authsrv_open(s->auth, rq->body, rq->len, &rq->h,
+				     &rq->who, why, whylen);
+	if (status) {
+		__atomic_fetch_add(&s->refused, 1, __ATOMIC_RELAXED);
+		/* A client whose session a restart lost is not news. */
+		if (status != -EKEYEXPIRED)
+			log_refusal(s, 0, "%s refused: %s",
+				    blobcr_op_name(rq->h.opcode), why);
+		return status;
+	}
+	rq->authenticated = true;
+	*rule = find_rule(s, rq->h.opcode);
+	if (!*rule)
+		return -EOPNOTSUPP;
+	if (!((*rule)->roles & rq->who.role)) {
+		blobcr_roles_str((*rule)->roles, roles, sizeof(roles));
+		snprintf(why, whylen, "key '%s' (role %s) may not send %s (%s only)",
+			 rq->who.name, blobcr_role_name(rq->who.role),
+			 blobcr_op_name(rq->h.opcode), roles);
+		__atomic_fetch_add(&s->refused, 1, __ATOMIC_RELAXED);
+		log_refusal(s, 1, "%s refused: %s", blobcr_op_name(rq->h.opcode),
+			    why);
+		return -EACCES;
+	}
+	if (rq->h.payload_len > ((*rule)->max_payload ? (*rule)->max_payload :
+							BLOBCR_MAX_PAYLOAD))
+		return -EMSGSIZE;
+	return 0;
+}
+
+static int handle(struct blobcr_server *s, struct request *rq,
+		  struct blobcr_enc *reply)
+{
+	struct blobcr_dec d;
+
+	blobcr_dec_init(&d, rq->payload, rq->h.payload_len);
+	return s->handler(s->ctx, &rq->h, &d, reply);
+}
+
+static void request_free(struct request *rq)
+{
+	nn_freemsg(rq->body);
+	OPENSSL_cleanse(&rq->who, sizeof(rq->who));
+	free(rq);
+}
+
+/* Hand a heavy request to the heavy workers.  Return: 0, or -ENOBUFS. */
+static int heavy_push(struct blobcr_server *s, struct request *rq)
+{
+	struct heavy_queue *q = s->hq;
+	int err = 0;
+
+	pthread_mutex_lock(&q->mu);
+	if (q->n >= HEAVY_QUEUE_MAX || q->bytes + rq->len > HEAVY_QUEUE_BYTES) {
+		err = -ENOBUFS;
+	} else {
+		if (q->tail)
+			q->tail->next = rq;
+		else
+			q->head = rq;
+		q->tail = rq;
+		q->n++;
+		q->bytes += rq->len;
+		pthread_cond_signal(&q->cv);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return err;
+}
+
+/* Serve one received frame.  Return: whether @rq went to the heavy queue. */
+static bool serve_one(struct blobcr_server *s, int sock, struct request *rq)
+{
+	const struct blobcr_op_rule *rule = NULL;
+	struct blobcr_enc reply;
+	char why[256] = "";
+	int status;
+
+	__atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
+	if (blobcr_enc_init_with(&reply, 256, nn_realloc_fn, nn_free_fn)) {
+		nn_freemsg(rq->control);
+		return false;
+	}
+	status = admit(s, rq, &reply, &rule, why, sizeof(why));
+	if (status == 1) {
+		status = 0; /* the AUTH reply is in @reply */
+	} else if (!status && rule->heavy && s->hq) {
+		status = heavy_push(s, rq);
+		if (!status) {
+			blobcr_enc_free(&reply);
+			return true;
+		}
+	} else if (!status) {
+		status = handle(s, rq, &reply);
+	}
+	send_reply(sock, rq, &reply, status, why);
 	blobcr_enc_free(&reply);
+	return false;
 }
 
 struct worker_arg {
@@ -342,21 +672,73 @@ struct worker_arg {
 	int sock;
 };
 
+static void *heavy_worker(void *p)
+{
+	struct worker_arg *w = p;
+	struct heavy_queue *q = w->s->hq;
+
+	for (;;) {
+		struct blobcr_enc reply;
+		struct request *rq;
+		int status;
+
+		pthread_mutex_lock(&q->mu);
+		while (!q->head && !blobcr_stopping(w->s->stop)) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+		}
+		rq = q->head;
+		if (rq) {
+			q->head = rq->next;
+			if (!q->head)
+				q->tail = NULL;
+			q->n--;
+			q->bytes -= rq->len;
+		}
+		pthread_mutex_unlock(&q->mu);
+		if (!rq)
+			return NULL; /* stopping, and nothing left */
+		if (blobcr_enc_init_with(&reply, 256, nn_realloc_fn, nn_free_fn)) {
+			nn_freemsg(rq->control);
+		} else {
+			status = handle(w->s, rq, &reply);
+			send_reply(w->sock, rq, &reply, status, NULL);
+			blobcr_enc_free(&reply);
+		}
+		request_free(rq);
+	}
+}
+
 static void *server_worker(void *p)
 {
 	struct worker_arg *w = p;
 
 	while (!blobcr_stopping(w->s->stop)) {
-		void *body = NULL, *control = NULL;
-		struct nn_iovec iov = { .iov_base = &body, .iov_len = NN_MSG };
+		struct request *rq = calloc(1, sizeof(*rq));
+		struct nn_iovec iov;
 		struct nn_msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-					.msg_control = &control,
 					.msg_controllen = NN_MSG };
-		int n = nn_recvmsg(w->sock, &mh, 0);
+		int n;
 
+		if (!rq) {
+			usleep(10000);
+			continue;
+		}
+		iov.iov_base = &rq->body;
+		iov.iov_len = NN_MSG;
+		mh.msg_control = &rq->control;
+		n = nn_recvmsg(w->sock, &mh, 0);
 		if (n < 0) {
 			int e = nn_errno();
 
+			free(rq);
 			if (e == ETIMEDOUT || e == EAGAIN || e == EINTR)
 				continue;
 			if (e == EBADF || e == ETERM)
@@ -364,8 +746,9 @@ static void *server_worker(void *p)
 			log_warn("receive: %s", nn_strerror(e));
 			continue;
 		}
-		serve_one(w->s, w->sock, body, n, control);
-		nn_freemsg(body);
+		rq->len = (size_t)n;
+		if (!serve_one(w->s, w->sock, rq))
+			request_free(rq);
 	}
 	return NULL;
 }
@@ -390,33 +773,100 @@ static int server_socket(const char *addr)
 	return sock;
 }
 
+static struct heavy_queue *heavy_queue_new(void)
+{
+	struct heavy_queue *q = calloc(1, sizeof(*q));
+
+	if (q && (pthread_mutex_init(&q->mu, NULL) ||
+		  pthread_cond_init(&q->cv, NULL))) {
+		free(q);
+		return NULL;
+	}
+	return q;
+}
+
 int blobcr_server_run(struct blobcr_server *s)
 {
 	int nthreads = s->threads > 0 ? s->threads : 1;
+	int nheavy = s->heavy_threads > 0 ? s->heavy_threads : 0;
 	struct worker_arg w;
 	pthread_t *tids;
-	int i, err = 0;
+	int i, h = 0, err = 0;
 
+	if (!s->auth)
+		return -ENOKEY;
 	w.s = s;
 	w.sock = server_socket(s->addr);
 	if (w.sock < 0)
 		return w.sock;
-	tids = calloc((size_t)nthreads, sizeof(*tids));
-	if (!tids) {
+	tids = calloc((size_t)(nthreads + nheavy), sizeof(*tids));
+	s->hq = nheavy ? heavy_queue_new() : NULL;
+	if (!tids || (nheavy && !s->hq)) {
+		free(tids);
+		free(s->hq);
+		s->hq = NULL;
 		nn_close(w.sock);
 		return -ENOMEM;
 	}
-	for (i = 1; i < nthreads; i++) {
+	for (i = 1; i < nthreads && !err; i++)
 		err = -pthread_create(&tids[i], NULL, server_worker, &w);
-		if (err) {
-			__atomic_store_n(s->stop, 1, __ATOMIC_RELAXED);
-			break;
-		}
+	if (err)
+		i--;
+	for (; h < nheavy && !err; h++)
+		err = -pthread_create(&tids[nthreads + h], NULL, heavy_worker, &w);
+	if (err) {
+		h -= !!nheavy;
+		__atomic_store_n(s->stop, 1, __ATOMIC_RELAXED);
+	} else {
+		server_worker(&w);
 	}
-	server_worker(&w);
 	while (--i >= 1)
 		pthread_join(tids[i], NULL);
+	/* The heavy workers finish what is queued, then stop. */
+	while (--h >= 0)
+		pthread_join(tids[nthreads + h], NULL);
 	free(tids);
 	nn_close(w.sock);
+	if (s->hq) {
+		pthread_cond_destroy(&s->hq->cv);
+		pthread_mutex_destroy(&s->hq->mu);
+		free(s->hq);
+		s->hq = NULL;
+	}
 	return err;
+}
+
+/* blobcr_server_process(): replies in malloc()ed buffers. */
+static void *plain_realloc(void *p, size_t n)
+{
+	return realloc(p, n);
+}
+
+int blobcr_server_process(struct blobcr_server *s, void *body, size_t len,
+			  void **out, size_t *out_len)
+{
+	struct request rq = { .body = body, .len = len };
+	const struct blobcr_op_rule *rule = NULL;
+	struct blobcr_enc reply;
+	char why[256] = "";
+	int status, err;
+
+	__atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
+	err = blobcr_enc_init_with(&reply, 256, plain_realloc, free);
+	if (err)
+		return err;
+	status = admit(s, &rq, &reply, &rule, why, sizeof(why));
+	if (status == 1)
+		status = 0;
+	else if (!status)
+		status = handle(s, &rq, &reply);
+	err = build_reply(&rq, &reply, status, why);
+	OPENSSL_cleanse(&rq.who, sizeof(rq.who));
+	if (err) {
+		blobcr_enc_free(&reply);
+		return err;
+	}
+	*out = reply.buf;
+	*out_len = reply.len;
+	return 0;
 }

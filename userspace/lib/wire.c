@@ -150,6 +150,17 @@ int blobcr_frame_decode(const void *buf, size_t len, struct blobcr_hdr *h,
 		return -EPROTO;
 	if (h->payload_len > BLOBCR_MAX_PAYLOAD)
 		return -EMSGSIZE;
+	if ((h->flags & ~BLOBCR_F_KNOWN) ||
+	    (h->flags & (BLOBCR_F_AUTH | BLOBCR_F_SEALED)) == BLOBCR_F_SEALED)
+		return -EBADMSG;
+	if (h->flags & BLOBCR_F_AUTH) {
+		/* The trailer's tag covers the payload: no CRC to check. */
+		if (len - BLOBCR_HDR_SIZE < BLOBCR_TRAILER ||
+		    h->payload_len != len - BLOBCR_HDR_SIZE - BLOBCR_TRAILER)
+			return -EBADMSG;
+		*payload = p + BLOBCR_HDR_SIZE;
+		return 0;
+	}
 	if (h->payload_len != len - BLOBCR_HDR_SIZE)
 		return -EBADMSG;
 	if (blobcr_crc32c(0, p + BLOBCR_HDR_SIZE, h->payload_len) != h->payload_crc)
@@ -166,8 +177,8 @@ int blobcr_enc_init_with(struct blobcr_enc *e, size_t payload_hint,
 {
 	e->realloc_fn = realloc_fn;
 	e->free_fn = free_fn;
-	e->crc_known = 0;
-	e->cap = BLOBCR_HDR_SIZE + (payload_hint ? payload_hint : 64);
+	e->cap = BLOBCR_HDR_SIZE + (payload_hint ? payload_hint : 64) +
+		 BLOBCR_TRAILER;
 	e->buf = realloc_fn(NULL, e->cap);
 	e->len = BLOBCR_HDR_SIZE;
 	e->err = e->buf ? 0 : -ENOMEM;
@@ -188,10 +199,11 @@ static int enc_room(struct blobcr_enc *e, size_t n, bool exact)
 		return e->err;
 	if (e->len + n > BLOBCR_MAX_FRAME)
 		return e->err = -EMSGSIZE;
-	if (e->len + n <= e->cap)
+	/* Always room for a trailer: sealing never copies the frame. */
+	if (e->len + n + BLOBCR_TRAILER <= e->cap)
 		return 0;
-	cap = exact ? e->len + n : e->cap * 2;
-	while (cap < e->len + n)
+	cap = exact ? e->len + n + BLOBCR_TRAILER : e->cap * 2;
+	while (cap < e->len + n + BLOBCR_TRAILER)
 		cap *= 2;
 	nb = e->realloc_fn(e->buf, cap);
 	if (!nb)
@@ -277,8 +289,11 @@ int blobcr_enc_finish(struct blobcr_enc *e, const struct blobcr_hdr *h)
 		return e->err;
 	hh.version = BLOBCR_WIRE_VERSION;
 	hh.payload_len = (uint32_t)(e->len - BLOBCR_HDR_SIZE);
-	hh.payload_crc = e->crc_known ? e->crc :
-			 blobcr_crc32c(0, e->buf + BLOBCR_HDR_SIZE, hh.payload_len);
+	if (hh.flags & BLOBCR_F_AUTH)
+		hh.payload_crc = 0; /* the trailer's tag covers the payload */
+	else
+		hh.payload_crc = blobcr_crc32c(0, e->buf + BLOBCR_HDR_SIZE,
+					       hh.payload_len);
 	blobcr_hdr_encode(&hh, e->buf);
 	return 0;
 }
@@ -375,6 +390,7 @@ const char *blobcr_op_name(unsigned int op)
 		const char *name;
 	} names[] = {
 		{ BLOBCR_OP_PING, "PING" },
+		{ BLOBCR_OP_AUTH, "AUTH" },
 		{ BLOBCR_OP_PUT, "PUT" },
 		{ BLOBCR_OP_GET, "GET" },
 		{ BLOBCR_OP_HAS, "HAS" },

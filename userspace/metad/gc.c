@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <nanomsg/nn.h>
 
@@ -294,7 +295,7 @@ static int gc_load_doomed(struct metad *m, struct doomed_batch *b)
 	return err;
 }
 
-/* Send DELETE for @n ids to @node.  Return: 0 or -errno. */
+/* Send DELETE for @n ids to @node, as metad.  Return: 0 or -errno. */
 static int node_delete(struct metad *m, struct node *node,
 		       uint8_t (*ids)[BLOBCR_ID_SIZE], size_t n)
 {
@@ -431,9 +432,19 @@ int do_gc(struct metad *m, struct blobcr_dec *req,
 
 	if (err)
 		return err;
-	/* A second gc would delete what the first one's commits re-upload. */
-	pthread_mutex_lock(&m->gc_mu);
+	/*
+	 * A second gc would delete what the first one's commits re-upload;
+	 * waiting for the first would hold a worker: refuse it at once.
+	 */
+	if (pthread_mutex_trylock(&m->gc_mu)) {
+		log_info("gc refused: one is running");
+		return -EALREADY;
+	}
 	err = gc_begin(m, &st.chunks_kept);
+	if (!err && m->gc_delay_ms) {
+		log_info("gc: test delay of %d ms", m->gc_delay_ms);
+		usleep((useconds_t)m->gc_delay_ms * 1000);
+	}
 	if (!err)
 		err = gc_finish(m, &st);
 	pthread_mutex_unlock(&m->gc_mu);

@@ -12,6 +12,11 @@
  * Shared state outside LMDB: the node table, append-only (entries never
  * move; nnodes and the heartbeat fields are read and written atomically;
  * appends under nodes_mu), and gc_mu, which lets one gc run at a time.
+ *
+ * Every request comes in a session opened with a key of the repository
+ * (blobcr_auth.h); the role table below says which role may send what,
+ * and which requests are heavy: those run on workers of their own, so
+ * that heartbeats and lookups are never stuck behind them.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +29,44 @@
 #include "blobcr_util.h"
 #include "metad.h"
 #include "repair.h"
+
+/* ---- who may send what ---- */
+
+#define READERS (BLOBCR_ROLE_HOST | BLOBCR_ROLE_ADMIN | BLOBCR_ROLE_METAD)
+#define WRITERS (BLOBCR_ROLE_HOST | BLOBCR_ROLE_ADMIN)
+#define KEEPERS (BLOBCR_ROLE_ADMIN | BLOBCR_ROLE_METAD)
+
+static const struct blobcr_op_rule rules[] = {
+	{ BLOBCR_OP_PING, false, BLOBCR_ROLE_ANY, 0 },
+	{ BLOBCR_OP_NODE_HEARTBEAT, false, BLOBCR_ROLE_NODE, 1024 },
+	{ BLOBCR_OP_NODE_LIST, false, READERS, 0 },
+	{ BLOBCR_OP_IMAGE_CREATE, true, WRITERS, 0 },
+	{ BLOBCR_OP_IMAGE_CLONE, true, WRITERS, 0 },
+	{ BLOBCR_OP_IMAGE_LIST, false, READERS, 0 },
+	{ BLOBCR_OP_IMAGE_INFO, false, READERS, 0 },
+	{ BLOBCR_OP_VERSION_LIST, false, READERS, 0 },
+	{ BLOBCR_OP_LOOKUP, false, READERS, 0 },
+	{ BLOBCR_OP_CHUNK_LOCATE, false, READERS, 0 },
+	{ BLOBCR_OP_PUBLISH, true, WRITERS, 0 },
+	{ BLOBCR_OP_VERSION_DELETE, true, BLOBCR_ROLE_ADMIN, 0 },
+	{ BLOBCR_OP_IMAGE_DELETE, true, BLOBCR_ROLE_ADMIN, 0 },
+	{ BLOBCR_OP_GC, true, BLOBCR_ROLE_ADMIN, 0 },
+	{ BLOBCR_OP_CHUNK_ADD_LOCATIONS, true, READERS, 0 },
+	{ BLOBCR_OP_CHUNK_SUSPECT, true, READERS, 0 },
+	{ BLOBCR_OP_UNDER_REPLICATED, false, KEEPERS, 0 },
+	{ BLOBCR_OP_GROUP_PUBLISH, true, WRITERS, 0 },
+	{ BLOBCR_OP_GROUP_LIST, false, READERS, 0 },
+	{ BLOBCR_OP_ACCESS_PUT, true, WRITERS, 0 },
+	{ BLOBCR_OP_ACCESS_GET, false, WRITERS, 0 },
+	{ BLOBCR_OP_NODE_DRAIN, true, BLOBCR_ROLE_ADMIN, 0 },
+	{ BLOBCR_OP_NODE_REMOVE, true, BLOBCR_ROLE_ADMIN, 0 },
+	{ BLOBCR_OP_NODE_BAD_CHUNKS, true, BLOBCR_ROLE_NODE, 0 },
+	{ BLOBCR_OP_PUBLISH_BEGIN, true, WRITERS, 0 },
+	{ BLOBCR_OP_PUBLISH_PART, true, WRITERS, 0 },
+	{ BLOBCR_OP_PUBLISH_COMMIT, true, WRITERS, 0 },
+	{ BLOBCR_OP_PUBLISH_ABORT, true, WRITERS, 0 },
+	{ BLOBCR_OP_LEASE, true, WRITERS, 0 },
+};
 
 /* ---- dispatch ---- */
 
@@ -104,6 +147,10 @@ static void usage(FILE *f)
 		"The version manager of the dm-blobcr repository.\n\n"
 		"  -l, --listen ADDR          nanomsg address to serve (tcp://IP:PORT)\n"
 		"  -d, --data DIR             directory of the LMDB database\n"
+		"  -k, --key FILE             metad's private key, role metad (default\n"
+		"                             $BLOBCR_KEY); keys.pub beside it lists who\n"
+		"                             may talk to metad, and as what\n"
+		"  -e, --encrypt              encrypt every session's payloads\n"
 		"  -r, --replicas R           replicas per chunk (default 2)\n"
 		"  -D, --dead-after-ms N      a node without heartbeat for N ms is dead\n"
 		"                             (default 5000)\n"
@@ -119,6 +166,7 @@ static void usage(FILE *f)
 		"                             when a node joins or comes back)\n"
 		"      --test-publish-delay-ms N\n"
 		"                             test hook: stall each publish N ms before commit\n"
+		"      --test-gc-delay-ms N   test hook: stall each gc N ms after its first phase\n"
 		"  -v, --verbose              debug logging\n"
 		"  -h, --help                 this help\n");
 }
@@ -128,12 +176,20 @@ static int parse_num(const char *s, uint64_t max, uint64_t *out)
 	return blobcr_parse_u64(s, out) || *out > max ? -EINVAL : 0;
 }
 
+struct metad_args {
+	const char *listen, *data, *key;
+	bool encrypt;
+	int verbose;
+};
+
 static int parse_args(int argc, char **argv, struct metad *m,
-		      const char **listen, const char **data, int *verbose)
+		      struct metad_args *a)
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "data", required_argument, NULL, 'd' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "encrypt", no_argument, NULL, 'e' },
 		{ "replicas", required_argument, NULL, 'r' },
 		{ "dead-after-ms", required_argument, NULL, 'D' },
 		{ "node-timeout-ms", required_argument, NULL, 'T' },
@@ -141,6 +197,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 		{ "reconcile-interval-s", required_argument, NULL, 'I' },
 		{ "max-stage-mb", required_argument, NULL, 'S' },
 		{ "test-publish-delay-ms", required_argument, NULL, 'P' },
+		{ "test-gc-delay-ms", required_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -148,11 +205,13 @@ static int parse_args(int argc, char **argv, struct metad *m,
 	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:r:D:T:R:I:S:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:k:er:D:T:R:I:S:vh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'l': *listen = optarg; break;
-		case 'd': *data = optarg; break;
-		case 'v': *verbose = 1; break;
+		case 'l': a->listen = optarg; break;
+		case 'd': a->data = optarg; break;
+		case 'k': a->key = optarg; break;
+		case 'e': a->encrypt = true; break;
+		case 'v': a->verbose = 1; break;
 		case 'h': usage(stdout); exit(0);
 		case 'r':
 			if (parse_num(optarg, BLOBCR_MAX_REPLICAS, &v) || !v)
@@ -189,12 +248,17 @@ static int parse_args(int argc, char **argv, struct metad *m,
 				goto bad;
 			m->publish_delay_ms = (int)v;
 			break;
+		case 'G':
+			if (parse_num(optarg, 3600000, &v))
+				goto bad;
+			m->gc_delay_ms = (int)v;
+			break;
 		default:
 			usage(stderr);
 			return -EINVAL;
 		}
 	}
-	if (!*listen || !*data || optind != argc) {
+	if (!a->listen || !a->data || optind != argc) {
 		fprintf(stderr, "blobcr-metad: --listen and --data are required\n");
 		usage(stderr);
 		return -EINVAL;
@@ -205,21 +269,54 @@ bad:
 	return -EINVAL;
 }
 
+/* metad's key (role metad) and the sessions of its clients. */
+static int auth_init(struct metad *m, const struct metad_args *a)
+{
+	int err = blobcr_key_load(a->key, &m->key);
+
+	if (!err && blobcr_key_role(m->key) != BLOBCR_ROLE_METAD) {
+		blobcr_auth_set_detail("key '%s' has role %s, metad needs role metad",
+				       blobcr_key_name(m->key),
+				       blobcr_role_name(blobcr_key_role(m->key)));
+		err = -EKEYREJECTED;
+	}
+	if (!err)
+		err = blobcr_authsrv_new(m->key, a->encrypt ? BLOBCR_SESS_ENCRYPT : 0,
+					 &m->srv.auth);
+	if (err)
+		log_err("cannot start: %s", blobcr_auth_detail()[0] ?
+			blobcr_auth_detail() : strerror(-err));
+	return err;
+}
+
+/* What metad serves: its handler and role table (fuzz_metad.c too). */
+static void server_setup(struct metad *m)
+{
+	m->srv.handler = handle;
+	m->srv.ctx = m;
+	m->srv.rules = rules;
+	m->srv.nrules = sizeof(rules) / sizeof(rules[0]);
+	m->srv.stop = &m->stop;
+}
+
 int main(int argc, char **argv)
 {
 	struct metad m = { .replicas = 2, .dead_after_ms = 5000,
 			   .node_timeout_ms = 10000, .repair_s = 10,
 			   .reconcile_s = 3600,
 			   .max_staged_bytes = (uint64_t)4096 << 20 };
+	struct metad_args a = { 0 };
 	struct repairer rep;
 	pthread_t upkeep;
-	const char *listen = NULL, *data = NULL;
-	int verbose = 0, err;
+	const char *listen, *data;
+	int err;
 
-	if (parse_args(argc, argv, &m, &listen, &data, &verbose))
+	if (parse_args(argc, argv, &m, &a))
 		return 2;
-	blobcr_log_init("blobcr-metad", verbose ? BLOBCR_LOG_DEBUG : BLOBCR_LOG_INFO);
-	if (blobcr_signals_init(&m.stop))
+	listen = a.listen;
+	data = a.data;
+	blobcr_log_init("blobcr-metad", a.verbose ? BLOBCR_LOG_DEBUG : BLOBCR_LOG_INFO);
+	if (blobcr_signals_init(&m.stop) || auth_init(&m, &a))
 		return 1;
 	m.nodes = calloc(MAX_NODES, sizeof(*m.nodes));
 	if (!m.nodes || pthread_mutex_init(&m.nodes_mu, NULL) ||
@@ -245,24 +342,26 @@ int main(int argc, char **argv)
 		db_close(&m.db);
 		return 1;
 	}
-	m.srv = (struct blobcr_server){ .addr = listen, .threads = SERVER_THREADS,
-					.handler = handle, .ctx = &m,
-					.stop = &m.stop };
+	m.srv.addr = listen;
+	m.srv.threads = SERVER_THREADS;
+	m.srv.heavy_threads = HEAVY_THREADS;
+	server_setup(&m);
 	if (upkeep_start(&m, &upkeep)) {
 		log_err("cannot start the upkeep thread");
 		db_close(&m.db);
 		return 1;
 	}
-	if (m.repair_s && repairer_start(&rep, listen, m.repair_s,
-					 &m.repair_events, &m.stop)) {
+	if (m.repair_s && repairer_start(&rep, listen, blobcr_key_path(m.key),
+					 m.repair_s, &m.repair_events, &m.stop)) {
 		log_err("cannot start the re-replication thread");
 		__atomic_store_n(&m.stop, 1, __ATOMIC_RELAXED);
 		pthread_join(upkeep, NULL);
 		db_close(&m.db);
 		return 1;
 	}
-	log_info("serving %s from %s, %d replicas per chunk", listen, data,
-		 m.replicas);
+	log_info("serving %s from %s, %d replicas per chunk, as key %s%s",
+		 listen, data, m.replicas, blobcr_key_name(m.key),
+		 a.encrypt ? ", encrypted" : "");
 	err = blobcr_server_run(&m.srv);
 	if (err)
 		log_err("cannot serve %s: %s", listen, strerror(-err));
@@ -274,6 +373,8 @@ int main(int argc, char **argv)
 	stages_free(&m);
 	db_close(&m.db);
 	free(m.nodes);
+	blobcr_authsrv_free(m.srv.auth);
+	blobcr_key_free(m.key);
 	log_info("stopped");
 	return err ? 1 : 0;
 }

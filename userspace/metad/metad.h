@@ -37,9 +37,10 @@
 #define MAX_BATCH 65536 /* extents or ids per request */
 
 struct pub;
-#define DELETE_BATCH 4096
+#define DELETE_BATCH BLOBCR_DELETE_MAX
 #define MAX_NODES 4096
-#define SERVER_THREADS 4
+#define SERVER_THREADS 4 /* heartbeats, lookups, lists */
+#define HEAVY_THREADS 2 /* writes and gc (the rule table says which) */
 
 struct node {
 	uint32_t id; /* set before the node is published in nnodes */
@@ -58,9 +59,11 @@ struct node {
 
 struct metad {
 	struct db db;
+	struct blobcr_key *key; /* metad's own, role metad */
 	int replicas;
 	uint64_t dead_after_ms;
 	int publish_delay_ms; /* test hook: stall publishes before commit */
+	int gc_delay_ms; /* test hook: stall gc between its phases */
 	int node_timeout_ms;
 	int repair_s; /* re-replication check period, 0: never */
 	int reconcile_s; /* period of inventory checks, 0: on (re)join only */
@@ -96,8 +99,9 @@ uint8_t node_state(const struct node *n);
 void node_addr(struct metad *m, const struct node *n,
 	       char out[BLOBCR_ADDR_MAX]);
 /**
- * node_call() - one request to storage node @n (built in @e), waiting at
- * most node_timeout_ms.  Return: as blobcr_call(); the socket is closed.
+ * node_call() - one request to storage node @n (built in @e), as metad, in
+ * a session of its own, waiting at most node_timeout_ms.  Return: as
+ * blobcr_peer_call(); the connection is closed.
  */
 int node_call(struct metad *m, const struct node *n, uint8_t op,
 	      struct blobcr_enc *e, void **msg, struct blobcr_dec *d);

@@ -75,15 +75,20 @@ int node_call(struct metad *m, const struct node *n, uint8_t op,
 	      struct blobcr_enc *e, void **msg, struct blobcr_dec *d)
 {
 	char addr[BLOBCR_ADDR_MAX];
-	int sock, err;
+	struct blobcr_peer peer;
+	int err;
 
 	*msg = NULL;
 	node_addr(m, n, addr);
-	sock = blobcr_req_socket(addr, m->node_timeout_ms);
-	if (sock < 0)
-		return sock;
-	err = blobcr_call(sock, op, e, msg, d);
-	nn_close(sock);
+	/* As metad, in a session of its own: the node must prove it is one. */
+	err = blobcr_peer_open(&peer, addr, m->key, BLOBCR_ROLE_NODE,
+			       m->node_timeout_ms);
+	if (!err)
+		err = blobcr_peer_call(&peer, op, e, msg, d);
+	if (err && blobcr_auth_error(err))
+		log_warn("node %" PRIu32 " (%s) refused metad's key: %s", n->id,
+			 addr, blobcr_auth_detail());
+	blobcr_peer_close(&peer);
 	return err;
 }
 
@@ -152,8 +157,13 @@ int load_nodes(struct metad *m)
 				 k.mv_size == 4 ? get_be32(k.mv_data) : 0);
 			continue;
 		}
-		if (!node_add(m, &r))
-			err = -ENOMEM;
+		/* Never a reason not to start: the table is full, say so. */
+		if (!node_add(m, &r)) {
+			log_err("more than %d storage nodes in the database: "
+				"node %" PRIu32 " (%s) and later ones ignored",
+				MAX_NODES, r.id, r.addr);
+			break;
+		}
 	}
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
@@ -173,28 +183,40 @@ static int node_persist(struct metad *m, const struct node_rec *r)
 	return err;
 }
 
-/* A new node with the next id.  Caller holds nodes_mu. */
-static struct node *register_node(struct metad *m, struct node_rec *r)
+/*
+ * A new node with the next id.  Caller holds nodes_mu.  Return: the node,
+ * or NULL with *@err set.
+ */
+static struct node *register_node(struct metad *m, struct node_rec *r,
+				  int *err)
 {
 	uint64_t next;
 	MDB_txn *txn;
-	int err = txn_begin(m, 0, &txn);
 
-	if (err)
+	/* Full: refuse before anything is committed, or metad cannot start. */
+	if (m->nnodes >= MAX_NODES) {
+		log_warn("node at %s refused: %d storage nodes already", r->addr,
+			 MAX_NODES);
+		*err = -ENOSPC;
 		return NULL;
-	err = db_meta_get(txn, &m->db, "next_node", &next);
-	if (!err) {
+	}
+	*err = txn_begin(m, 0, &txn);
+	if (*err)
+		return NULL;
+	*err = db_meta_get(txn, &m->db, "next_node", &next);
+	if (!*err) {
 		r->id = (uint32_t)(next ? next : 1);
 		r->state = NODE_ACTIVE;
-		err = db_node_put(txn, &m->db, r);
+		*err = db_node_put(txn, &m->db, r);
 	}
-	if (!err)
-		err = db_meta_put(txn, &m->db, "next_node", r->id + 1);
-	if (txn_end(txn, err))
+	if (!*err)
+		*err = db_meta_put(txn, &m->db, "next_node", r->id + 1);
+	*err = txn_end(txn, *err);
+	if (*err)
 		return NULL;
 	log_info("new storage node %" PRIu32 " at %s, failure domain %s",
 		 r->id, r->addr, r->domain);
-	return node_add(m, r);
+	return node_add(m, r); /* room was checked above */
 }
 
 /* Caller holds nodes_mu. */
@@ -257,9 +279,7 @@ static struct node *heartbeat_node(struct metad *m, const struct node_rec *hb,
 	}
 	if (!n) {
 		r = *hb;
-		n = register_node(m, &r);
-		*err = n ? 0 : -ENOMEM;
-		return n;
+		return register_node(m, &r, err);
 	}
 	if (strcmp(n->addr, hb->addr) || strcmp(n->domain, hb->domain) ||
 	    memcmp(n->uuid, hb->uuid, BLOBCR_UUID_SIZE)) {
@@ -294,6 +314,8 @@ int do_heartbeat(struct metad *m, struct blobcr_dec *req,
 	used = blobcr_dec_u64(req);
 	chunks = blobcr_dec_u64(req);
 	err = err ? err : blobcr_dec_end(req);
+	if (!err && !blobcr_addr_valid(hb.addr))
+		err = -EINVAL; /* clients could not reach it */
 	if (err)
 		return err;
 	if (!hb.addr[0] || !blobcr_valid_name(hb.domain, sizeof(hb.domain)))

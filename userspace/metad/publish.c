@@ -65,6 +65,8 @@ static int pub_header_decode(struct blobcr_dec *req, struct pub *p)
 
 	p->base = blobcr_dec_u32(req);
 	err = blobcr_dec_str(req, p->label, sizeof(p->label));
+	if (!err && !blobcr_label_valid(p->label))
+		err = -EINVAL; /* it reaches logs and terminals */
 	if (!err)
 		err = blobcr_dec_str(req, p->writer, sizeof(p->writer));
 	p->epoch = blobcr_dec_u64(req);

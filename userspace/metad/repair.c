@@ -53,7 +53,8 @@ static void repair_round(struct repairer *r, struct blobcr_client *c,
 static void *repair_thread(void *p)
 {
 	struct repairer *r = p;
-	struct blobcr_client_opts o = { .timeout_ms = 30000 };
+	struct blobcr_client_opts o = { .timeout_ms = 30000,
+					.key_file = r->key_file };
 	struct blobcr_client *c = NULL;
 	uint64_t last_failed = 0, seen = 0;
 
@@ -72,11 +73,13 @@ static void *repair_thread(void *p)
 	return NULL;
 }
 
-int repairer_start(struct repairer *r, const char *listen, int interval_s,
-		   const uint64_t *events, volatile sig_atomic_t *stop)
+int repairer_start(struct repairer *r, const char *listen, const char *key_file,
+		   int interval_s, const uint64_t *events,
+		   volatile sig_atomic_t *stop)
 {
 	const char *port = strrchr(listen, ':');
 
+	r->key_file = key_file;
 	r->interval_s = interval_s;
 	r->events = events;
 	r->stop = stop;

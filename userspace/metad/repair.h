@@ -16,6 +16,7 @@
 
 struct repairer {
 	char self[BLOBCR_ADDR_MAX]; /* where this metad can be reached */
+	const char *key_file; /* metad's own key */
 	int interval_s; /* between checks */
 	const uint64_t *events; /* atomic: changes when copies may be missing */
 	volatile sig_atomic_t *stop;
@@ -24,10 +25,12 @@ struct repairer {
 
 /**
  * repairer_start() - start the thread; @listen is metad's bind address (a
- * wildcard host is reached through 127.0.0.1).  Return: 0 or -errno.
+ * wildcard host is reached through 127.0.0.1), @key_file metad's key.
+ * Return: 0 or -errno.
  */
-int repairer_start(struct repairer *r, const char *listen, int interval_s,
-		   const uint64_t *events, volatile sig_atomic_t *stop);
+int repairer_start(struct repairer *r, const char *listen, const char *key_file,
+		   int interval_s, const uint64_t *events,
+		   volatile sig_atomic_t *stop);
 
 /** repairer_join() - wait for the thread once *stop is set. */
 void repairer_join(struct repairer *r);

@@ -3,7 +3,9 @@
  * blobcr-noded - a storage node of the dm-blobcr repository: serves the
  * chunk store (store.h) over a nanomsg REP socket, heartbeats to the
  * version manager with its identity and failure domain, scrubs its chunks
- * in the background and reports the bad ones it finds.
+ * in the background and reports the bad ones it finds.  Every request
+ * comes in a session opened with a key of the repository; the role table
+ * below says which role may send what.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,6 +37,7 @@ struct bad_queue {
 struct noded {
 	struct store *st;
 	struct blobcr_server srv;
+	struct blobcr_key *key; /* this node's */
 	const char *meta; /* version manager, NULL: standalone */
 	const char *advertise; /* address metad hands to clients */
 	const char *data; /* the store's directory */
@@ -92,14 +95,10 @@ static int do_get(struct noded *nd, struct blobcr_dec *req,
 	buf = blobcr_enc_reserve(reply, (size_t)len);
 	if (!buf)
 		return reply->err;
-	len = store_get(nd->st, id, buf, (uint32_t)len, &reply->crc);
+	len = store_get(nd->st, id, buf, (uint32_t)len, NULL);
 	if (len == -EUCLEAN)
 		report_bad(nd, id);
-	if (len < 0)
-		return (int)len;
-	/* The payload is the chunk: its stored, just verified CRC is the frame's. */
-	reply->crc_known = (size_t)len == reply->len - BLOBCR_HDR_SIZE;
-	return 0;
+	return len < 0 ? (int)len : 0;
 }
 
 /* HAS, DELETE, GETV and VERIFY carry a count then that many ids. */
@@ -314,6 +313,31 @@ static int do_compact(struct noded *nd, struct blobcr_dec *req,
 	return reply->err;
 }
 
+/*
+ * Who may send what: hosts read and write chunks (and so do metad and
+ * operators, for repairs, and nodes, for copies); only metad deletes
+ * (gc), operators and metad compact, verify and list the chunks.  A DELETE
+ * carries at most one gc batch of ids; deletes, compactions and inventories
+ * have workers of their own.
+ */
+#define ROLES_CHUNKS (BLOBCR_ROLE_HOST | BLOBCR_ROLE_ADMIN | \
+		      BLOBCR_ROLE_METAD | BLOBCR_ROLE_NODE)
+static const struct blobcr_op_rule rules[] = {
+	{ BLOBCR_OP_PING, false, BLOBCR_ROLE_ANY, 0 },
+	{ BLOBCR_OP_PUT, false, ROLES_CHUNKS, 0 },
+	{ BLOBCR_OP_GET, false, ROLES_CHUNKS, BLOBCR_ID_SIZE },
+	{ BLOBCR_OP_GETV, false, ROLES_CHUNKS, 4 + BLOBCR_GETV_MAX * BLOBCR_ID_SIZE },
+	{ BLOBCR_OP_HAS, false, ROLES_CHUNKS, 4 + BLOBCR_DELETE_MAX * BLOBCR_ID_SIZE },
+	{ BLOBCR_OP_DELETE, true, BLOBCR_ROLE_METAD,
+	  4 + BLOBCR_DELETE_MAX * BLOBCR_ID_SIZE },
+	{ BLOBCR_OP_STAT, false, BLOBCR_ROLE_ANY, 0 },
+	{ BLOBCR_OP_COMPACT, true, BLOBCR_ROLE_ADMIN | BLOBCR_ROLE_METAD, 0 },
+	{ BLOBCR_OP_VERIFY, false, BLOBCR_ROLE_ADMIN | BLOBCR_ROLE_METAD,
+	  4 + BLOBCR_DELETE_MAX * BLOBCR_ID_SIZE },
+	{ BLOBCR_OP_INVENTORY, true, BLOBCR_ROLE_ADMIN | BLOBCR_ROLE_METAD,
+	  1 + BLOBCR_ID_SIZE + 4 },
+};
+
 static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 		  struct blobcr_enc *reply)
 {
@@ -347,7 +371,8 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 
 /* ---- heartbeats to the version manager ---- */
 
-static int heartbeat_once(struct noded *nd, int sock, uint32_t *id)
+static int heartbeat_once(struct noded *nd, struct blobcr_peer *meta,
+			  uint32_t *id)
 {
 	uint8_t uuid[BLOBCR_UUID_SIZE];
 	struct store_stat s;
@@ -369,7 +394,7 @@ static int heartbeat_once(struct noded *nd, int sock, uint32_t *id)
 	blobcr_enc_u64(&e, s.capacity);
 	blobcr_enc_u64(&e, s.used_bytes);
 	blobcr_enc_u64(&e, s.chunks);
-	err = blobcr_call(sock, BLOBCR_OP_NODE_HEARTBEAT, &e, &msg, &d);
+	err = blobcr_peer_call(meta, BLOBCR_OP_NODE_HEARTBEAT, &e, &msg, &d);
 	blobcr_enc_free(&e);
 	if (!err) {
 		*id = blobcr_dec_u32(&d);
@@ -381,7 +406,7 @@ static int heartbeat_once(struct noded *nd, int sock, uint32_t *id)
 }
 
 /* Tell metad which chunks this node found bad: it drops those locations. */
-static int send_bad(struct noded *nd, int sock, uint32_t id)
+static int send_bad(struct noded *nd, struct blobcr_peer *meta, uint32_t id)
 {
 	uint8_t uuid[BLOBCR_UUID_SIZE];
 	struct blobcr_enc e;
@@ -403,7 +428,7 @@ static int send_bad(struct noded *nd, int sock, uint32_t id)
 	pthread_mutex_unlock(&nd->bad.mu);
 	if (!n || err)
 		return err;
-	err = blobcr_call(sock, BLOBCR_OP_NODE_BAD_CHUNKS, &e, &msg, &d);
+	err = blobcr_peer_call(meta, BLOBCR_OP_NODE_BAD_CHUNKS, &e, &msg, &d);
 	blobcr_enc_free(&e);
 	if (msg)
 		nn_freemsg(msg);
@@ -421,23 +446,26 @@ static int send_bad(struct noded *nd, int sock, uint32_t id)
 static void *heartbeat_thread(void *p)
 {
 	struct noded *nd = p;
-	int sock = blobcr_req_socket(nd->meta, nd->heartbeat_ms * 2 + 500);
+	struct blobcr_peer meta;
 	int last_err = 1;
 	uint32_t id = 0;
+	int err = blobcr_peer_open(&meta, nd->meta, nd->key, BLOBCR_ROLE_METAD,
+				   nd->heartbeat_ms * 2 + 500);
 
-	if (sock < 0) {
-		log_err("cannot reach metad at %s: %s", nd->meta,
-			strerror(-sock));
+	if (err) {
+		log_err("cannot reach metad at %s: %s", nd->meta, strerror(-err));
 		return NULL;
 	}
 	while (!blobcr_stopping(&nd->stop)) {
-		int err = heartbeat_once(nd, sock, &id);
-
+		err = heartbeat_once(nd, &meta, &id);
 		if (err != last_err) {
 			if (err == -ENODEV)
 				log_err("metad at %s says this node was removed from "
 					"the repository: stop it, or wipe %s to join "
 					"as a new node", nd->meta, nd->data);
+			else if (err && blobcr_auth_error(err))
+				log_warn("heartbeat to %s refused: %s", nd->meta,
+					 blobcr_auth_detail());
 			else if (err)
 				log_warn("heartbeat to %s failed: %s", nd->meta,
 					 strerror(-err));
@@ -447,14 +475,14 @@ static void *heartbeat_thread(void *p)
 					 nd->domain);
 		}
 		last_err = err;
-		if (!err && (err = send_bad(nd, sock, id)))
+		if (!err && (err = send_bad(nd, &meta, id)))
 			log_warn("report of bad chunks to %s failed: %s",
 				 nd->meta, strerror(-err));
 		/* Sleep in small steps so that SIGTERM is seen promptly. */
 		for (int t = 0; t < nd->heartbeat_ms && !blobcr_stopping(&nd->stop); t += 50)
 			usleep(50 * 1000);
 	}
-	nn_close(sock);
+	blobcr_peer_close(&meta);
 	return NULL;
 }
 
@@ -545,6 +573,10 @@ static void usage(FILE *f)
 		"A storage node of the dm-blobcr repository.\n\n"
 		"  -l, --listen ADDR        nanomsg address to serve (tcp://IP:PORT)\n"
 		"  -d, --data DIR           directory of segment files and index\n"
+		"  -k, --key FILE           this node's private key, role node\n"
+		"                           (default $BLOBCR_KEY); keys.pub beside it\n"
+		"                           lists who may talk to the node\n"
+		"  -e, --encrypt            encrypt every session's payloads\n"
 		"  -m, --meta ADDR          blobcr-metad to heartbeat to\n"
 		"  -a, --advertise ADDR     address given to clients (default: --listen)\n"
 		"  -c, --capacity BYTES     refuse PUTs past this many bytes (K/M/G)\n"
@@ -579,7 +611,8 @@ static int default_domain(struct noded *nd)
 }
 
 struct noded_args {
-	const char *listen, *data;
+	const char *listen, *data, *key;
+	bool encrypt;
 	struct store_opts so;
 	int threads;
 	int verbose;
@@ -592,6 +625,8 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 		{ "listen", required_argument, NULL, 'l' },
 		{ "data", required_argument, NULL, 'd' },
 		{ "meta", required_argument, NULL, 'm' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "encrypt", no_argument, NULL, 'e' },
 		{ "advertise", required_argument, NULL, 'a' },
 		{ "capacity", required_argument, NULL, 'c' },
 		{ "segment-size", required_argument, NULL, 's' },
@@ -607,10 +642,12 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:m:a:c:s:t:H:C:D:S:vh", opts,
+	while ((c = getopt_long(argc, argv, "l:d:m:k:ea:c:s:t:H:C:D:S:vh", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'l': a->listen = optarg; break;
+		case 'k': a->key = optarg; break;
+		case 'e': a->encrypt = true; break;
 		case 'd': a->data = optarg; break;
 		case 'm': nd->meta = optarg; break;
 		case 'a': nd->advertise = optarg; break;
@@ -673,6 +710,16 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 	return nd->domain[0] ? 0 : default_domain(nd);
 }
 
+/* What a node serves: its handler and role table (fuzz_noded.c too). */
+static void server_setup(struct noded *nd)
+{
+	nd->srv.handler = handle;
+	nd->srv.ctx = nd;
+	nd->srv.rules = rules;
+	nd->srv.nrules = sizeof(rules) / sizeof(rules[0]);
+	nd->srv.stop = &nd->stop;
+}
+
 /* The background threads, started in this order and joined in reverse. */
 struct helper_thread {
 	const char *what;
@@ -702,15 +749,38 @@ int main(int argc, char **argv)
 		nd.advertise = a.listen;
 	nd.data = a.data;
 	nd.incarnation = (uint64_t)blobcr_wall_s() << 32 | (uint32_t)getpid();
+	if (nd.meta && !blobcr_addr_valid(nd.advertise)) {
+		fprintf(stderr, "blobcr-noded: %s cannot be given to clients: "
+			"--advertise tcp://HOST:PORT\n", nd.advertise);
+		return 2;
+	}
 	blobcr_heap_for_big_buffers();
 	a.so.dir = a.data;
 	nd.bad.ids = calloc(BAD_QUEUE_MAX, BLOBCR_ID_SIZE);
 	if (!nd.bad.ids || pthread_mutex_init(&nd.bad.mu, NULL) ||
 	    blobcr_signals_init(&nd.stop))
 		return 1;
+	err = blobcr_key_load(a.key, &nd.key);
+	if (!err && blobcr_key_role(nd.key) != BLOBCR_ROLE_NODE) {
+		blobcr_auth_set_detail("key '%s' has role %s, a node needs role node",
+				       blobcr_key_name(nd.key),
+				       blobcr_role_name(blobcr_key_role(nd.key)));
+		err = -EKEYREJECTED;
+	}
+	if (!err)
+		err = blobcr_authsrv_new(nd.key, a.encrypt ? BLOBCR_SESS_ENCRYPT : 0,
+					 &nd.srv.auth);
+	if (err) {
+		log_err("cannot start: %s", blobcr_auth_detail()[0] ?
+			blobcr_auth_detail() : strerror(-err));
+		blobcr_key_free(nd.key);
+		return 1;
+	}
 	err = store_open(&a.so, &nd.st);
 	if (err) {
 		log_err("cannot open store in %s: %s", a.data, strerror(-err));
+		blobcr_authsrv_free(nd.srv.auth);
+		blobcr_key_free(nd.key);
 		return 1;
 	}
 	th[0].wanted = nd.meta != NULL;
@@ -725,12 +795,13 @@ int main(int argc, char **argv)
 			log_err("cannot start the %s thread", th[i].what);
 	}
 	if (!err) {
-		nd.srv = (struct blobcr_server){ .addr = a.listen,
-						 .threads = a.threads,
-						 .handler = handle, .ctx = &nd,
-						 .stop = &nd.stop };
-		log_info("serving %s from %s, failure domain %s", a.listen,
-			 a.data, nd.domain);
+		nd.srv.addr = a.listen;
+		nd.srv.threads = a.threads;
+		nd.srv.heavy_threads = 1;
+		server_setup(&nd);
+		log_info("serving %s from %s, failure domain %s, as key %s%s",
+			 a.listen, a.data, nd.domain, blobcr_key_name(nd.key),
+			 a.encrypt ? ", encrypted" : "");
 		err = blobcr_server_run(&nd.srv);
 		if (err)
 			log_err("cannot serve %s: %s", a.listen, strerror(-err));
@@ -741,6 +812,8 @@ int main(int argc, char **argv)
 			pthread_join(th[i].tid, NULL);
 	store_close(nd.st);
 	free(nd.bad.ids);
+	blobcr_authsrv_free(nd.srv.auth);
+	blobcr_key_free(nd.key);
 	log_info("stopped");
 	return err ? 1 : 0;
 }

@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * fuzz_noded - libFuzzer target: blobcr-noded's whole request handling
+ * (fuzz_server.h), over a real chunk store in a scratch directory.  The
+ * daemon's handlers and role table are noded.c's own: it is included here
+ * with its main() renamed.
+ */
+#include "fuzz_server.h"
+
+#define main noded_main
+#include "../../userspace/noded/noded.c"
+#undef main
+
+static struct noded nd;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct store_opts so = { .segment_size = 1 << 20 };
+
+	(void)argc, (void)argv;
+	so.dir = fz_init(&nd.srv, BLOBCR_ROLE_NODE);
+	if (store_open(&so, &nd.st))
+		abort();
+	server_setup(&nd);
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	fz_one(&nd.srv, data, size);
+	return 0;
+}
