@@ -7,33 +7,15 @@
  * Runs in the test guest (tests/vm/run); the scratch disk is $BLOBCR_DISK
  * (default /dev/vda).
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/fs.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
-
-#include "kselftest_harness.h"
+#include "blobcr_test.h"
 
 #define DM_NAME "blobcr-basic"
 #define DM_PATH "/dev/mapper/" DM_NAME
 #define BUF_SIZE (1 << 20)
 
-static int run(const char *cmd)
-{
-	int status = system(cmd);
-
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static const char *scratch_disk(void)
 {
-	const char *disk = getenv("BLOBCR_DISK");
-
-	return disk ? disk : "/dev/vda";
+	return cache_disk();
 }
 
 static int pread_all(int fd, void *buf, size_t len, off_t off)
@@ -62,7 +44,7 @@ FIXTURE_SETUP(passthrough)
 	snprintf(cmd, sizeof(cmd),
 		 "dmsetup create %s --table '0 %llu blobcr %s 512 basic 1 all_present'",
 		 DM_NAME, self->sectors, scratch_disk());
-	ASSERT_EQ(0, run(cmd));
+	ASSERT_EQ(0, run("%s", cmd));
 	ASSERT_EQ(0, posix_memalign((void **)&self->buf, 4096, BUF_SIZE));
 	ASSERT_EQ(0, posix_memalign((void **)&self->check, 4096, BUF_SIZE));
 }
@@ -74,7 +56,7 @@ FIXTURE_TEARDOWN(passthrough)
 	free(self->check);
 }
 
-static void fill_pattern(char *buf, size_t len, unsigned int seed)
+static void fill_bytes(char *buf, size_t len, unsigned int seed)
 {
 	for (size_t i = 0; i < len; i++)
 		buf[i] = (char)(seed * 131 + i * 7 + (i >> 12));
@@ -85,7 +67,7 @@ TEST_F(passthrough, write_read_compare)
 	off_t off = BUF_SIZE / 2 + 4096;	/* not extent aligned */
 	int fd;
 
-	fill_pattern(self->buf, BUF_SIZE, 1);
+	fill_bytes(self->buf, BUF_SIZE, 1);
 	fd = open(DM_PATH, O_RDWR | O_DIRECT);
 	ASSERT_LE(0, fd) TH_LOG("open " DM_PATH ": %s", strerror(errno));
 	ASSERT_EQ(BUF_SIZE, pwrite(fd, self->buf, BUF_SIZE, off));
@@ -128,7 +110,7 @@ static int try_table(const char *args)
 	snprintf(cmd, sizeof(cmd),
 		 "dmsetup create blobcr-bad --table '0 8192 blobcr %s' 2>/dev/null",
 		 args);
-	r = run(cmd);
+	r = run("%s", cmd);
 	if (!r)
 		run("dmsetup remove blobcr-bad");
 	return r;
@@ -149,7 +131,7 @@ TEST(small_cache_refused)
 	snprintf(args, sizeof(args), "%s 512 small", dev);
 	EXPECT_NE(0, try_table(args)) TH_LOG("accepted a 1 MiB cache for 4 MiB");
 	snprintf(args, sizeof(args), "losetup -d %s", dev);
-	ASSERT_EQ(0, run(args));
+	ASSERT_EQ(0, run("%s", args));
 	/* The same loop device, now unbound: size 0. */
 	snprintf(args, sizeof(args), "%s 512 small", dev);
 	EXPECT_NE(0, try_table(args)) TH_LOG("accepted an unbound loop device");
@@ -200,17 +182,17 @@ TEST(channel_device_lifetime)
 	snprintf(args, sizeof(args),
 		 "dmsetup create blobcr-life --table '0 8192 blobcr %s 512 life'",
 		 scratch_disk());
-	ASSERT_EQ(0, run(args));
+	ASSERT_EQ(0, run("%s", args));
 	ASSERT_EQ(0, access("/dev/blobcr/life", F_OK));
 	/* A second device may not take the same channel, same geometry or not. */
 	snprintf(args, sizeof(args),
 		 "dmsetup create blobcr-life2 --table '0 4096 blobcr %s 512 life' 2>/dev/null",
 		 scratch_disk());
-	EXPECT_NE(0, run(args));
+	EXPECT_NE(0, run("%s", args));
 	snprintf(args, sizeof(args),
 		 "dmsetup create blobcr-life2 --table '0 8192 blobcr %s 512 life' 2>/dev/null",
 		 scratch_disk());
-	EXPECT_NE(0, run(args));
+	EXPECT_NE(0, run("%s", args));
 	run("dmsetup remove blobcr-life2 2>/dev/null");
 	ASSERT_EQ(0, run("dmsetup remove blobcr-life"));
 	ASSERT_NE(0, access("/dev/blobcr/life", F_OK));

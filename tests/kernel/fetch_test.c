@@ -9,7 +9,6 @@
 
 #include "blobcr_helper.h"
 #include "blobcr_test.h"
-#include "kselftest_harness.h"
 
 #define NAME		"blobcr-fetch"
 #define DEV		"/dev/mapper/" NAME
@@ -36,7 +35,7 @@ FIXTURE_SETUP(lazy)
 	self->seed = (uint64_t)getpid() * 7919 + (uint64_t)time(NULL);
 	ASSERT_EQ(0, write_pattern(remote_disk(), 0, DEV_BYTES, self->seed));
 	ASSERT_EQ(0, dm_create(NAME, DEV_SECTORS, CHANNEL,
-			       "2 helper_timeout_ms 10000"));
+			       "2 helper_timeout_ms 600000"));
 	self->stats = helper_stats_new();
 	ASSERT_NE(NULL, self->stats);
 	self->opts.channel = CHANNEL;
@@ -169,13 +168,16 @@ TEST_F(lazy, concurrent_readers_one_fetch)
 	pthread_t t[8];
 	int i;
 
-	self->opts.fetch_delay_ms = 300;
+	/* The helper holds its reply until all eight wait. */
+	self->stats->hold_fetches = 1;
 	start_helper(_metadata, self);
 	for (i = 0; i < 8; i++) {
 		rd[i] = (struct reader){ .off = 12 * EXTENT_BYTES + i * 32768,
 					 .len = 4096, .seed = self->seed };
 		ASSERT_EQ(0, pthread_create(&t[i], NULL, reader_thread, &rd[i]));
 	}
+	EXPECT_TRUE(wait_until(inflight(DEV, false) == 8));
+	self->stats->hold_fetches = 0;
 	for (i = 0; i < 8; i++) {
 		pthread_join(t[i], NULL);
 		EXPECT_EQ(0, rd[i].err);
@@ -210,11 +212,7 @@ TEST_F(lazy, several_helper_threads)
 
 static int wait_requests_read(struct helper_stats *s, uint64_t n)
 {
-	int i;
-
-	for (i = 0; i < 500 && s->requests_read < n; i++)
-		usleep(10000);
-	return s->requests_read >= n ? 0 : -1;
+	return wait_until(s->requests_read >= n) ? 0 : -1;
 }
 
 TEST_F(lazy, helper_killed_with_requests_in_flight)
@@ -281,6 +279,7 @@ TEST_F(lazy, no_helper_fails_after_timeout)
 	uint64_t t0, ms;
 	int fd;
 
+	/* The table's 600 s is past the harness's limit: the message's counts. */
 	ASSERT_EQ(0, run("dmsetup message " NAME " 0 helper_timeout_ms 500"));
 	fd = open(DEV, O_RDONLY | O_DIRECT);
 	ASSERT_LE(0, fd);
@@ -289,7 +288,7 @@ TEST_F(lazy, no_helper_fails_after_timeout)
 	EXPECT_EQ(EIO, errno);
 	ms = (now_ns() - t0) / 1000000;
 	EXPECT_LE(450, ms);
-	EXPECT_GT(9000, ms);	/* well before the table's 10 s */
+	TH_LOG("failed after %llu ms", (unsigned long long)ms);
 	close(fd);
 	free(buf);
 	EXPECT_EQ(0, dm_status_field(NAME, STATUS_PRESENT, NULL, 0));
@@ -303,7 +302,7 @@ TEST_F(lazy, late_helper_is_served)
 
 	rd.seed = self->seed;
 	ASSERT_EQ(0, pthread_create(&t, NULL, reader_thread, &rd));
-	usleep(300000);
+	EXPECT_TRUE(wait_until(inflight(DEV, false) == 1));
 	start_helper(_metadata, self);
 	pthread_join(t, NULL);
 	EXPECT_EQ(0, rd.err);
@@ -324,16 +323,10 @@ TEST_F(lazy, failed_fetch_is_eio_and_retried)
 
 TEST_F(lazy, prefetch_message)
 {
-	int i;
-
 	start_helper(_metadata, self);
 	ASSERT_EQ(0, run("dmsetup message " NAME " 0 prefetch 40 8"));
-	for (i = 0; i < 500; i++) {
-		if (dm_status_field(NAME, STATUS_PRESENT, NULL, 0) == 8)
-			break;
-		usleep(10000);
-	}
-	EXPECT_EQ(8, dm_status_field(NAME, STATUS_PRESENT, NULL, 0));
+	EXPECT_TRUE(wait_until(dm_status_field(NAME, STATUS_PRESENT,
+					       NULL, 0) == 8));
 	EXPECT_LE(1, self->stats->prefetch_reqs);
 	EXPECT_EQ(-1, read_check(40 * EXTENT_BYTES, 8 * EXTENT_BYTES,
 				 self->seed));
@@ -408,16 +401,14 @@ TEST_F(lazy, reload_keeps_state)
 TEST_F(lazy, noflush_suspend_with_parked_io)
 {
 	struct reader rd = { .off = 33 * EXTENT_BYTES, .len = 4096 };
-	uint64_t t0;
 	pthread_t t;
 
+	/* No helper, no timeout: a suspend that waited would never end. */
+	ASSERT_EQ(0, run("dmsetup message " NAME " 0 helper_timeout_ms 0"));
 	rd.seed = self->seed;
 	ASSERT_EQ(0, pthread_create(&t, NULL, reader_thread, &rd));
-	usleep(200000);
-	t0 = now_ns();
+	EXPECT_TRUE(wait_until(inflight(DEV, false) == 1));
 	ASSERT_EQ(0, run("dmsetup suspend --noflush " NAME));
-	/* No wait for the fetch (10 s timeout, no helper). */
-	EXPECT_GT(8000, (now_ns() - t0) / 1000000);
 	ASSERT_EQ(0, run("dmsetup resume " NAME));
 	start_helper(_metadata, self);
 	pthread_join(t, NULL);
@@ -458,7 +449,7 @@ TEST_F(lazy, removal_with_parked_io)
 
 	rd.seed = self->seed;
 	ASSERT_EQ(0, pthread_create(&t, NULL, reader_thread, &rd));
-	usleep(300000);
+	EXPECT_TRUE(wait_until(inflight(DEV, false) == 1));
 	/* Swap in an error table without waiting for the parked read. */
 	ASSERT_EQ(0, run("dmsetup suspend --noflush %s && "
 			 "dmsetup reload %s --table '0 %d error' && "

@@ -4,14 +4,18 @@
  * the helper is killed and restarted, commits run with UPLOADED replies,
  * and the table is reloaded.  Each thread owns a set of extents and keeps
  * a model of their bytes; every read is checked against it, and the last
- * commit against the final model.
+ * commit against the final model.  The amount of work is fixed (events
+ * spaced by operations, not by time): a slow machine takes longer, and
+ * does the same test.
  */
 #include <pthread.h>
 #include <sys/stat.h>
 
 #include "blobcr_helper.h"
 #include "blobcr_test.h"
-#include "kselftest_harness.h"
+
+/* Operations of the workers between two events. */
+#define OPS_PER_ROUND	32
 
 #define NAME		"blobcr-stress"
 #define DEV		"/dev/mapper/" NAME
@@ -29,10 +33,24 @@ struct worker {
 	volatile int *stop;
 	uint8_t *model;		/* DEV_BYTES, only this worker's extents */
 	unsigned int seed;
-	long ops;
-	long long bad;		/* first bad offset, or -1 */
-	int err;
+	volatile long ops;
+	volatile long long bad;	/* first bad offset, or -1 */
+	volatile int err;
 };
+
+/* Operations done by all workers, or -1 once one of them failed. */
+static long total_ops(struct worker *w)
+{
+	long ops = 0;
+	int i;
+
+	for (i = 0; i < NR_THREADS; i++) {
+		if (w[i].err || w[i].bad >= 0)
+			return -1;
+		ops += w[i].ops;
+	}
+	return ops;
+}
 
 /* Byte source for writes: a pattern keyed by (worker, op). */
 static void fill_block(uint8_t *buf, size_t len, uint64_t key)
@@ -46,7 +64,6 @@ static void *worker_thread(void *arg)
 	uint8_t *buf = xalloc(2 * EXTENT_BYTES);
 	int fd = open(DEV, O_RDWR | O_DIRECT);
 
-	w->bad = -1;
 	if (fd < 0 || !buf) {
 		w->err = errno ? errno : ENOMEM;
 		goto out;
@@ -115,20 +132,25 @@ TEST(churn)
 	ASSERT_EQ(0, mkdir(COMMIT_DIR, 0755));
 	ASSERT_EQ(0, write_pattern(remote_disk(), 0, DEV_BYTES, seed));
 	fill_pattern(model, DEV_BYTES, 0, seed);
+	/* No timeout: the helper is restarted, never absent for good. */
 	ASSERT_EQ(0, dm_create(NAME, DEV_SECTORS, CHANNEL,
-			       "2 helper_timeout_ms 20000"));
+			       "2 helper_timeout_ms 0"));
 	helper = helper_spawn(&o, stats);
 	ASSERT_LT(0, helper);
 
 	for (i = 0; i < NR_THREADS; i++) {
 		w[i] = (struct worker){ .id = i, .remote_seed = seed,
 					.stop = &stop, .model = model,
-					.seed = (unsigned int)seed + i };
+					.seed = (unsigned int)seed + i,
+					.bad = -1 };
 		ASSERT_EQ(0, pthread_create(&t[i], NULL, worker_thread, &w[i]));
 	}
 
 	for (round = 0; round < 16; round++) {
-		usleep(250000);
+		long target = total_ops(w) + OPS_PER_ROUND;
+
+		/* Stops early if a worker failed: reported below. */
+		wait_until(total_ops(w) < 0 || total_ops(w) >= target);
 		switch (round % 4) {
 		case 0:		/* the helper dies, another takes over */
 			helper_kill(helper);
@@ -142,7 +164,7 @@ TEST(churn)
 				commits++;
 			break;
 		case 2:		/* reload, flushing or not */
-			EXPECT_EQ(0, run("dmsetup reload %s --table '0 %d blobcr %s %d %s 2 helper_timeout_ms 20000' && "
+			EXPECT_EQ(0, run("dmsetup reload %s --table '0 %d blobcr %s %d %s 2 helper_timeout_ms 0' && "
 					 "dmsetup suspend %s %s && dmsetup resume %s",
 					 NAME, DEV_SECTORS, cache_disk(),
 					 EXTENT_SECTORS, CHANNEL,
