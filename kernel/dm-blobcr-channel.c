@@ -7,6 +7,7 @@
  * against the request it names, every range against the device.
  */
 
+#include <linux/capability.h>
 #include <linux/device-mapper.h>
 #include <linux/fs.h>
 #include <linux/poll.h>
@@ -479,6 +480,17 @@ static long blobcr_ioctl(struct file *file, unsigned int cmd,
 
 	if (READ_ONCE(st->dead))
 		return -ENODEV;
+
+	switch (cmd) {
+	case BLOBCR_IOC_ATTACH:
+	case BLOBCR_IOC_SET_BITMAP:
+	case BLOBCR_IOC_COMMIT:
+	case BLOBCR_IOC_COMMIT_WAIT:
+		/* They change the device or serve it: as ublk's control path. */
+		if (!capable(CAP_SYS_ADMIN))
+			return -EPERM;
+		break;
+	}
 
 	switch (cmd) {
 	case BLOBCR_IOC_ATTACH:

@@ -483,6 +483,32 @@ void blobcr_fetch_done(struct blobcr_state *st, struct blobcr_req *req,
 	mempool_free(req, &st->req_pool);
 }
 
+/*
+ * The helper's COMMIT status reaches the committer only if it is one of
+ * these, which mean the same to a committer as to the helper; anything
+ * else (a kernel-internal code, or one the ioctl gives its own meaning,
+ * such as EBUSY, EINVAL or ESTALE) becomes EIO.
+ */
+static int commit_status(int status)
+{
+	switch (status) {
+	case 0:
+	case -EIO:
+	case -ENOMEM:
+	case -ENOSPC:
+	case -EDQUOT:
+	case -ETIMEDOUT:
+	case -ECONNREFUSED:
+	case -ECONNRESET:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+	case -EPROTO:
+		return status;
+	default:
+		return -EIO;
+	}
+}
+
 void blobcr_commit_done(struct blobcr_state *st, int status, u64 version)
 {
 	struct blobcr_req *req = st->commit_req;
@@ -493,6 +519,7 @@ void blobcr_commit_done(struct blobcr_state *st, int status, u64 version)
 		mempool_free(req, &st->req_pool);
 		st->commit_req = NULL;
 	}
+	status = commit_status(status);
 	if (!status) {
 		st->commits_done++;
 		st->last_version = version;
