@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * First dm-blobcr selftest: a blobcr table with all_present over a scratch
- * disk passes bytes through to the cache device unchanged, and bad table
- * lines are refused.
+ * disk passes bytes through to the cache device unchanged, flushes follow
+ * the cache device and the mode, and bad table lines are refused.
  *
  * Runs in the test guest (tests/vm/run); the scratch disk is $BLOBCR_DISK
  * (default /dev/vda).
@@ -114,6 +114,65 @@ static int try_table(const char *args)
 	if (!r)
 		run("dmsetup remove blobcr-bad");
 	return r;
+}
+
+/* The mode gates flushes too: "fail" fails an empty flush (fsync). */
+TEST_F(passthrough, flush_fails_in_mode_fail)
+{
+	int fd = open(DM_PATH, O_RDWR);
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, fsync(fd));
+	ASSERT_EQ(0, run("dmsetup message " DM_NAME " 0 mode fail"));
+	EXPECT_EQ(-1, fsync(fd));
+	EXPECT_EQ(EIO, errno);
+	ASSERT_EQ(0, run("dmsetup message " DM_NAME " 0 mode rw"));
+	EXPECT_EQ(0, fsync(fd));
+	close(fd);
+}
+
+/* The write cache the device advertises is the cache device's. */
+TEST(write_cache_follows_cache_device)
+{
+	char wc[64] = "", zero_wc[64] = "";
+
+	if (!dm_target_available("zero"))
+		SKIP(return, "no dm-zero");
+	ASSERT_EQ(0, run("dmsetup create blobcr-wc-zero --table '0 8192 zero'"));
+	ASSERT_EQ(0, run("dmsetup create blobcr-wc --table '0 8192 blobcr /dev/mapper/blobcr-wc-zero 512 wc 1 all_present'"));
+	EXPECT_EQ(0, sysfs_block_attr("/dev/mapper/blobcr-wc-zero",
+				      "queue/write_cache", zero_wc,
+				      sizeof(zero_wc)));
+	EXPECT_EQ(0, sysfs_block_attr("/dev/mapper/blobcr-wc",
+				      "queue/write_cache", wc, sizeof(wc)));
+	EXPECT_STREQ("write through\n", zero_wc);
+	EXPECT_STREQ(zero_wc, wc);
+	EXPECT_EQ(0, run("dmsetup remove blobcr-wc && dmsetup remove blobcr-wc-zero"));
+}
+
+/*
+ * More extents than the bitmaps can address (2^31, 6.1's bitmap helpers
+ * stop at 2^32) are refused, with the reason, not truncated.
+ */
+TEST(too_many_extents_refused)
+{
+	unsigned long long big = (1ULL << 31) * 8 + 8;	/* 2^31 + 1 extents */
+	char args[128];
+
+	if (!dm_target_available("zero"))
+		SKIP(return, "no dm-zero");
+	ASSERT_EQ(0, run("dmsetup create blobcr-huge-zero --table '0 %llu zero'",
+			 2 * big));
+	ASSERT_EQ(0, run("dmesg | grep -c 'Too many extents' >/tmp/blobcr-huge.n; true"));
+	EXPECT_NE(0, run("dmsetup create blobcr-huge --table '0 %llu blobcr /dev/mapper/blobcr-huge-zero 8 huge 1 all_present' 2>/dev/null",
+			 big));
+	EXPECT_EQ(0, run("test $(dmesg | grep -c 'Too many extents') -gt $(cat /tmp/blobcr-huge.n)"));
+	/* 2^32 extents, the first count 6.1's helpers would truncate. */
+	snprintf(args, sizeof(args), "/dev/mapper/blobcr-huge-zero 8 huge");
+	EXPECT_NE(0, run("dmsetup create blobcr-huge --table '0 %llu blobcr %s' 2>/dev/null",
+			 (1ULL << 32) * 8, args));
+	run("dmsetup remove blobcr-huge 2>/dev/null");
+	EXPECT_EQ(0, run("dmsetup remove blobcr-huge-zero"));
 }
 
 /* A cache device shorter than the table (or empty) is refused. */

@@ -134,6 +134,7 @@ TEST_F(lazy, whole_extent_write_needs_no_fetch)
 }
 
 struct reader {
+	const char *dev;	/* NULL: DEV */
 	uint64_t off;
 	size_t len;
 	uint64_t seed;
@@ -145,7 +146,7 @@ static void *reader_thread(void *arg)
 {
 	struct reader *r = arg;
 	void *buf = xalloc(r->len);
-	int fd = open(DEV, O_RDONLY | O_DIRECT);
+	int fd = open(r->dev ? r->dev : DEV, O_RDONLY | O_DIRECT);
 
 	r->result = -2;
 	if (fd < 0 || !buf) {
@@ -510,6 +511,88 @@ TEST_F(lazy, reload_and_suspend_under_io)
 	EXPECT_EQ(1, self->stats->extent_fetches[8]);
 	EXPECT_EQ(1, self->stats->extent_fetches[12]);
 	EXPECT_EQ(1, self->stats->extent_fetches[15]);
+}
+
+/*
+ * failslab on the requests' slab cache: a debug kernel's fault injection,
+ * aimed at the cache marked at boot (slub_debug=A,blobcr_req, which
+ * selftests.vmt passes).
+ */
+static int fail_requests(bool on)
+{
+	if (on && (run("mountpoint -q /sys/kernel/debug || "
+		       "mount -t debugfs none /sys/kernel/debug") ||
+		   access("/sys/kernel/debug/failslab", F_OK) ||
+		   run("grep -qx 1 /sys/kernel/slab/blobcr_req/failslab 2>/dev/null")))
+		return -1;
+	if (on)
+		return run("cd /sys/kernel/debug/failslab && echo 0 >verbose && "
+			   "echo Y >cache-filter && echo N >ignore-gfp-wait && "
+			   "echo -1 >times && echo 100 >probability");
+	return run("echo 0 >/sys/kernel/debug/failslab/probability");
+}
+
+#define STARVE_NAME	"blobcr-starve"
+#define STARVE_DEV	"/dev/mapper/" STARVE_NAME
+#define STARVE_READERS	(BLOBCR_RESERVE + 1)
+#define BLOBCR_RESERVE	64	/* the target's reserve of requests */
+
+/*
+ * With no memory for requests and the reserve used up by FETCHes nobody
+ * answers, a bio that needs one more waits for a request to be freed, and
+ * the worker does not wait with it: a suspend (or a commit's drain, or a
+ * removal) goes on.  Each reader reads an extent of its own, two apart, so
+ * that each needs a FETCH of its own.
+ */
+TEST(requests_exhausted_worker_never_blocks)
+{
+	struct helper_stats *stats = helper_stats_new();
+	struct helper_opts o = {
+		.channel = "starve", .remote = remote_disk(),
+		.cache = cache_disk(), .quiet = true,
+	};
+	struct reader rd[STARVE_READERS];
+	pthread_t t[STARVE_READERS];
+	struct blobcr_info info;
+	uint64_t seed = 4242;
+	pid_t helper;
+	int i;
+
+	ASSERT_NE(NULL, stats);
+	ASSERT_EQ(0, write_pattern(remote_disk(), 0,
+				   2 * STARVE_READERS * EXTENT_BYTES, seed));
+	ASSERT_EQ(0, run("dmsetup create " STARVE_NAME " --table '0 %d blobcr %s %d starve 2 helper_timeout_ms 0'",
+			 2 * STARVE_READERS * EXTENT_SECTORS, cache_disk(),
+			 EXTENT_SECTORS));
+	if (fail_requests(true)) {
+		run("dmsetup remove " STARVE_NAME);
+		SKIP(return, "no failslab for the requests' cache (debug kernel, slub_debug=A,blobcr_req)");
+	}
+	for (i = 0; i < STARVE_READERS; i++) {
+		rd[i] = (struct reader){ .dev = STARVE_DEV, .seed = seed,
+					 .off = 2ULL * i * EXTENT_BYTES,
+					 .len = 4096 };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, reader_thread, &rd[i]));
+	}
+	EXPECT_TRUE(wait_until(!channel_info("starve", &info) &&
+			       info.fetches_queued == BLOBCR_RESERVE &&
+			       inflight(STARVE_DEV, false) == STARVE_READERS));
+
+	/* The harness's limit fails this if the worker waits for a request. */
+	EXPECT_EQ(0, run("dmsetup suspend --noflush " STARVE_NAME));
+	EXPECT_EQ(0, fail_requests(false));
+	EXPECT_EQ(0, run("dmsetup resume " STARVE_NAME));
+
+	helper = helper_spawn(&o, stats);
+	ASSERT_LT(0, helper);
+	for (i = 0; i < STARVE_READERS; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_EQ(0, rd[i].err);
+		EXPECT_EQ(-1, rd[i].result);
+	}
+	EXPECT_EQ(STARVE_READERS, stats->fetch_extents);
+	helper_kill(helper);
+	EXPECT_EQ(0, run("dmsetup remove " STARVE_NAME));
 }
 
 TEST_HARNESS_MAIN
