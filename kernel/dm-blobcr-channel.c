@@ -159,6 +159,32 @@ out_unlock:
 	return r;
 }
 
+/*
+ * The helper's COMMIT status reaches the committer only if it is one of
+ * these, which mean the same to a committer as to the helper; anything
+ * else (a kernel-internal code, or one the ioctl gives its own meaning,
+ * such as EBUSY, EINVAL or ESTALE) becomes EIO.
+ */
+static int commit_status(int status)
+{
+	switch (status) {
+	case 0:
+	case -EIO:
+	case -ENOMEM:
+	case -ENOSPC:
+	case -EDQUOT:
+	case -ETIMEDOUT:
+	case -ECONNREFUSED:
+	case -ECONNRESET:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+	case -EPROTO:
+		return status;
+	default:
+		return -EIO;
+	}
+}
+
 /* Apply one reply.  Returns 0 or -EINVAL; changes nothing on error. */
 static int handle_reply(struct blobcr_state *st, struct blobcr_file *f,
 			const struct blobcr_reply *rp)
@@ -196,7 +222,7 @@ static int handle_reply(struct blobcr_state *st, struct blobcr_file *f,
 		if (req->op != BLOBCR_OP_COMMIT || rp->extent ||
 		    rp->nr_extents)
 			goto out_unlock;
-		blobcr_commit_done(st, rp->status, rp->version);
+		blobcr_commit_done(st, commit_status(rp->status), rp->version);
 		break;
 	case BLOBCR_OP_UPLOADED:
 		if (req->op != BLOBCR_OP_COMMIT || rp->status || rp->version ||

@@ -664,32 +664,6 @@ void blobcr_fetch_done(struct blobcr_state *st, struct blobcr_req *req,
 }
 
 /*
- * The helper's COMMIT status reaches the committer only if it is one of
- * these, which mean the same to a committer as to the helper; anything
- * else (a kernel-internal code, or one the ioctl gives its own meaning,
- * such as EBUSY, EINVAL or ESTALE) becomes EIO.
- */
-static int commit_status(int status)
-{
-	switch (status) {
-	case 0:
-	case -EIO:
-	case -ENOMEM:
-	case -ENOSPC:
-	case -EDQUOT:
-	case -ETIMEDOUT:
-	case -ECONNREFUSED:
-	case -ECONNRESET:
-	case -EHOSTUNREACH:
-	case -ENETUNREACH:
-	case -EPROTO:
-		return status;
-	default:
-		return -EIO;
-	}
-}
-
-/*
  * End the commit in progress: record its result and leave the bitmaps to
  * commit_end_work, which makes the commit's end visible once they are
  * clear (on failure, the commit set merged back into the dirty set).
@@ -706,7 +680,6 @@ void blobcr_commit_done(struct blobcr_state *st, int status, u64 version)
 		req_free(st, req);
 		st->commit_req = NULL;
 	}
-	status = commit_status(status);
 	if (!status) {
 		st->commits_done++;
 		st->last_version = version;

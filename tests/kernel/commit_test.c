@@ -278,6 +278,23 @@ TEST_F(commit, no_helper_times_out)
 	EXPECT_EQ(1, dm_status_field(NAME, STATUS_DIRTY, NULL, 0));
 }
 
+/* The device goes away under a queued commit: ENODEV, not a helper's EIO. */
+TEST_F(commit, removal_fails_commit_with_enodev)
+{
+	struct blobcr_commit c;
+	pthread_t tc;
+
+	ASSERT_EQ(0, run("dmsetup message " NAME " 0 helper_timeout_ms 0"));
+	ASSERT_EQ(0, write_pattern(DEV, 0, EXTENT_BYTES, 8));
+	ASSERT_EQ(0, pthread_create(&tc, NULL, commit_thread, &c));
+	ASSERT_TRUE(wait_until(committing()));
+	ASSERT_EQ(0, run("dmsetup remove " NAME));
+	pthread_join(tc, NULL);
+	EXPECT_EQ(-ENODEV, commit_result);
+	/* For the teardown. */
+	ASSERT_EQ(0, dm_create(NAME, DEV_SECTORS, CHANNEL, "1 all_present"));
+}
+
 TEST_F(commit, helper_killed_before_upload_hands_commit_on)
 {
 	struct blobcr_commit c;
