@@ -4,18 +4,25 @@
  * the helper is killed and restarted, commits run with UPLOADED replies,
  * and the table is reloaded.  Each thread owns a set of extents and keeps
  * a model of their bytes; every read is checked against it, and the last
- * commit against the final model.  The amount of work is fixed (events
- * spaced by operations, not by time): a slow machine takes longer, and
- * does the same test.
+ * commit against the final model.  The amount of work is fixed: the
+ * workers may run at most two rounds of operations ahead of the events,
+ * and each event waits for one round of them (never for the clock), so a
+ * slow machine takes longer and does the same test.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <sys/stat.h>
 
 #include "blobcr_helper.h"
 #include "blobcr_test.h"
 
-/* Operations of the workers between two events. */
-#define OPS_PER_ROUND	32
+/* Operations of each worker between two events. */
+#define OPS_PER_ROUND	16
+#define ROUNDS		16
+
+/* One test of at most ROUNDS + 2 rounds of I/O: a loaded machine's limit. */
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT	900
 
 #define NAME		"blobcr-stress"
 #define DEV		"/dev/mapper/" NAME
@@ -31,6 +38,7 @@ struct worker {
 	int id;
 	uint64_t remote_seed;
 	volatile int *stop;
+	volatile long *allowed;	/* operations this worker may have done */
 	uint8_t *model;		/* DEV_BYTES, only this worker's extents */
 	unsigned int seed;
 	volatile long ops;
@@ -38,16 +46,17 @@ struct worker {
 	volatile int err;
 };
 
-/* Operations done by all workers, or -1 once one of them failed. */
-static long total_ops(struct worker *w)
+/* The fewest operations any worker has done, or -1 once one failed. */
+static long min_ops(struct worker *w)
 {
-	long ops = 0;
+	long ops = LONG_MAX;
 	int i;
 
 	for (i = 0; i < NR_THREADS; i++) {
 		if (w[i].err || w[i].bad >= 0)
 			return -1;
-		ops += w[i].ops;
+		if (w[i].ops < ops)
+			ops = w[i].ops;
 	}
 	return ops;
 }
@@ -69,14 +78,22 @@ static void *worker_thread(void *arg)
 		goto out;
 	}
 	while (!*w->stop && !w->err && w->bad < 0) {
+		size_t blocks, first, n, len;
+		off_t off;
+		int e;
+
+		if (w->ops >= *w->allowed) {
+			usleep(1000);	/* until the next event */
+			continue;
+		}
 		/* An extent of ours, a 4 KiB-aligned range within it. */
-		int e = (rand_r(&w->seed) % (NR_EXTENTS / NR_THREADS)) *
+		e = (rand_r(&w->seed) % (NR_EXTENTS / NR_THREADS)) *
 			NR_THREADS + w->id;
-		size_t blocks = EXTENT_BYTES / BLOCK;
-		size_t first = rand_r(&w->seed) % blocks;
-		size_t n = 1 + rand_r(&w->seed) % (blocks - first);
-		off_t off = (off_t)e * EXTENT_BYTES + first * BLOCK;
-		size_t len = n * BLOCK;
+		blocks = EXTENT_BYTES / BLOCK;
+		first = rand_r(&w->seed) % blocks;
+		n = 1 + rand_r(&w->seed) % (blocks - first);
+		off = (off_t)e * EXTENT_BYTES + first * BLOCK;
+		len = n * BLOCK;
 
 		if (rand_r(&w->seed) % 3 == 0) {
 			fill_block(buf, len, ((uint64_t)w->id << 32) | w->ops);
@@ -120,6 +137,7 @@ TEST(churn)
 	pthread_t t[NR_THREADS];
 	struct blobcr_commit c;
 	volatile int stop = 0;
+	volatile long allowed = 2 * OPS_PER_ROUND;
 	uint64_t seed = (uint64_t)getpid() * 31 + time(NULL), e;
 	uint8_t *model = xalloc(DEV_BYTES);
 	pid_t helper;
@@ -140,17 +158,30 @@ TEST(churn)
 
 	for (i = 0; i < NR_THREADS; i++) {
 		w[i] = (struct worker){ .id = i, .remote_seed = seed,
-					.stop = &stop, .model = model,
+					.stop = &stop, .allowed = &allowed,
+					.model = model,
 					.seed = (unsigned int)seed + i,
 					.bad = -1 };
 		ASSERT_EQ(0, pthread_create(&t[i], NULL, worker_thread, &w[i]));
 	}
 
-	for (round = 0; round < 16; round++) {
-		long target = total_ops(w) + OPS_PER_ROUND;
+	for (round = 0; round < ROUNDS; round++) {
+		long target = (round + 1) * OPS_PER_ROUND;
 
-		/* Stops early if a worker failed: reported below. */
-		wait_until(total_ops(w) < 0 || total_ops(w) >= target);
+		/*
+		 * Every worker did this round's operations and may go on
+		 * with the next one during the event.  A worker that failed
+		 * ends the rounds (reported below); one that makes no
+		 * progress at all for the wait's generous bound fails here.
+		 */
+		if (!wait_until(min_ops(w) < 0 || min_ops(w) >= target)) {
+			EXPECT_LE(target, min_ops(w))
+				TH_LOG("round %d: the workers are stuck", round);
+			break;
+		}
+		if (min_ops(w) < 0)
+			break;
+		allowed = target + 2 * OPS_PER_ROUND;
 		switch (round % 4) {
 		case 0:		/* the helper dies, another takes over */
 			helper_kill(helper);
