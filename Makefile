@@ -11,6 +11,9 @@ KVER = $(shell $(TOP)/scripts/kver.sh linux-headers-amd64)
 KDIR = /usr/src/linux-headers-$(KVER)
 KVER612 = $(shell $(TOP)/scripts/kver.sh linux-headers-6.12-amd64)
 KDIR612 = /usr/src/linux-headers-$(KVER612)
+# The debug kernel (KASAN, lockdep, ...): built from linux-source-6.1 once
+# per machine, cached (scripts/build-kernel.sh).
+DEBUG_KERNEL := $(BUILD)/kernel/debug
 
 # Userspace flags, shared by every sub-make.
 export TOP BUILD
@@ -22,7 +25,8 @@ SUBDIRS := userspace userspace/blobcrd userspace/host userspace/guest \
 	userspace/proxyd tools tests
 
 .PHONY: all deps module module-6.12 $(SUBDIRS) check check-host check-vm \
-	lint demo clean help nested-kernel
+	lint demo clean help nested-kernel kernel-debug module-debug \
+	check-debug check-6.12
 
 all: module $(SUBDIRS)
 
@@ -32,6 +36,9 @@ help:
 	@echo 'make check      host tests + VM tests; ends with "N passed, N failed"'
 	@echo 'make check-host host tests only;  make check-vm  VM tests only'
 	@echo 'make module-6.12  compile-only check against Debian 6.12 headers'
+	@echo 'make check-debug  kernel and end-to-end VM tests on the debug kernel'
+	@echo '                  (KASAN, lockdep; built once, cached); fails on any report'
+	@echo 'make check-6.12   kernel and end-to-end VM tests on Debian 6.12'
 	@echo 'make lint       checkpatch --strict and sparse on the kernel code'
 	@echo 'make nested-kernel  the kernel of the VMs the tests run under QEMU in a guest'
 	@echo 'make demo       the end-to-end demo'
@@ -48,6 +55,22 @@ module-6.12: deps
 	rm -rf $(BUILD)/k6.12 && mkdir -p $(BUILD)/k6.12
 	cp -r Kbuild kernel include $(BUILD)/k6.12/
 	$(MAKE) -C $(KDIR612) M=$(BUILD)/k6.12 modules
+
+kernel-debug: deps
+	$(TOP)/scripts/build-kernel.sh $(DEBUG_KERNEL) tinyconfig \
+		$(TOP)/tests/vm/debug.config
+
+module-debug: kernel-debug
+	rm -rf $(BUILD)/kdebug && mkdir -p $(BUILD)/kdebug
+	cp -r Kbuild kernel include $(BUILD)/kdebug/
+	$(MAKE) -C $(DEBUG_KERNEL)/obj M=$(BUILD)/kdebug modules
+
+# tests/vm/run picks the dm-blobcr.ko whose vermagic matches the kernel.
+check-debug: all module-debug
+	$(TOP)/tests/vm/on-kernel $(DEBUG_KERNEL)
+
+check-6.12: all module-6.12
+	$(TOP)/tests/vm/on-kernel $(shell $(TOP)/scripts/kver.sh linux-image-6.12-amd64)
 
 # Selftest headers come from Debian's linux-source-6.1, extracted at build time.
 $(BUILD)/linux-src/.stamp: | deps

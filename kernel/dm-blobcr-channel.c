@@ -7,6 +7,7 @@
  * against the request it names, every range against the device.
  */
 
+#include <linux/capability.h>
 #include <linux/device-mapper.h>
 #include <linux/fs.h>
 #include <linux/poll.h>
@@ -36,9 +37,9 @@ static int blobcr_open(struct inode *inode, struct file *file)
 	f->st = st;
 	kref_get(&st->kref);
 
-	spin_lock_irq(&st->lock);
+	spin_lock(&st->lock);
 	list_add(&f->node, &st->files);
-	spin_unlock_irq(&st->lock);
+	spin_unlock(&st->lock);
 
 	file->private_data = f;
 	return stream_open(inode, file);
@@ -49,14 +50,14 @@ static int blobcr_release(struct inode *inode, struct file *file)
 	struct blobcr_file *f = file->private_data;
 	struct blobcr_state *st = f->st;
 
-	spin_lock_irq(&st->lock);
+	spin_lock(&st->lock);
 	list_del(&f->node);
 	if (f->helper) {
 		f->helper = false;
 		st->nr_helpers--;
 		blobcr_requeue_file(st, f);
 	}
-	spin_unlock_irq(&st->lock);
+	spin_unlock(&st->lock);
 
 	kfree(f);
 	kref_put(&st->kref, blobcr_state_release);
@@ -73,12 +74,7 @@ static bool take_request(struct blobcr_state *st, struct blobcr_file *f,
 	req = list_first_entry_or_null(&st->queue, struct blobcr_req, list);
 	if (!req)
 		return false;
-	blobcr_req_unqueue(st, req);
-	req->rstate = BLOBCR_REQ_INFLIGHT;
-	req->owner = f;
-	list_add_tail(&req->list, &f->inflight);
-	if (req->op == BLOBCR_OP_FETCH)
-		st->fetches_inflight++;
+	blobcr_req_take(st, req, f);
 
 	memset(out, 0, sizeof(*out));
 	out->id = req->id;
@@ -96,18 +92,13 @@ static void untake_request(struct blobcr_state *st, struct blobcr_file *f,
 {
 	struct blobcr_req *req;
 
-	spin_lock_irq(&st->lock);
+	spin_lock(&st->lock);
 	req = blobcr_req_lookup(st, id);
 	if (req && req->rstate == BLOBCR_REQ_INFLIGHT && req->owner == f) {
-		req->rstate = BLOBCR_REQ_QUEUED;
-		req->owner = NULL;
-		list_move(&req->list, &st->queue);
-		if (req->op == BLOBCR_OP_FETCH) {
-			st->fetches_inflight--;
-			st->fetches_queued++;
-		}
+		blobcr_req_requeue(st, req);
+		blobcr_wake_readers(st);
 	}
-	spin_unlock_irq(&st->lock);
+	spin_unlock(&st->lock);
 }
 
 static ssize_t blobcr_read(struct file *file, char __user *buf, size_t count,
@@ -124,7 +115,7 @@ static ssize_t blobcr_read(struct file *file, char __user *buf, size_t count,
 	count = min_t(size_t, count / sizeof(rq), BLOBCR_READ_BATCH);
 
 	for (;;) {
-		spin_lock_irq(&st->lock);
+		spin_lock(&st->lock);
 		if (st->dead) {
 			r = -ENODEV;
 			goto out_unlock;
@@ -135,7 +126,7 @@ static ssize_t blobcr_read(struct file *file, char __user *buf, size_t count,
 		}
 		if (take_request(st, f, &rq))
 			break;
-		spin_unlock_irq(&st->lock);
+		spin_unlock(&st->lock);
 		if (file->f_flags & O_NONBLOCK)
 			return -EAGAIN;
 		r = wait_event_interruptible(st->req_wq,
@@ -147,26 +138,51 @@ static ssize_t blobcr_read(struct file *file, char __user *buf, size_t count,
 	}
 
 	for (;;) {
-		spin_unlock_irq(&st->lock);
+		spin_unlock(&st->lock);
 		if (copy_to_user(buf + done * sizeof(rq), &rq, sizeof(rq))) {
 			untake_request(st, f, rq.id);
-			wake_up_interruptible(&st->req_wq);
 			return done ? done * sizeof(rq) : -EFAULT;
 		}
 		if (++done == count)
 			break;
-		spin_lock_irq(&st->lock);
+		spin_lock(&st->lock);
 		if (st->dead || !f->helper || !take_request(st, f, &rq))
 			goto out_unlock_done;
 	}
 	return done * sizeof(rq);
 
 out_unlock_done:
-	spin_unlock_irq(&st->lock);
+	spin_unlock(&st->lock);
 	return done * sizeof(rq);
 out_unlock:
-	spin_unlock_irq(&st->lock);
+	spin_unlock(&st->lock);
 	return r;
+}
+
+/*
+ * The helper's COMMIT status reaches the committer only if it is one of
+ * these, which mean the same to a committer as to the helper; anything
+ * else (a kernel-internal code, or one the ioctl gives its own meaning,
+ * such as EBUSY, EINVAL or ESTALE) becomes EIO.
+ */
+static int commit_status(int status)
+{
+	switch (status) {
+	case 0:
+	case -EIO:
+	case -ENOMEM:
+	case -ENOSPC:
+	case -EDQUOT:
+	case -ETIMEDOUT:
+	case -ECONNREFUSED:
+	case -ECONNRESET:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+	case -EPROTO:
+		return status;
+	default:
+		return -EIO;
+	}
 }
 
 /* Apply one reply.  Returns 0 or -EINVAL; changes nothing on error. */
@@ -175,8 +191,10 @@ static int handle_reply(struct blobcr_state *st, struct blobcr_file *f,
 {
 	struct bio_list failed = BIO_EMPTY_LIST;
 	struct blobcr_req *req;
+	bool uploaded = false;
 	unsigned int i;
 	int r = -EINVAL;
+	u64 seq = 0;
 
 	if (rp->flags || rp->status > 0 || rp->status < -MAX_ERRNO)
 		return -EINVAL;
@@ -184,7 +202,7 @@ static int handle_reply(struct blobcr_state *st, struct blobcr_file *f,
 		if (rp->reserved[i])
 			return -EINVAL;
 
-	spin_lock_irq(&st->lock);
+	spin_lock(&st->lock);
 	if (st->dead) {
 		r = -ENODEV;
 		goto out_unlock;
@@ -204,7 +222,7 @@ static int handle_reply(struct blobcr_state *st, struct blobcr_file *f,
 		if (req->op != BLOBCR_OP_COMMIT || rp->extent ||
 		    rp->nr_extents)
 			goto out_unlock;
-		blobcr_commit_done(st, rp->status, rp->version);
+		blobcr_commit_done(st, commit_status(rp->status), rp->version);
 		break;
 	case BLOBCR_OP_UPLOADED:
 		if (req->op != BLOBCR_OP_COMMIT || rp->status || rp->version ||
@@ -212,7 +230,8 @@ static int handle_reply(struct blobcr_state *st, struct blobcr_file *f,
 		    rp->nr_extents > st->nr_extents - rp->extent)
 			goto out_unlock;
 		req->uploaded_any = true;
-		blobcr_uploaded(st, rp->extent, rp->nr_extents);
+		uploaded = true;
+		seq = st->commit_seq;
 		break;
 	default:
 		goto out_unlock;
@@ -220,7 +239,10 @@ static int handle_reply(struct blobcr_state *st, struct blobcr_file *f,
 	r = 0;
 
 out_unlock:
-	spin_unlock_irq(&st->lock);
+	spin_unlock(&st->lock);
+	/* The range may be the whole device: a chunk per lock hold. */
+	if (uploaded)
+		blobcr_uploaded(st, seq, rp->extent, rp->nr_extents);
 	if (!bio_list_empty(&failed)) {
 		DMERR_LIMIT("%s: helper failed a fetch: %d", st->name,
 			    rp->status);
@@ -262,12 +284,12 @@ static __poll_t blobcr_poll(struct file *file, poll_table *wait)
 	__poll_t mask = EPOLLOUT | EPOLLWRNORM;
 
 	poll_wait(file, &st->req_wq, wait);
-	spin_lock_irq(&st->lock);
+	spin_lock(&st->lock);
 	if (st->dead)
 		mask |= EPOLLHUP | EPOLLERR;
 	else if (f->helper && !list_empty(&st->queue))
 		mask |= EPOLLIN | EPOLLRDNORM;
-	spin_unlock_irq(&st->lock);
+	spin_unlock(&st->lock);
 	return mask;
 }
 
@@ -292,16 +314,16 @@ static long ioc_attach(struct blobcr_state *st, struct blobcr_file *f,
 	    (FMODE_READ | FMODE_WRITE))
 		return -EBADF;
 
-	spin_lock_irq(&st->lock);
+	spin_lock(&st->lock);
 	if (st->dead) {
-		spin_unlock_irq(&st->lock);
+		spin_unlock(&st->lock);
 		return -ENODEV;
 	}
 	if (!f->helper) {
 		f->helper = true;
 		st->nr_helpers++;
 	}
-	spin_unlock_irq(&st->lock);
+	spin_unlock(&st->lock);
 
 	a.features = BLOBCR_FEATURES;
 	return copy_to_user(argp, &a, sizeof(a)) ? -EFAULT : 0;
@@ -319,7 +341,7 @@ static long ioc_get_info(struct blobcr_state *st, void __user *argp)
 	info.cache_major = MAJOR(st->geo.cache_dev);
 	info.cache_minor = MINOR(st->geo.cache_dev);
 
-	spin_lock_irq(&st->lock);
+	spin_lock(&st->lock);
 	info.mode = st->mode;
 	info.nr_present = st->nr_present;
 	info.nr_dirty = atomic64_read(&st->nr_dirty);
@@ -329,7 +351,7 @@ static long ioc_get_info(struct blobcr_state *st, void __user *argp)
 	info.fetches_queued = st->fetches_queued;
 	info.fetches_inflight = st->fetches_inflight;
 	info.nr_helpers = st->nr_helpers;
-	spin_unlock_irq(&st->lock);
+	spin_unlock(&st->lock);
 
 	return copy_to_user(argp, &info, sizeof(info)) ? -EFAULT : 0;
 }
@@ -348,57 +370,67 @@ static int check_bitmap_arg(struct blobcr_state *st, struct blobcr_bitmap *b,
 	return 0;
 }
 
-/* Copy extents [@first, @end) of bitmap @which into @buf, 64 per word. */
+/*
+ * Copy extents [@first, @end) of bitmap @which into @buf, 64 per word
+ * (@first is a multiple of 64, and @end - @first at most
+ * BLOBCR_BITMAP_CHUNK * 64).
+ */
 static void bitmap_get_chunk(struct blobcr_state *st, u32 which, u64 *buf,
 			     u64 first, u64 end)
 {
 	unsigned long *map;
-	u64 e;
 
-	spin_lock_irq(&st->lock);
+	spin_lock(&st->lock);
 	if (which == BLOBCR_BITMAP_PRESENT)
 		map = st->present;
 	else if (which == BLOBCR_BITMAP_DIRTY)
 		map = st->dirty;
 	else
 		map = st->commit_set;
-	for (e = first; e < end; e++)
-		if (test_bit(e, map))
-			buf[(e - first) / 64] |= 1ULL << ((e - first) % 64);
-	spin_unlock_irq(&st->lock);
+	bitmap_to_arr64(buf, map + BIT_WORD(first), end - first);
+	spin_unlock(&st->lock);
 }
 
 /*
- * Set the bits of @buf in bitmap @which; bits are only ever added.  Dirty
- * needs the extent present; present skips extents being fetched.
+ * Set the bits of @bits (extents [@first, @end), as above, in the kernel's
+ * layout) in bitmap @which; bits are only ever added.  Dirty needs the
+ * extent present and is set a word at a time, atomically (the write fast
+ * path sets bits without the lock); present skips extents being fetched or
+ * overwritten.
  */
 static void bitmap_set_chunk(struct blobcr_state *st, u32 which,
-			     const u64 *buf, u64 first, u64 end)
+			     const unsigned long *bits, u64 first, u64 end)
 {
-	u64 e;
+	u64 w, base = BIT_WORD(first), words = BITS_TO_LONGS(end - first);
+	unsigned long add, old;
+	unsigned int b;
 
-	spin_lock_irq(&st->lock);
-	for (e = first; e < end; e++) {
-		if (!(buf[(e - first) / 64] & (1ULL << ((e - first) % 64))))
-			continue;
+	spin_lock(&st->lock);
+	for (w = 0; w < words; w++) {
 		if (which == BLOBCR_BITMAP_DIRTY) {
-			if (test_bit(e, st->present) &&
-			    !test_and_set_bit(e, st->dirty))
-				atomic64_inc(&st->nr_dirty);
+			add = bits[w] & st->present[base + w];
+			old = set_mask_bits(&st->dirty[base + w], 0, add);
+			atomic64_add(hweight_long(add & ~old), &st->nr_dirty);
 			continue;
 		}
-		if (test_bit(e, st->present) || blobcr_fetching(st, e))
-			continue;
-		__set_bit(e, st->present);
-		st->nr_present++;
+		add = bits[w] & ~st->present[base + w];
+		for_each_set_bit(b, &add, BITS_PER_LONG) {
+			u64 e = (base + w) * BITS_PER_LONG + b;
+
+			if (blobcr_fetching(st, e))
+				continue;
+			__set_bit(e, st->present);
+			st->nr_present++;
+		}
 	}
-	spin_unlock_irq(&st->lock);
+	spin_unlock(&st->lock);
 }
 
 /* GET_BITMAP and SET_BITMAP: BLOBCR_BITMAP_CHUNK words at a time. */
 static long ioc_bitmap(struct blobcr_state *st, void __user *argp, bool set)
 {
 	struct blobcr_bitmap b;
+	unsigned long *bits = NULL;
 	u64 __user *uaddr;
 	u64 w, words, *buf;
 	int r;
@@ -409,8 +441,12 @@ static long ioc_bitmap(struct blobcr_state *st, void __user *argp, bool set)
 	if (set && b.which == BLOBCR_BITMAP_COMMIT)
 		return -EINVAL;
 	buf = kmalloc_array(BLOBCR_BITMAP_CHUNK, sizeof(u64), GFP_KERNEL);
-	if (!buf)
-		return -ENOMEM;
+	if (set)
+		bits = bitmap_alloc(BLOBCR_BITMAP_CHUNK * 64, GFP_KERNEL);
+	if (!buf || (set && !bits)) {
+		r = -ENOMEM;
+		goto out_free;
+	}
 	uaddr = u64_to_user_ptr(b.addr);
 	words = DIV_ROUND_UP(b.count, 64);
 
@@ -425,20 +461,24 @@ static long ioc_bitmap(struct blobcr_state *st, void __user *argp, bool set)
 				r = -EFAULT;
 				break;
 			}
-			bitmap_set_chunk(st, b.which, buf, first, end);
+			bitmap_from_arr64(bits, buf, end - first);
+			bitmap_set_chunk(st, b.which, bits, first, end);
 		} else {
-			memset(buf, 0, len);
 			bitmap_get_chunk(st, b.which, buf, first, end);
 			if (copy_to_user(uaddr + w, buf, len)) {
 				r = -EFAULT;
 				break;
 			}
 		}
+		/* The bitmap may have 2^31 bits: give the CPU back. */
+		cond_resched();
 	}
-	kfree(buf);
 	/* Bios parked in the worker's list see the new bits. */
 	if (set)
 		blobcr_kick(st);
+out_free:
+	bitmap_free(bits);
+	kfree(buf);
 	return r;
 }
 
@@ -479,6 +519,17 @@ static long blobcr_ioctl(struct file *file, unsigned int cmd,
 
 	if (READ_ONCE(st->dead))
 		return -ENODEV;
+
+	switch (cmd) {
+	case BLOBCR_IOC_ATTACH:
+	case BLOBCR_IOC_SET_BITMAP:
+	case BLOBCR_IOC_COMMIT:
+	case BLOBCR_IOC_COMMIT_WAIT:
+		/* They change the device or serve it: as ublk's control path. */
+		if (!capable(CAP_SYS_ADMIN))
+			return -EPERM;
+		break;
+	}
 
 	switch (cmd) {
 	case BLOBCR_IOC_ATTACH:

@@ -206,16 +206,16 @@ static int blobcr_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	geo.cache_dev = bt->cache_dev->bdev->bd_dev;
 	geo.dev_sectors = ti->len;
 	geo.extent_sectors = bt->extent_sectors;
+	/* Shares a live table's state: changes nothing until preresume. */
 	r = blobcr_state_get(bt->channel, &geo, &bt->st, &ti->error);
 	if (r)
 		goto out_put_cache_dev;
 
-	if (bt->all_present)
-		blobcr_state_set_all_present(bt->st);
-	blobcr_state_set_timeout(bt->st, bt->timeout_ms);
-
+	/*
+	 * Flushes go to the cache device; the device has a write cache only
+	 * if the cache device has one (no flush_supported).
+	 */
 	ti->num_flush_bios = 1;
-	ti->flush_supported = true;
 	ti->per_io_data_size = sizeof(struct blobcr_bio);
 	ti->private = bt;
 	return 0;
@@ -243,12 +243,12 @@ static int blobcr_map(struct dm_target *ti, struct bio *bio)
 	struct blobcr_target *bt = ti->private;
 	struct blobcr_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
 
+	pb->overwrite = NULL;
 	pb->flags = 0;
 	bio_set_dev(bio, bt->cache_dev->bdev);
-	/* Flushes carry no data and concern no extent. */
-	if (!bio_sectors(bio))
-		return DM_MAPIO_REMAPPED;
-	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
+	if (bio_sectors(bio))
+		bio->bi_iter.bi_sector = dm_target_offset(ti,
+							  bio->bi_iter.bi_sector);
 	return blobcr_state_map(bt->st, bio);
 }
 
@@ -257,7 +257,7 @@ static int blobcr_end_io(struct dm_target *ti, struct bio *bio,
 {
 	struct blobcr_target *bt = ti->private;
 
-	blobcr_state_end_io(bt->st, bio);
+	blobcr_state_end_io(bt->st, bio, *error);
 	return DM_ENDIO_DONE;
 }
 
@@ -275,6 +275,20 @@ static void blobcr_presuspend_undo(struct dm_target *ti)
 	struct blobcr_target *bt = ti->private;
 
 	blobcr_state_requeue(bt->st, false);
+}
+
+/*
+ * The table's settings reach the shared state only when the table goes
+ * live: a reload that is never resumed changes nothing.
+ */
+static int blobcr_preresume(struct dm_target *ti)
+{
+	struct blobcr_target *bt = ti->private;
+
+	if (bt->all_present)
+		blobcr_state_set_all_present(bt->st);
+	blobcr_state_set_timeout(bt->st, bt->timeout_ms);
+	return 0;
 }
 
 static void blobcr_resume(struct dm_target *ti)
@@ -372,7 +386,7 @@ static int blobcr_iterate_devices(struct dm_target *ti,
 
 static struct target_type blobcr_target = {
 	.name = "blobcr",
-	.version = {1, 0, 0},
+	.version = {1, 1, 0},
 	.module = THIS_MODULE,
 	.ctr = blobcr_ctr,
 	.dtr = blobcr_dtr,
@@ -381,6 +395,7 @@ static struct target_type blobcr_target = {
 	.presuspend = blobcr_presuspend,
 	.presuspend_undo = blobcr_presuspend_undo,
 	.postsuspend = blobcr_postsuspend,
+	.preresume = blobcr_preresume,
 	.resume = blobcr_resume,
 	.status = blobcr_status,
 	.message = blobcr_message,
@@ -389,12 +404,21 @@ static struct target_type blobcr_target = {
 
 static int __init dm_blobcr_init(void)
 {
-	return dm_register_target(&blobcr_target);
+	int r;
+
+	r = blobcr_state_module_init();
+	if (r)
+		return r;
+	r = dm_register_target(&blobcr_target);
+	if (r)
+		blobcr_state_module_exit();
+	return r;
 }
 
 static void __exit dm_blobcr_exit(void)
 {
 	dm_unregister_target(&blobcr_target);
+	blobcr_state_module_exit();
 }
 
 module_init(dm_blobcr_init);

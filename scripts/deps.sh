@@ -7,6 +7,7 @@ set -eu
 PACKAGES="
 	build-essential pkg-config
 	linux-image-amd64 linux-headers-amd64 linux-headers-6.12-amd64
+	linux-image-6.12-amd64
 	linux-source-6.1 sparse flex bison libelf-dev
 	qemu-system-x86 qemu-utils qemu-guest-agent busybox-static kmod
 	dmsetup libdevmapper-dev libaio-dev libnanomsg-dev nanomsg-utils

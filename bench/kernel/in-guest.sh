@@ -17,14 +17,16 @@ cache=/dev/vda
 remote=/dev/vdb
 rt=${BENCH_RUNTIME:-3}
 rounds=${BENCH_ROUNDS:-3}
+jobs=${BENCH_JOBS:-1}
 res=${VM_OUT:-/tmp}/results.txt
 touch "$res"
 say() { echo "$*" | tee -a "$res"; }
 
-# fio_run DEV RW BS DEPTH -> IOPS for 4k, MiB/s otherwise
+# fio_run DEV RW BS DEPTH -> IOPS for 4k, MiB/s otherwise (all jobs)
 fio_run() {
 	fio --name=b --filename="$1" --rw="$2" --bs="$3" --iodepth="$4" \
 		--ioengine=libaio --direct=1 --runtime="$rt" --time_based \
+		--numjobs="$jobs" --group_reporting \
 		--ramp_time=1 --randrepeat=0 --norandommap --output-format=json |
 	python3 -c '
 import json, sys
@@ -54,7 +56,12 @@ compare() {
 	sectors=$(blockdev --getsz "$dev")
 	dmsetup create bench-linear --table "0 $sectors linear $dev 0"
 	dmsetup create bench-control --table "0 $sectors linear $dev 0"
-	dmsetup create bench-blobcr --table "0 $sectors blobcr $dev 512 bench 1 all_present"
+	if [ "${BENCH_BLOBCR:-1}" = 1 ]; then
+		dmsetup create bench-blobcr --table "0 $sectors blobcr $dev 512 bench 1 all_present"
+	else
+		# The same soak without the module: a third dm-linear.
+		dmsetup create bench-blobcr --table "0 $sectors linear $dev 0"
+	fi
 	say "# 1. fio over $dev: dm-blobcr (all_present) vs dm-linear, and a second"
 	say "#    dm-linear (control: what the method cannot tell apart); $rounds rounds"
 	say "#    of ${rt}s per device after a warm-up, order rotated; medians"
@@ -89,7 +96,10 @@ want() { case " $parts " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 clock=wall-clock
 [ -n "${BENCH_ICOUNT:-}" ] && clock="deterministic clock, -icount shift=$BENCH_ICOUNT"
-say "# dm-blobcr benchmark, $(uname -r), $(nproc) vCPU (TCG, $clock), ${rt}s per fio job, host load ${HOST_LOAD:-?}"
+say "# dm-blobcr benchmark, $(uname -r), $(nproc) vCPU (TCG, $clock), ${rt}s per fio job, $jobs fio job(s) per run, host load ${HOST_LOAD:-?}"
+mod=$(grep -o 'blobcr.module=[^ ]*' /proc/cmdline | cut -d= -f2)
+[ ! -r "$mod" ] || mod="$mod (sha256 $(sha256sum "$mod" | cut -c1-12))"
+say "# module: $mod"
 if want 1; then
 	compare $cache
 	# null_blk: no data, no host I/O; what is left is the targets' CPU cost.

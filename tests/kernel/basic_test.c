@@ -1,39 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * First dm-blobcr selftest: a blobcr table with all_present over a scratch
- * disk passes bytes through to the cache device unchanged, and bad table
- * lines are refused.
+ * disk passes bytes through to the cache device unchanged, flushes follow
+ * the cache device and the mode, and bad table lines are refused.
  *
  * Runs in the test guest (tests/vm/run); the scratch disk is $BLOBCR_DISK
  * (default /dev/vda).
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/fs.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <unistd.h>
-
-#include "kselftest_harness.h"
+#include "blobcr_test.h"
 
 #define DM_NAME "blobcr-basic"
 #define DM_PATH "/dev/mapper/" DM_NAME
 #define BUF_SIZE (1 << 20)
 
-static int run(const char *cmd)
-{
-	int status = system(cmd);
-
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static const char *scratch_disk(void)
 {
-	const char *disk = getenv("BLOBCR_DISK");
-
-	return disk ? disk : "/dev/vda";
+	return cache_disk();
 }
 
 static int pread_all(int fd, void *buf, size_t len, off_t off)
@@ -62,7 +44,7 @@ FIXTURE_SETUP(passthrough)
 	snprintf(cmd, sizeof(cmd),
 		 "dmsetup create %s --table '0 %llu blobcr %s 512 basic 1 all_present'",
 		 DM_NAME, self->sectors, scratch_disk());
-	ASSERT_EQ(0, run(cmd));
+	ASSERT_EQ(0, run("%s", cmd));
 	ASSERT_EQ(0, posix_memalign((void **)&self->buf, 4096, BUF_SIZE));
 	ASSERT_EQ(0, posix_memalign((void **)&self->check, 4096, BUF_SIZE));
 }
@@ -74,7 +56,7 @@ FIXTURE_TEARDOWN(passthrough)
 	free(self->check);
 }
 
-static void fill_pattern(char *buf, size_t len, unsigned int seed)
+static void fill_bytes(char *buf, size_t len, unsigned int seed)
 {
 	for (size_t i = 0; i < len; i++)
 		buf[i] = (char)(seed * 131 + i * 7 + (i >> 12));
@@ -85,7 +67,7 @@ TEST_F(passthrough, write_read_compare)
 	off_t off = BUF_SIZE / 2 + 4096;	/* not extent aligned */
 	int fd;
 
-	fill_pattern(self->buf, BUF_SIZE, 1);
+	fill_bytes(self->buf, BUF_SIZE, 1);
 	fd = open(DM_PATH, O_RDWR | O_DIRECT);
 	ASSERT_LE(0, fd) TH_LOG("open " DM_PATH ": %s", strerror(errno));
 	ASSERT_EQ(BUF_SIZE, pwrite(fd, self->buf, BUF_SIZE, off));
@@ -128,10 +110,69 @@ static int try_table(const char *args)
 	snprintf(cmd, sizeof(cmd),
 		 "dmsetup create blobcr-bad --table '0 8192 blobcr %s' 2>/dev/null",
 		 args);
-	r = run(cmd);
+	r = run("%s", cmd);
 	if (!r)
 		run("dmsetup remove blobcr-bad");
 	return r;
+}
+
+/* The mode gates flushes too: "fail" fails an empty flush (fsync). */
+TEST_F(passthrough, flush_fails_in_mode_fail)
+{
+	int fd = open(DM_PATH, O_RDWR);
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, fsync(fd));
+	ASSERT_EQ(0, run("dmsetup message " DM_NAME " 0 mode fail"));
+	EXPECT_EQ(-1, fsync(fd));
+	EXPECT_EQ(EIO, errno);
+	ASSERT_EQ(0, run("dmsetup message " DM_NAME " 0 mode rw"));
+	EXPECT_EQ(0, fsync(fd));
+	close(fd);
+}
+
+/* The write cache the device advertises is the cache device's. */
+TEST(write_cache_follows_cache_device)
+{
+	char wc[64] = "", zero_wc[64] = "";
+
+	if (!dm_target_available("zero"))
+		SKIP(return, "no dm-zero");
+	ASSERT_EQ(0, run("dmsetup create blobcr-wc-zero --table '0 8192 zero'"));
+	ASSERT_EQ(0, run("dmsetup create blobcr-wc --table '0 8192 blobcr /dev/mapper/blobcr-wc-zero 512 wc 1 all_present'"));
+	EXPECT_EQ(0, sysfs_block_attr("/dev/mapper/blobcr-wc-zero",
+				      "queue/write_cache", zero_wc,
+				      sizeof(zero_wc)));
+	EXPECT_EQ(0, sysfs_block_attr("/dev/mapper/blobcr-wc",
+				      "queue/write_cache", wc, sizeof(wc)));
+	EXPECT_STREQ("write through\n", zero_wc);
+	EXPECT_STREQ(zero_wc, wc);
+	EXPECT_EQ(0, run("dmsetup remove blobcr-wc && dmsetup remove blobcr-wc-zero"));
+}
+
+/*
+ * More extents than the bitmaps can address (2^31, 6.1's bitmap helpers
+ * stop at 2^32) are refused, with the reason, not truncated.
+ */
+TEST(too_many_extents_refused)
+{
+	unsigned long long big = (1ULL << 31) * 8 + 8;	/* 2^31 + 1 extents */
+	char args[128];
+
+	if (!dm_target_available("zero"))
+		SKIP(return, "no dm-zero");
+	ASSERT_EQ(0, run("dmsetup create blobcr-huge-zero --table '0 %llu zero'",
+			 2 * big));
+	ASSERT_EQ(0, run("dmesg | grep -c 'Too many extents' >/tmp/blobcr-huge.n; true"));
+	EXPECT_NE(0, run("dmsetup create blobcr-huge --table '0 %llu blobcr /dev/mapper/blobcr-huge-zero 8 huge 1 all_present' 2>/dev/null",
+			 big));
+	EXPECT_EQ(0, run("test $(dmesg | grep -c 'Too many extents') -gt $(cat /tmp/blobcr-huge.n)"));
+	/* 2^32 extents, the first count 6.1's helpers would truncate. */
+	snprintf(args, sizeof(args), "/dev/mapper/blobcr-huge-zero 8 huge");
+	EXPECT_NE(0, run("dmsetup create blobcr-huge --table '0 %llu blobcr %s' 2>/dev/null",
+			 (1ULL << 32) * 8, args));
+	run("dmsetup remove blobcr-huge 2>/dev/null");
+	EXPECT_EQ(0, run("dmsetup remove blobcr-huge-zero"));
 }
 
 /* A cache device shorter than the table (or empty) is refused. */
@@ -149,7 +190,7 @@ TEST(small_cache_refused)
 	snprintf(args, sizeof(args), "%s 512 small", dev);
 	EXPECT_NE(0, try_table(args)) TH_LOG("accepted a 1 MiB cache for 4 MiB");
 	snprintf(args, sizeof(args), "losetup -d %s", dev);
-	ASSERT_EQ(0, run(args));
+	ASSERT_EQ(0, run("%s", args));
 	/* The same loop device, now unbound: size 0. */
 	snprintf(args, sizeof(args), "%s 512 small", dev);
 	EXPECT_NE(0, try_table(args)) TH_LOG("accepted an unbound loop device");
@@ -200,17 +241,17 @@ TEST(channel_device_lifetime)
 	snprintf(args, sizeof(args),
 		 "dmsetup create blobcr-life --table '0 8192 blobcr %s 512 life'",
 		 scratch_disk());
-	ASSERT_EQ(0, run(args));
+	ASSERT_EQ(0, run("%s", args));
 	ASSERT_EQ(0, access("/dev/blobcr/life", F_OK));
 	/* A second device may not take the same channel, same geometry or not. */
 	snprintf(args, sizeof(args),
 		 "dmsetup create blobcr-life2 --table '0 4096 blobcr %s 512 life' 2>/dev/null",
 		 scratch_disk());
-	EXPECT_NE(0, run(args));
+	EXPECT_NE(0, run("%s", args));
 	snprintf(args, sizeof(args),
 		 "dmsetup create blobcr-life2 --table '0 8192 blobcr %s 512 life' 2>/dev/null",
 		 scratch_disk());
-	EXPECT_NE(0, run(args));
+	EXPECT_NE(0, run("%s", args));
 	run("dmsetup remove blobcr-life2 2>/dev/null");
 	ASSERT_EQ(0, run("dmsetup remove blobcr-life"));
 	ASSERT_NE(0, access("/dev/blobcr/life", F_OK));

@@ -129,6 +129,8 @@ static int fetch(struct helper *h, const struct blobcr_request *rq)
 	STAT_ADD(h->stats->fetch_extents, rq->nr_extents);
 	if (h->o->fetch_delay_ms)
 		sleep_ms(h->o->fetch_delay_ms);
+	while (h->stats->hold_fetches)
+		sleep_ms(1);
 	if (h->o->fetch_status) {
 		rp.status = h->o->fetch_status;
 		return send_reply(h, &rp);
@@ -208,6 +210,9 @@ static int upload(struct helper *h, const struct blobcr_request *rq,
 
 		if (!(map[e / 64] & (1ULL << (e % 64))))
 			continue;
+		while (h->stats->upload_limit &&
+		       h->stats->uploaded >= h->stats->upload_limit)
+			sleep_ms(1);
 		if (h->o->upload_delay_ms)
 			sleep_ms(h->o->upload_delay_ms);
 		if (pread(h->cache_fd, buf, len, (off_t)e * ext) !=

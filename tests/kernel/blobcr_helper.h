@@ -30,8 +30,14 @@ struct helper_opts {
 	unsigned int threads;		/* serving threads (0 or 1: one) */
 };
 
-/* Counters in shared memory, written by the helper process. */
+/*
+ * Counters in shared memory, written by the helper process, and two gates
+ * the test may close to hold the helper at a known point.
+ */
 struct helper_stats {
+	volatile uint32_t hold_fetches;	/* set: FETCHes wait before replying */
+	volatile uint64_t upload_limit;	/* non-zero: uploads wait while this
+					 * many extents were uploaded */
 	volatile uint64_t fetch_reqs;
 	volatile uint64_t fetch_extents;
 	volatile uint64_t prefetch_reqs;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,21 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "kselftest_harness.h"
+
+/*
+ * A test is bounded by its operations, never by the machine's speed: the
+ * harness's limit only catches a hang, and must hold on a loaded machine
+ * under a debug kernel.
+ */
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT	300
+
+/* How long a test waits for another party's progress before failing. */
+#define WAIT_LIMIT_MS	120000
 
 #define EXTENT_SECTORS	512
 #define EXTENT_BYTES	(EXTENT_SECTORS * 512)
@@ -180,6 +196,62 @@ static inline long long dm_status_field(const char *name, int idx,
 	}
 	pclose(p);
 	return v;
+}
+
+/*
+ * Wait until @cond holds, polling every 10 ms for at most WAIT_LIMIT_MS:
+ * the bound is for another party's progress, which a loaded machine slows
+ * but does not stop.  Evaluates to @cond's last value.
+ */
+#define wait_until(cond)						\
+({									\
+	int __i;							\
+	for (__i = 0; !(cond) && __i < WAIT_LIMIT_MS / 10; __i++)	\
+		usleep(10000);						\
+	(cond);								\
+})
+
+/* Read /sys/dev/block/MAJ:MIN/@attr of block device @dev into @buf. */
+static inline int sysfs_block_attr(const char *dev, const char *attr,
+				   char *buf, size_t len)
+{
+	char path[256];
+	struct stat sb;
+	ssize_t n;
+	int fd;
+
+	if (stat(dev, &sb))
+		return -1;
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s",
+		 major(sb.st_rdev), minor(sb.st_rdev), attr);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	return 0;
+}
+
+/* Reads (@write false) or writes under way on block device @dev. */
+static inline long inflight(const char *dev, bool write)
+{
+	char buf[64];
+	long r, w;
+
+	if (sysfs_block_attr(dev, "inflight", buf, sizeof(buf)) ||
+	    sscanf(buf, "%ld %ld", &r, &w) != 2)
+		return -1;
+	return write ? w : r;
+}
+
+/* The device-mapper target @target is there, loading its module if need be. */
+static inline bool dm_target_available(const char *target)
+{
+	run("modprobe -q dm-%s 2>/dev/null", target);
+	return !run("dmsetup targets | grep -q '^%s '", target);
 }
 
 static inline unsigned long long disk_sectors(const char *path)

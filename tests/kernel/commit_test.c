@@ -2,15 +2,15 @@
 /*
  * dm-blobcr commit: the commit set is exactly what was written before the
  * ioctl, even while writes race with the upload; failures put the commit
- * set back into the dirty set; one commit at a time; the pause does not
- * grow with the dirty data.
+ * set back into the dirty set; one commit at a time; the pause is
+ * reported.  The helper is held at known points (helper_stats gates), never
+ * raced against the clock.
  */
 #include <pthread.h>
 #include <sys/stat.h>
 
 #include "blobcr_helper.h"
 #include "blobcr_test.h"
-#include "kselftest_harness.h"
 
 #define NAME		"blobcr-commit"
 #define DEV		"/dev/mapper/" NAME
@@ -34,7 +34,7 @@ FIXTURE_SETUP(commit)
 	run("rm -rf " COMMIT_DIR);
 	ASSERT_EQ(0, mkdir(COMMIT_DIR, 0755));
 	ASSERT_EQ(0, dm_create(NAME, DEV_SECTORS, CHANNEL,
-			       "3 all_present helper_timeout_ms 10000"));
+			       "3 all_present helper_timeout_ms 600000"));
 	self->stats = helper_stats_new();
 	ASSERT_NE(NULL, self->stats);
 	self->opts.channel = CHANNEL;
@@ -142,6 +142,14 @@ struct racer {
 /* Each test runs in its own process: one background commit at a time. */
 static int commit_result;
 
+/* The commit in progress has taken its set (nr_committing is not 0). */
+static bool committing(void)
+{
+	struct blobcr_info info;
+
+	return !channel_info(CHANNEL, &info) && info.nr_committing;
+}
+
 static void *commit_thread(void *arg)
 {
 	struct blobcr_commit *c = arg;
@@ -166,23 +174,24 @@ static void race(struct __test_metadata *_metadata,
 	struct blobcr_info info;
 	struct blobcr_commit c;
 	pthread_t tc, tw;
-	int e, i;
+	int e;
 
 	self->opts.upload_delay_ms = 20;
 	self->opts.uploaded_replies = uploaded_replies;
 	start_helper(_metadata, self);
 	ASSERT_EQ(0, write_pattern(DEV, 0, 32 * EXTENT_BYTES, 2));
 
+	/* The helper uploads one extent, then waits for us. */
+	self->stats->upload_limit = 1;
 	ASSERT_EQ(0, pthread_create(&tc, NULL, commit_thread, &c));
-	for (i = 0; i < 500; i++) {
-		ASSERT_EQ(0, channel_info(CHANNEL, &info));
-		if (info.nr_committing)
-			break;
-		usleep(2000);
-	}
+	ASSERT_TRUE(wait_until(self->stats->uploaded == 1));
+	ASSERT_EQ(0, channel_info(CHANNEL, &info));
 	ASSERT_EQ(32, info.nr_committing);
 	/* The upload runs: overwrite everything it has to read. */
 	ASSERT_EQ(0, pthread_create(&tw, NULL, write_thread, &w));
+	/* Let the helper go on once writes wait for it. */
+	EXPECT_TRUE(wait_until(inflight(DEV, true) > 0));
+	self->stats->upload_limit = 0;
 	pthread_join(tw, NULL);
 	pthread_join(tc, NULL);
 	ASSERT_EQ(0, w.err);
@@ -218,27 +227,20 @@ TEST_F(commit, uploaded_extents_accept_writes_early)
 	struct blobcr_info info;
 	struct blobcr_commit c;
 	pthread_t tc;
-	uint64_t t0, ms;
-	int i;
 
-	/* 16 extents, 200 ms each: the upload takes 3.2 s. */
-	self->opts.upload_delay_ms = 200;
+	/* The helper uploads extent 0 (and says so), then waits for us. */
 	self->opts.uploaded_replies = true;
 	start_helper(_metadata, self);
 	ASSERT_EQ(0, write_pattern(DEV, 0, 16 * EXTENT_BYTES, 4));
+	self->stats->upload_limit = 1;
 	ASSERT_EQ(0, pthread_create(&tc, NULL, commit_thread, &c));
-	for (i = 0; i < 500 && self->stats->uploaded < 1; i++)
-		usleep(5000);
-	ASSERT_LE(1, self->stats->uploaded);
+	ASSERT_TRUE(wait_until(self->stats->uploaded == 1));
 	/* Extent 0 is uploaded: the write goes through before the end. */
-	t0 = now_ns();
 	ASSERT_EQ(0, write_pattern(DEV, 0, EXTENT_BYTES, 5));
-	ms = (now_ns() - t0) / 1000000;
 	/* The write completed while the commit still runs. */
 	ASSERT_EQ(0, channel_info(CHANNEL, &info));
-	EXPECT_NE(0, info.nr_committing);
-	TH_LOG("write to an uploaded extent took %llu ms",
-	       (unsigned long long)ms);
+	EXPECT_EQ(16, info.nr_committing);
+	self->stats->upload_limit = 0;
 	pthread_join(tc, NULL);
 	EXPECT_EQ(0, commit_result);
 	EXPECT_EQ(-1, check_uploaded(c.version, 0, 4));
@@ -276,6 +278,23 @@ TEST_F(commit, no_helper_times_out)
 	EXPECT_EQ(1, dm_status_field(NAME, STATUS_DIRTY, NULL, 0));
 }
 
+/* The device goes away under a queued commit: ENODEV, not a helper's EIO. */
+TEST_F(commit, removal_fails_commit_with_enodev)
+{
+	struct blobcr_commit c;
+	pthread_t tc;
+
+	ASSERT_EQ(0, run("dmsetup message " NAME " 0 helper_timeout_ms 0"));
+	ASSERT_EQ(0, write_pattern(DEV, 0, EXTENT_BYTES, 8));
+	ASSERT_EQ(0, pthread_create(&tc, NULL, commit_thread, &c));
+	ASSERT_TRUE(wait_until(committing()));
+	ASSERT_EQ(0, run("dmsetup remove " NAME));
+	pthread_join(tc, NULL);
+	EXPECT_EQ(-ENODEV, commit_result);
+	/* For the teardown. */
+	ASSERT_EQ(0, dm_create(NAME, DEV_SECTORS, CHANNEL, "1 all_present"));
+}
+
 TEST_F(commit, helper_killed_before_upload_hands_commit_on)
 {
 	struct blobcr_commit c;
@@ -285,8 +304,7 @@ TEST_F(commit, helper_killed_before_upload_hands_commit_on)
 	start_helper(_metadata, self);
 	ASSERT_EQ(0, write_pattern(DEV, 0, 2 * EXTENT_BYTES, 9));
 	ASSERT_EQ(0, pthread_create(&tc, NULL, commit_thread, &c));
-	while (self->stats->requests_read < 1)
-		usleep(5000);
+	ASSERT_TRUE(wait_until(self->stats->requests_read >= 1));
 	helper_kill(self->helper);
 	self->opts.no_reply = false;
 	start_helper(_metadata, self);
@@ -299,65 +317,56 @@ TEST_F(commit, helper_killed_before_upload_hands_commit_on)
 TEST_F(commit, one_at_a_time)
 {
 	struct blobcr_commit c, c2;
-	struct blobcr_info info;
 	pthread_t tc;
-	int i;
 
-	self->opts.upload_delay_ms = 200;
 	start_helper(_metadata, self);
 	ASSERT_EQ(0, write_pattern(DEV, 0, 4 * EXTENT_BYTES, 10));
+	self->stats->upload_limit = 1;
 	ASSERT_EQ(0, pthread_create(&tc, NULL, commit_thread, &c));
-	for (i = 0; i < 500; i++) {
-		ASSERT_EQ(0, channel_info(CHANNEL, &info));
-		if (info.nr_committing)
-			break;
-		usleep(2000);
-	}
+	ASSERT_TRUE(wait_until(committing()));
 	EXPECT_EQ(-EBUSY, channel_commit(CHANNEL, &c2));
+	self->stats->upload_limit = 0;
 	pthread_join(tc, NULL);
 	EXPECT_EQ(0, commit_result);
 }
 
-TEST_F(commit, pause_does_not_grow_with_dirty_data)
+/*
+ * The pause is part of the ioctl.  That it does not grow with the dirty
+ * data is a speed claim: bench/kernel/run measures it (part 3).
+ */
+TEST_F(commit, pause_is_reported)
 {
 	struct blobcr_commit c;
-	uint64_t small, big;
+	uint64_t t0, ns;
 
 	start_helper(_metadata, self);
-	ASSERT_EQ(0, write_pattern(DEV, 0, 2 * EXTENT_BYTES, 11));
-	ASSERT_EQ(0, channel_commit(CHANNEL, &c));
-	small = c.pause_ns;
 	ASSERT_EQ(0, write_pattern(DEV, 0, NR_EXTENTS * EXTENT_BYTES, 12));
+	t0 = now_ns();
 	ASSERT_EQ(0, channel_commit(CHANNEL, &c));
-	big = c.pause_ns;
+	ns = now_ns() - t0;
 	EXPECT_EQ(NR_EXTENTS, c.nr_extents);
-	TH_LOG("pause: %llu us at 2 extents, %llu us at %d extents",
-	       (unsigned long long)small / 1000,
-	       (unsigned long long)big / 1000, NR_EXTENTS);
-	/* Generous bound for TCG on a busy host: no data is copied. */
-	EXPECT_GT(200 * 1000 * 1000ULL, big);
+	EXPECT_LT(0, c.pause_ns);
+	EXPECT_GE(ns, c.pause_ns);
+	TH_LOG("pause: %llu us at %d extents",
+	       (unsigned long long)c.pause_ns / 1000, NR_EXTENTS);
 }
 
 TEST_F(commit, nowait_then_wait)
 {
 	struct blobcr_commit c = { .flags = BLOBCR_COMMIT_F_NOWAIT }, w;
 	struct blobcr_info info;
-	uint64_t t0, ms;
 	int fd;
 
-	self->opts.upload_delay_ms = 250;
 	start_helper(_metadata, self);
 	ASSERT_EQ(0, write_pattern(DEV, 0, 8 * EXTENT_BYTES, 13));
 	fd = channel_open(CHANNEL, O_RDWR);
 	ASSERT_LE(0, fd);
 
-	/* Returns once writes resume, before the 2 s upload ends. */
-	t0 = now_ns();
+	/* Returns once writes resume, while the helper is held. */
+	self->stats->upload_limit = 1;
 	ASSERT_EQ(0, ioctl(fd, BLOBCR_IOC_COMMIT, &c));
-	ms = (now_ns() - t0) / 1000000;
 	ASSERT_EQ(0, channel_info(CHANNEL, &info));
 	EXPECT_EQ(8, info.nr_committing);
-	TH_LOG("NOWAIT commit returned after %llu ms", (unsigned long long)ms);
 	EXPECT_LE(1, c.commit_id);
 	EXPECT_EQ(0, c.version);
 	EXPECT_EQ(8, c.nr_extents);
@@ -371,6 +380,7 @@ TEST_F(commit, nowait_then_wait)
 	EXPECT_EQ(-1, ioctl(fd, BLOBCR_IOC_COMMIT_WAIT, &w));
 	EXPECT_EQ(EINVAL, errno);
 	w.flags = 0;
+	self->stats->upload_limit = 0;
 	ASSERT_EQ(0, ioctl(fd, BLOBCR_IOC_COMMIT_WAIT, &w));
 	EXPECT_EQ(1, w.version);
 	EXPECT_EQ(8, w.nr_extents);

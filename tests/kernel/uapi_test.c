@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * dm-blobcr UAPI: struct layouts, unknown bits, short buffers, and replies
- * that are malformed or lie, all refused with the kernel unharmed.  The
- * test plays the helper itself.
+ * dm-blobcr UAPI: struct layouts, unknown bits, short buffers, replies
+ * that are malformed or lie, odd COMMIT statuses, callers without
+ * CAP_SYS_ADMIN: all refused or mapped, with the kernel unharmed.  The test
+ * plays the helper itself.
  */
 #include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 
 #include "blobcr_helper.h"
 #include "blobcr_test.h"
-#include "kselftest_harness.h"
 
 #define NAME		"blobcr-uapi"
 #define DEV		"/dev/mapper/" NAME
@@ -57,8 +59,9 @@ FIXTURE_SETUP(chan)
 {
 	struct blobcr_attach a = { 0 };
 
+	/* Long enough for a loaded machine; a failed test still ends. */
 	ASSERT_EQ(0, dm_create(NAME, DEV_SECTORS, CHANNEL,
-			       "2 helper_timeout_ms 20000"));
+			       "2 helper_timeout_ms 120000"));
 	self->fd = channel_open(CHANNEL, O_RDWR);
 	ASSERT_LE(0, self->fd);
 	ASSERT_EQ(0, ioctl(self->fd, BLOBCR_IOC_ATTACH, &a));
@@ -83,7 +86,7 @@ static void start_fetch(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, pthread_create(&self->reader, NULL, read_extent0,
 				    &self->result));
 	self->reading = true;
-	ASSERT_EQ(1, poll(&p, 1, 10000));
+	ASSERT_EQ(1, poll(&p, 1, WAIT_LIMIT_MS));
 	ASSERT_EQ(sizeof(*rq), read(self->fd, rq, sizeof(*rq)));
 	ASSERT_EQ(BLOBCR_OP_FETCH, rq->op);
 	ASSERT_EQ(0, rq->extent);
@@ -311,7 +314,7 @@ TEST_F(chan, short_last_extent_and_write_commit_status)
 
 			_exit(r == 0 && c.version == 77 && c.nr_extents == 1 ? 0 : 1);
 		}
-		ASSERT_EQ(1, poll(&p, 1, 10000));
+		ASSERT_EQ(1, poll(&p, 1, WAIT_LIMIT_MS));
 		ASSERT_EQ(sizeof(rq), read(self->fd, &rq, sizeof(rq)));
 		ASSERT_EQ(BLOBCR_OP_COMMIT, rq.op);
 		ASSERT_EQ(1, rq.nr_extents);
@@ -344,6 +347,128 @@ TEST_F(chan, short_last_extent_and_write_commit_status)
 			EXPECT_EQ(0, WEXITSTATUS(status));
 		}
 	}
+}
+
+/*
+ * A commit whose helper (this test) replies @status: what the committer,
+ * a child process, gets (0 or -errno).
+ */
+static int commit_replied(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(chan) *self, int status)
+{
+	struct pollfd p = { .fd = self->fd, .events = POLLIN };
+	struct blobcr_reply rp = { .op = BLOBCR_OP_COMMIT, .status = status };
+	struct blobcr_request rq;
+	int fds[2], r = 1;
+	pid_t pid;
+
+	if (pipe(fds))
+		return 1;
+	pid = fork();
+	if (pid < 0)
+		return 1;
+	if (!pid) {
+		struct blobcr_commit c;
+
+		r = channel_commit(CHANNEL, &c);
+		_exit(write(fds[1], &r, sizeof(r)) == sizeof(r) ? 0 : 1);
+	}
+	close(fds[1]);
+	if (poll(&p, 1, WAIT_LIMIT_MS) == 1 &&
+	    read(self->fd, &rq, sizeof(rq)) == sizeof(rq) &&
+	    rq.op == BLOBCR_OP_COMMIT) {
+		rp.id = rq.id;
+		EXPECT_EQ(0, reply(self->fd, &rp));
+	}
+	if (read(fds[0], &r, sizeof(r)) != sizeof(r))
+		r = 1;
+	close(fds[0]);
+	waitpid(pid, NULL, 0);
+	return r;
+}
+
+/* Only a small set of statuses reaches the committer; the rest is EIO. */
+TEST_F(chan, odd_commit_statuses_become_eio)
+{
+	EXPECT_EQ(-EIO, commit_replied(_metadata, self, -512 /* ERESTARTSYS */));
+	EXPECT_EQ(-EIO, commit_replied(_metadata, self, -EBUSY));
+	EXPECT_EQ(-EIO, commit_replied(_metadata, self, -ESTALE));
+	EXPECT_EQ(-EIO, commit_replied(_metadata, self, -EINVAL));
+	EXPECT_EQ(-EIO, commit_replied(_metadata, self, -EPERM));
+	EXPECT_EQ(-ENOSPC, commit_replied(_metadata, self, -ENOSPC));
+	EXPECT_EQ(-ETIMEDOUT, commit_replied(_metadata, self, -ETIMEDOUT));
+	EXPECT_EQ(-EIO, commit_replied(_metadata, self, -EIO));
+	/* None of them counted as a commit. */
+	{
+		struct blobcr_info info;
+
+		ASSERT_EQ(0, ioctl(self->fd, BLOBCR_IOC_GET_INFO, &info));
+		EXPECT_EQ(0, info.commits_done);
+	}
+}
+
+/* Drop CAP_SYS_ADMIN from this process's effective and permitted sets. */
+static int drop_cap_sys_admin(void)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+
+	if (syscall(SYS_capget, &h, d))
+		return -1;
+	d[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
+	d[CAP_TO_INDEX(CAP_SYS_ADMIN)].permitted &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
+	return syscall(SYS_capset, &h, d);
+}
+
+/* errno of @cmd on @fd, 0 on success. */
+static int ioctl_errno(int fd, unsigned long cmd, void *arg)
+{
+	return ioctl(fd, cmd, arg) ? errno : 0;
+}
+
+/*
+ * Serving the device and changing it need CAP_SYS_ADMIN, as ublk's control
+ * path does, even on a file opened with it: reading its state does not.
+ */
+TEST_F(chan, privileged_ioctls_need_cap_sys_admin)
+{
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct blobcr_attach a = { 0 };
+		struct blobcr_bitmap b = { .count = NR_EXTENTS };
+		struct blobcr_commit c = { 0 }, w = { .commit_id = 1 };
+		struct blobcr_info info;
+		uint64_t map[2] = { 0 };
+		int fd, bad = 0;
+
+		b.addr = (uintptr_t)map;
+		if (drop_cap_sys_admin())
+			_exit(100);
+		fd = channel_open(CHANNEL, O_RDWR);
+		if (fd < 0)
+			_exit(101);
+		/* Each refused check sets a bit of the exit status. */
+		bad |= (ioctl_errno(fd, BLOBCR_IOC_ATTACH, &a) != EPERM) << 0;
+		bad |= (ioctl_errno(fd, BLOBCR_IOC_SET_BITMAP, &b) != EPERM) << 1;
+		bad |= (ioctl_errno(fd, BLOBCR_IOC_COMMIT, &c) != EPERM) << 2;
+		bad |= (ioctl_errno(fd, BLOBCR_IOC_COMMIT_WAIT, &w) != EPERM) << 3;
+		/* The fixture's file, attached with the capability. */
+		bad |= (ioctl_errno(self->fd, BLOBCR_IOC_COMMIT, &c) != EPERM) << 4;
+		bad |= (ioctl_errno(fd, BLOBCR_IOC_GET_INFO, &info) != 0) << 5;
+		bad |= (ioctl_errno(fd, BLOBCR_IOC_GET_BITMAP, &b) != 0) << 6;
+		_exit(bad);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	/* Nothing was committed on the way. */
+	EXPECT_EQ(0, dm_status_field(NAME, 7, NULL, 0));
 }
 
 TEST_HARNESS_MAIN

@@ -11,7 +11,7 @@ check() {
 	rc=$?
 	if [ "$rc" -eq "$want" ]; then echo "ok $n $name"; else echo "not ok $n $name (exit $rc, want $want)"; fi
 }
-echo "1..14"
+echo "1..16"
 check 0 help $run --help
 check 2 no_command $run
 check 2 unknown_option $run --frobnicate -- true
@@ -26,3 +26,5 @@ check 125 bridge_must_exist $run --bridge no-such-bridge --ip 10.77.0.2/24 -- tr
 check 125 bridge_ip_needs_prefix tests/vm/netbed -- $run --bridge blobcr0 --ip 10.77.0.2 -- true
 check 125 bridge_name_is_hostname tests/vm/netbed -- $run --bridge blobcr0 --ip 10.77.0.2/24 --name a_b -- true
 check 2 netbed_bad_subnet tests/vm/netbed --subnet 10.77 -- true
+check 125 kernel_not_installed $run --kernel 0.0.0-none -- true
+check 125 kernel_dir_not_built $run --kernel tests -- true

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -417,6 +418,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * The target's I/O waits on this process: its allocations must not
+	 * wait in reclaim for I/O, maybe to that very device (as a FUSE or
+	 * ublk server; needs CAP_SYS_RESOURCE).
+	 */
+	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0))
+		logmsg(&d, "PR_SET_IO_FLUSHER: %s; memory reclaim may wait on the device this serves",
+		       strerror(errno));
 	blobcr_heap_for_big_buffers();
 	err = blobcr_key_load(d.repo_opts.key_file, &d.key);
 	if (err)

@@ -7,7 +7,8 @@
  * opens it, attaches with BLOBCR_IOC_ATTACH, read()s struct blobcr_request
  * records and write()s struct blobcr_reply records, in any order and from any
  * number of threads.  Operators (blobcrctl) open the same device and use the
- * ioctls without attaching.  Documentation/dm-blobcr.rst is the contract.
+ * ioctls without attaching.  ATTACH, SET_BITMAP, COMMIT and COMMIT_WAIT
+ * need CAP_SYS_ADMIN (EPERM).  Documentation/dm-blobcr.rst is the contract.
  *
  * Every structure has a fixed size, natural alignment and explicit padding
  * that must be zero.  New behaviour gets a new feature bit, opcode or ioctl
@@ -84,7 +85,10 @@ struct blobcr_request {
  * @op: the request's @op, or BLOBCR_OP_UPLOADED with a COMMIT's @id
  * @flags: zero
  * @status: 0 on success, or a negative errno; a failed FETCH fails the I/O
- *	waiting on it with EIO, a failed COMMIT fails BLOBCR_IOC_COMMIT
+ *	waiting on it with EIO, a failed COMMIT fails BLOBCR_IOC_COMMIT with
+ *	the same errno if it is EIO, ENOMEM, ENOSPC, EDQUOT, ETIMEDOUT,
+ *	ECONNREFUSED, ECONNRESET, EHOSTUNREACH, ENETUNREACH or EPROTO, and
+ *	with EIO otherwise
  * @extent: FETCH: the request's @extent; UPLOADED: first uploaded extent;
  *	COMMIT: zero
  * @nr_extents: FETCH: the request's @nr_extents; UPLOADED: number of
