@@ -125,6 +125,14 @@ int blobcr_server_process(struct blobcr_server *s, void *body, size_t len,
  */
 int blobcr_req_socket(const char *addr, int timeout_ms);
 
+/**
+ * blobcr_tcp_listening() - does something accept TCP connections at @addr
+ * ("tcp://HOST:PORT"), within @timeout_ms?  A stopped or busy server
+ * does (its kernel completes the handshake); a dead one does not (refused)
+ * and neither does an unreachable host.  Return: 1 yes, 0 no, -EINVAL.
+ */
+int blobcr_tcp_listening(const char *addr, int timeout_ms);
+
 /*
  * A synchronous, authenticated connection to one server: a REQ socket and
  * a session opened on the first call (again when the server lost it).

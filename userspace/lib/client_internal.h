@@ -30,6 +30,7 @@ struct node_conn {
 	uint64_t probe_sent; /* engine: PING in flight since, 0: none */
 	uint64_t probe_id; /* its request id */
 	uint64_t probe_seq; /* its sequence number in sess */
+	bool slow; /* engine: a PING went unanswered, its port answers */
 	int qhead, qtail; /* engine: ops queued for this node, -1: none */
 };
 

@@ -30,12 +30,15 @@
 /*
  * A request unanswered PROBE_AFTER_MS, from a node silent as long, sends
  * the node a PING; a PING unanswered PROBE_TIMEOUT_MS takes the node for
- * dead.  So a dead node costs one short probe, not the whole request
- * timeout, and a slow but live node keeps the whole timeout for a big
- * reply.
+ * dead unless its port still accepts a TCP connection (within
+ * LISTEN_CHECK_MS): a killed node refuses at once and an unreachable host
+ * does not answer, but a stopped or overloaded node, or one behind a slow
+ * network, does.  So a dead node costs one short probe, not the whole
+ * request timeout, and a slow but live node keeps the whole timeout.
  */
 #define PROBE_AFTER_MS 1000
 #define PROBE_TIMEOUT_MS 2000
+#define LISTEN_CHECK_MS 1000
 #define MAX_CANDS (BLOBCR_MAX_REPLICAS * 2)
 
 #define GETV_BYTES (4u << 20) /* chunk bytes asked for in one GETV */
@@ -517,7 +520,27 @@ static void probe_reply(struct node_conn *n, void *buf, int len)
 				BLOBCR_OP_PING, n->probe_id, &d)) {
 		n->last_reply = blobcr_now_ms();
 		n->probe_sent = 0;
+		n->slow = false;
 	}
+}
+
+/*
+ * @n left a PING or a handshake unanswered: dead, or only slow?  A slow
+ * node keeps its requests and their deadlines, and is probed again later.
+ * Return: true if it is alive.
+ */
+static bool node_alive(struct node_conn *n, uint64_t now)
+{
+	if (blobcr_tcp_listening(n->addr, LISTEN_CHECK_MS) <= 0)
+		return false;
+	if (!n->slow)
+		log_warn("node %" PRIu32 " (%s) is slow: no answer in %d ms, but "
+			 "its port accepts connections: waiting for it up to the "
+			 "request timeout", n->id, n->addr,
+			 PROBE_AFTER_MS + PROBE_TIMEOUT_MS);
+	n->slow = true;
+	n->last_reply = now; /* the next PING in PROBE_AFTER_MS */
+	return true;
 }
 
 /*
@@ -548,7 +571,8 @@ static void expire(struct engine *en, uint64_t now)
 			/* Its REQ socket may hold the lost PING: start afresh. */
 			nn_close(n->socks[PROBE_SOCK]);
 			n->socks[PROBE_SOCK] = -1;
-			node_down(en, n, now, "does not answer a probe");
+			if (!node_alive(n, now))
+				node_down(en, n, now, "does not answer a probe");
 		} else if (oldest && now - oldest > PROBE_AFTER_MS &&
 			   now - n->last_reply > PROBE_AFTER_MS) {
 			probe(en, n, now);
@@ -634,7 +658,7 @@ struct hello_op {
 	struct node_conn *n;
 	struct blobcr_hello st;
 	struct blobcr_enc frame;
-	uint64_t req_id, deadline;
+	uint64_t req_id, sent_at, deadline;
 	bool sent, done;
 };
 
@@ -753,7 +777,12 @@ static int engine_sessions(struct engine *en)
 
 			if (h->done)
 				continue;
-			if (now >= h->deadline) {
+			if (now >= h->deadline && h->sent &&
+			    h->deadline < h->sent_at + (uint64_t)c->timeout_ms &&
+			    node_alive(h->n, now)) {
+				/* Slow, not dead: the whole request timeout. */
+				h->deadline = h->sent_at + (uint64_t)c->timeout_ms;
+			} else if (now >= h->deadline) {
 				h->done = true;
 				hello_failed(h->n, -ETIMEDOUT);
 				continue;
@@ -762,10 +791,12 @@ static int engine_sessions(struct engine *en)
 				if (nn_send(h->n->auth_sock, h->frame.buf,
 					    h->frame.len, NN_DONTWAIT) >= 0) {
 					h->sent = true;
+					h->sent_at = now;
 					/*
 					 * A REQ socket takes a request before it
 					 * has a peer: the handshake is the node's
-					 * probe, bounded as one.
+					 * probe, bounded as one (node_alive()
+					 * then tells slow from dead).
 					 */
 					h->deadline = now + (uint64_t)(c->timeout_ms <
 						PROBE_AFTER_MS + PROBE_TIMEOUT_MS ?

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <malloc.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
@@ -205,6 +208,44 @@ int blobcr_req_socket(const char *addr, int timeout_ms)
 		return err;
 	}
 	return sock;
+}
+
+int blobcr_tcp_listening(const char *addr, int timeout_ms)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+	const char *host = addr + 6, *colon;
+	char name[BLOBCR_ADDR_MAX];
+	size_t len;
+	int fd, ok = 0;
+
+	if (strncmp(addr, "tcp://", 6) || !(colon = strrchr(host, ':')))
+		return -EINVAL;
+	len = (size_t)(colon - host);
+	if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
+		host++;
+		len -= 2;
+	}
+	if (len >= sizeof(name))
+		return -EINVAL;
+	memcpy(name, host, len);
+	name[len] = 0;
+	if (getaddrinfo(name, colon + 1, &hints, &ai))
+		return 0;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd >= 0) {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		socklen_t elen = sizeof(int);
+		int err = 0;
+
+		if (!connect(fd, ai->ai_addr, ai->ai_addrlen))
+			ok = 1;
+		else if (errno == EINPROGRESS && poll(&p, 1, timeout_ms) == 1 &&
+			 !getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen))
+			ok = !err;
+		close(fd);
+	}
+	freeaddrinfo(ai);
+	return ok;
 }
 
 /* The reason an error reply gives, if it carries one, for the caller. */
