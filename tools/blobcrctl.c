@@ -628,7 +628,7 @@ static int show_stat(struct blobcr_dec *d)
 {
 	static const char *const names[] = { "chunks", "live_bytes", "used_bytes",
 		"capacity", "segments_open", "corrupt", "requests", "malformed",
-		"scrubbed", "scrub_passes" };
+		"scrubbed", "scrub_passes", "manifests", "manifest_bytes" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		uint64_t v = blobcr_dec_u64(d);

@@ -144,6 +144,17 @@ make_image() {
 		seek={} conv=notrunc status=none
 }
 
+# change_extents SRC DST E...: DST = SRC with its 256 KiB extents E...
+# rewritten at random
+change_extents() {
+	local src=$1 dst=$2 e; shift 2
+	cp --sparse=always "$src" "$dst"
+	for e in "$@"; do
+		dd if=/dev/urandom of="$dst" bs=262144 count=1 seek="$e" \
+			conv=notrunc status=none
+	done
+}
+
 # flip_byte FILE OFFSET: invert one byte in place (overwriting it with a
 # constant would leave it unchanged one time in 256)
 flip_byte() {

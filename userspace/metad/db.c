@@ -71,6 +71,8 @@ int db_open(const char *dir, struct db *db)
 		{ "groups", offsetof(struct db, groups), 0 },
 		{ "access", offsetof(struct db, access), 0 },
 		{ "leases", offsetof(struct db, leases), 0 },
+		{ "manifests", offsetof(struct db, manifests), 0 },
+		{ "pending", offsetof(struct db, pending), 0 },
 		{ "doomed", offsetof(struct db, doomed), 0 },
 		{ "orphans", offsetof(struct db, orphans), 0 },
 		{ "meta", offsetof(struct db, meta), 0 },

@@ -26,7 +26,10 @@
  *   doomed     chunk id                    -> kind, node ids: a gc deleting
  *                                             them
  *   orphans    chunk id, node id           -> (): a node delete to retry
- *   meta       "gc_epoch", "next_image", "next_node" -> u64
+ *   manifests  root name                   -> seq (u64), head id, entry chunk
+ *                                             ids: the manifest on the nodes
+ *   pending    root name                   -> seq (u64): a manifest to write
+ *   meta       "gc_epoch", "next_image", "next_node", "manifest_seq" -> u64
  *
  * All functions take the caller's transaction and return 0 or -errno
  * (-ENOENT for a missing record).
@@ -44,7 +47,7 @@ struct db {
 	MDB_env *env;
 	MDB_dbi images, image_ids, versions, extmap, chunks, node_chunks,
 		writers, suspects, nodes, node_addrs, groups, access, leases,
-		doomed, orphans, meta;
+		manifests, pending, doomed, orphans, meta;
 };
 
 /* A storage node's persistent state. */

@@ -58,7 +58,6 @@ static bool idset_has(const struct idset *s, const uint8_t *id)
 	return bsearch(id, s->ids, s->n, BLOBCR_ID_SIZE, cmp_id) != NULL;
 }
 
-/* Mark: every chunk id some extent entry of some version refers to. */
 static int gc_mark(MDB_txn *txn, struct metad *m, struct idset *live)
 {
 	MDB_cursor *cur;
@@ -69,7 +68,8 @@ static int gc_mark(MDB_txn *txn, struct metad *m, struct idset *live)
 		if (v.mv_size == 1 + BLOBCR_ID_SIZE &&
 		    *(uint8_t *)v.mv_data == BLOBCR_EXT_DATA)
 			err = idset_add(live, (uint8_t *)v.mv_data + 1);
-	mdb_cursor_close(cur);
+	if (!err)
+		mdb_cursor_close(cur);
 	if (!err && live->n)
 		qsort(live->ids, live->n, BLOBCR_ID_SIZE, cmp_id);
 	return err;

@@ -26,7 +26,7 @@ static int tag_version(MDB_txn *txn, struct metad *m, const struct image *img,
 
 int do_group_publish(struct metad *m, struct blobcr_dec *req)
 {
-	char name[BLOBCR_NAME_MAX];
+	char name[BLOBCR_NAME_MAX], root[BLOBCR_ROOT_MAX];
 	struct blobcr_enc val;
 	uint32_t n;
 	MDB_txn *txn;
@@ -63,7 +63,12 @@ int do_group_publish(struct metad *m, struct blobcr_dec *req)
 	v.mv_data = val.buf + BLOBCR_HDR_SIZE;
 	if (!err)
 		err = db_err(mdb_put(txn, m->db.groups, &k, &v, MDB_NOOVERWRITE));
+	manifest_name_group(root, name);
+	if (!err)
+		err = manifest_pending(txn, m, root);
 	err = txn_end(txn, err);
+	if (!err)
+		upkeep_kick(m); /* its manifest, in the background */
 	blobcr_enc_free(&val);
 	if (!err)
 		log_info("checkpoint group %s published (%" PRIu32 " images)",

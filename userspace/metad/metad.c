@@ -75,6 +75,12 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 {
 	struct metad *m = ctx;
 
+	/* While the database is rebuilt, only the nodes are heard. */
+	if (__atomic_load_n(&m->rebuilding, __ATOMIC_ACQUIRE) &&
+	    h->opcode != BLOBCR_OP_PING && h->opcode != BLOBCR_OP_NODE_HEARTBEAT &&
+	    h->opcode != BLOBCR_OP_NODE_LIST &&
+	    h->opcode != BLOBCR_OP_NODE_BAD_CHUNKS)
+		return -EAGAIN;
 	switch (h->opcode) {
 	case BLOBCR_OP_PING:
 		return blobcr_dec_end(req);
@@ -158,6 +164,11 @@ static void usage(FILE *f)
 		"  -R, --repair-interval-s N  while a node is dead or copies were lost,\n"
 		"                             re-replicate every N s (default 10, 0: only\n"
 		"                             on request)\n"
+		"      --rebuild              make an empty --data's database again from\n"
+		"                             the manifests the storage nodes keep, once\n"
+		"                             they have joined, then serve\n"
+		"      --rebuild-wait-s N     wait at most N s for the nodes to join\n"
+		"                             (default 60)\n"
 		"  -S, --max-stage-mb N       memory for versions being published in parts\n"
 		"                             (default 4096): a bigger one is refused\n"
 		"  -I, --reconcile-interval-s N\n"
@@ -180,6 +191,7 @@ struct metad_args {
 	const char *listen, *data, *key;
 	bool encrypt;
 	int verbose;
+	int rebuild;
 };
 
 static int parse_args(int argc, char **argv, struct metad *m,
@@ -196,6 +208,8 @@ static int parse_args(int argc, char **argv, struct metad *m,
 		{ "repair-interval-s", required_argument, NULL, 'R' },
 		{ "reconcile-interval-s", required_argument, NULL, 'I' },
 		{ "max-stage-mb", required_argument, NULL, 'S' },
+		{ "rebuild", no_argument, NULL, 'B' },
+		{ "rebuild-wait-s", required_argument, NULL, 'W' },
 		{ "test-publish-delay-ms", required_argument, NULL, 'P' },
 		{ "test-gc-delay-ms", required_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -232,6 +246,14 @@ static int parse_args(int argc, char **argv, struct metad *m,
 			if (parse_num(optarg, 86400, &v))
 				goto bad;
 			m->repair_s = (int)v;
+			break;
+		case 'B':
+			a->rebuild = 1;
+			break;
+		case 'W':
+			if (parse_num(optarg, 86400, &v) || !v)
+				goto bad;
+			m->rebuild_wait_s = (int)v;
 			break;
 		case 'S':
 			if (parse_num(optarg, 1u << 20, &v) || !v)
@@ -304,10 +326,11 @@ int main(int argc, char **argv)
 	struct metad m = { .replicas = 2, .dead_after_ms = 5000,
 			   .node_timeout_ms = 10000, .repair_s = 10,
 			   .reconcile_s = 3600,
-			   .max_staged_bytes = (uint64_t)4096 << 20 };
+			   .max_staged_bytes = (uint64_t)4096 << 20,
+			   .rebuild_wait_s = 60 };
 	struct metad_args a = { 0 };
 	struct repairer rep;
-	pthread_t upkeep;
+	pthread_t upkeep, rebuilder;
 	const char *listen, *data;
 	int err;
 
@@ -323,6 +346,7 @@ int main(int argc, char **argv)
 	    pthread_mutex_init(&m.gc_mu, NULL) ||
 	    pthread_mutex_init(&m.upkeep_mu, NULL) ||
 	    pthread_mutex_init(&m.stage_mu, NULL) ||
+	    pthread_mutex_init(&m.manifest_mu, NULL) ||
 	    pthread_cond_init(&m.upkeep_cv, NULL)) {
 		log_err("out of memory");
 		return 1;
@@ -346,6 +370,13 @@ int main(int argc, char **argv)
 	m.srv.threads = SERVER_THREADS;
 	m.srv.heavy_threads = HEAVY_THREADS;
 	server_setup(&m);
+	if (a.rebuild && (err = rebuild_start(&m, &rebuilder))) {
+		log_err("cannot rebuild: %s", err == -ENOTEMPTY ?
+			"the database in --data holds images: rebuild into an "
+			"empty directory" : strerror(-err));
+		db_close(&m.db);
+		return 1;
+	}
 	if (upkeep_start(&m, &upkeep)) {
 		log_err("cannot start the upkeep thread");
 		db_close(&m.db);
@@ -370,6 +401,8 @@ int main(int argc, char **argv)
 		repairer_join(&rep);
 	upkeep_kick(&m);
 	pthread_join(upkeep, NULL);
+	if (a.rebuild)
+		pthread_join(rebuilder, NULL);
 	stages_free(&m);
 	db_close(&m.db);
 	free(m.nodes);

@@ -16,6 +16,8 @@
  *   groups.c     checkpoint groups
  *   access.c     access orders for adaptive prefetch
  *   leases.c     leases on deployed versions
+ *   manifests.c  the state kept on the nodes too, for a rebuild
+ *   rebuild.c    the database made again from the nodes' manifests
  *   db.c         the LMDB schema (db.h)
  *   repair.c     the re-replication thread (repair.h)
  *
@@ -82,6 +84,9 @@ struct metad {
 	uint64_t staged_bytes; /* under stage_mu */
 	uint64_t max_staged_bytes;
 	uint64_t next_stage; /* atomic */
+	pthread_mutex_t manifest_mu; /* manifests are written one at a time */
+	bool rebuilding; /* atomic: only heartbeats are served meanwhile */
+	int rebuild_wait_s; /* longest wait for the nodes to join */
 	struct blobcr_server srv;
 	volatile sig_atomic_t stop;
 };
@@ -105,6 +110,10 @@ void node_addr(struct metad *m, const struct node *n,
  */
 int node_call(struct metad *m, const struct node *n, uint8_t op,
 	      struct blobcr_enc *e, void **msg, struct blobcr_dec *d);
+/** node_call_timeout() - node_call(), waiting at most @timeout_ms. */
+int node_call_timeout(struct metad *m, const struct node *n, uint8_t op,
+		      struct blobcr_enc *e, void **msg, struct blobcr_dec *d,
+		      int timeout_ms);
 /** load_nodes() - the node table from LMDB, at startup (all dead). */
 int load_nodes(struct metad *m);
 /** repair_wanted() - copies may be missing: let re-replication look. */
@@ -216,6 +225,11 @@ bool holders_in_domain(const struct holders *h, uint32_t domain);
 int holders_extras(struct metad *m, const uint8_t *id, const struct holders *h,
 		   uint32_t *extra);
 bool holders_writer(const struct holders *h, uint32_t domain);
+/**
+ * place_nodes() - the live, active nodes ranked for chunk @id by
+ * rendezvous hashing, best first (at most @max).  Return: how many.
+ */
+int place_nodes(struct metad *m, const uint8_t *id, uint32_t *out, int max);
 
 /* ---- publish.c ---- */
 
@@ -266,6 +280,69 @@ int do_chunk_suspect(struct metad *m, struct blobcr_dec *req);
 int do_node_bad_chunks(struct metad *m, struct blobcr_dec *req);
 int do_under_replicated(struct metad *m, struct blobcr_dec *req,
 			struct blobcr_enc *reply);
+
+/* ---- manifests.c ---- */
+
+#define MANIFEST_MAGIC "BCRMANI1" /* 8 bytes: a manifest chunk */
+
+enum manifest_kind {
+	MANIFEST_IMAGE = 1,
+	MANIFEST_VERSION = 2,
+	MANIFEST_GROUP = 3,
+	MANIFEST_ACCESS = 4,
+	MANIFEST_TOMBSTONE = 5,
+};
+
+/* One extent of a version, as a manifest lists it. */
+struct mentry {
+	uint64_t extent;
+	uint8_t kind;
+	uint8_t id[BLOBCR_ID_SIZE];
+};
+
+void manifest_name_image(char out[BLOBCR_ROOT_MAX], const char *image);
+/** manifest_name_version() - @kind 'v' a version, 'a' its access order. */
+void manifest_name_version(char out[BLOBCR_ROOT_MAX], char kind,
+			   uint64_t image, uint32_t ver);
+void manifest_name_group(char out[BLOBCR_ROOT_MAX], const char *group);
+/**
+ * manifest_pending() - in the transaction of a mutation: the manifest of
+ * @name must be written again, at a fresh sequence number.
+ */
+int manifest_pending(MDB_txn *txn, struct metad *m, const char *name);
+/** manifest_write() - write @name's manifest, if pending, from the database. */
+int manifest_write(struct metad *m, const char *name);
+/** manifest_write_logged() - the same; a failure is logged, left pending. */
+void manifest_write_logged(struct metad *m, const char *name);
+/**
+ * manifest_publish() - write a just published version's manifest from its
+ * entries, unless a later change made it pending again.
+ */
+int manifest_publish(struct metad *m, const char *name, uint64_t seq,
+		     uint64_t image, const struct version *ver, uint32_t writer,
+		     const struct mentry *e, size_t n);
+/** manifests_flush() - write pending manifests (a batch); *@left: failed. */
+int manifests_flush(struct metad *m, size_t *left);
+/**
+ * manifests_keep() - copy manifests with fewer than R live holders to
+ * more nodes.  Return: 0 or the first error (the others are tried).
+ */
+int manifests_keep(struct metad *m);
+/**
+ * manifest_fetch() - manifest chunk @id from the first of @n @nodes that
+ * has it whole, malloc'ed in *@out.  Return: 0 or -errno.
+ */
+int manifest_fetch(struct metad *m, const uint32_t *nodes, int n,
+		   const uint8_t *id, uint8_t **out, size_t *len);
+
+/* ---- rebuild.c ---- */
+
+/**
+ * rebuild_start() - rebuild the (empty) database from the nodes in a
+ * thread; m->rebuilding until done.  Return: 0; -ENOTEMPTY if the
+ * database holds images already; -errno.
+ */
+int rebuild_start(struct metad *m, pthread_t *tid);
 
 /* ---- leases.c ---- */
 

@@ -25,13 +25,6 @@
 
 #define STAGE_IDLE_MS (10 * 60 * 1000)
 
-/* One entry of a version: an extent and what it holds. */
-struct pub_entry {
-	uint64_t extent;
-	uint8_t kind;
-	uint8_t id[BLOBCR_ID_SIZE];
-};
-
 /* A publish under way: its header, then its entries. */
 struct pub {
 	uint64_t stage; /* staged: its id; 0: a one-shot PUBLISH */
@@ -40,7 +33,8 @@ struct pub {
 	char label[BLOBCR_NAME_MAX];
 	char writer[BLOBCR_DOMAIN_MAX];
 	uint64_t epoch;
-	struct pub_entry *e;
+	uint64_t manifest_seq; /* once applied: its manifest's */
+	struct mentry *e;
 	size_t n, cap;
 	uint64_t touched; /* blobcr_now_ms() of its last request */
 	struct pub *next;
@@ -105,7 +99,7 @@ static int record_locations(MDB_txn *txn, struct metad *m,
 static int pub_grow(struct pub *p, size_t more)
 {
 	size_t cap = p->cap ? p->cap : 1024;
-	struct pub_entry *nv;
+	struct mentry *nv;
 
 	while (cap < p->n + more)
 		cap *= 2;
@@ -131,7 +125,7 @@ static int pub_entries_decode(MDB_txn *txn, struct metad *m,
 	int err = pub_grow(p, n);
 
 	for (uint32_t i = 0; i < n && !err; i++) {
-		struct pub_entry *e = &p->e[p->n];
+		struct mentry *e = &p->e[p->n];
 		const uint8_t *id;
 
 		e->extent = blobcr_dec_u64(req);
@@ -178,7 +172,7 @@ static int pub_entries_apply(MDB_txn *txn, struct metad *m,
 	int err = db_err(mdb_cursor_open(txn, m->db.chunks, &ccur));
 
 	for (size_t i = 0; i < p->n && !err; i++) {
-		const struct pub_entry *e = &p->e[i];
+		const struct mentry *e = &p->e[i];
 		uint8_t kb[EXT_KEY], vb[1 + BLOBCR_ID_SIZE] = { e->kind };
 		MDB_val k = { EXT_KEY, kb }, v = { 1, vb };
 
@@ -209,9 +203,10 @@ static int pub_entries_apply(MDB_txn *txn, struct metad *m,
  * latest, no gc may have run since the client located its chunks, and
  * every chunk must have R copies that count.
  */
-static int pub_apply(MDB_txn *txn, struct metad *m, const struct pub *p,
+static int pub_apply(MDB_txn *txn, struct metad *m, struct pub *p,
 		     struct image *img, struct version *ver)
 {
+	char root[BLOBCR_ROOT_MAX];
 	uint64_t epoch;
 	int err = db_image_get(txn, &m->db, p->image, img);
 
@@ -232,10 +227,36 @@ static int pub_apply(MDB_txn *txn, struct metad *m, const struct pub *p,
 	err = pub_entries_apply(txn, m, p, img, ver->version);
 	if (!err)
 		err = db_version_put(txn, &m->db, img->id, ver);
+	manifest_name_version(root, 'v', img->id, ver->version);
+	if (!err)
+		err = manifest_pending(txn, m, root);
+	if (!err)
+		err = db_meta_get(txn, &m->db, "manifest_seq", &p->manifest_seq);
 	img->latest = ver->version;
 	img->next_version++;
 	img->nversions++;
 	return err ? err : db_image_put(txn, &m->db, img);
+}
+
+/*
+ * The new version's manifest goes to the nodes before the reply: once a
+ * client is told its version is published, losing metad's database loses
+ * it no more.  A failure is logged; the upkeep thread writes it later.
+ */
+static void pub_manifest(struct metad *m, const struct pub *p,
+			 const struct image *img, const struct version *ver)
+{
+	char root[BLOBCR_ROOT_MAX];
+	int err;
+
+	manifest_name_image(root, img->name);
+	manifest_write_logged(m, root); /* its image's first, if pending */
+	manifest_name_version(root, 'v', img->id, ver->version);
+	err = manifest_publish(m, root, p->manifest_seq, img->id, ver,
+			       blobcr_domain_hash(p->writer), p->e, p->n);
+	if (err)
+		log_warn("manifest %s not on the nodes yet (%s): written later",
+			 root, strerror(-err));
 }
 
 static void log_published(const struct pub *p, const struct version *ver,
@@ -280,6 +301,8 @@ int do_publish(struct metad *m, struct blobcr_dec *req,
 		err = pub_apply(txn, m, &p, &img, &ver);
 	err = txn_end(txn, err);
 	log_published(&p, &ver, err);
+	if (!err)
+		pub_manifest(m, &p, &img, &ver);
 	free(p.e);
 	if (err)
 		return err;
@@ -435,6 +458,8 @@ int do_publish_commit(struct metad *m, struct blobcr_dec *req,
 	if (!err)
 		err = txn_end(txn, pub_apply(txn, m, p, &img, &ver));
 	log_published(p, &ver, err);
+	if (!err)
+		pub_manifest(m, p, &img, &ver);
 	pub_free(p);
 	if (err)
 		return err;

@@ -40,6 +40,8 @@ struct store {
 	MDB_dbi idx; /* chunk id -> seg, off, len, crc */
 	MDB_dbi segs; /* seg id -> live bytes */
 	MDB_dbi meta; /* "uuid" -> the store's identity */
+	MDB_dbi roots; /* root name -> seq u64, chunk id */
+	MDB_dbi root_ids; /* chunk id -> root name */
 	uint8_t uuid[BLOBCR_UUID_SIZE];
 	uint64_t capacity;
 	uint64_t segment_size;
@@ -252,6 +254,8 @@ static int index_lookup(struct store *st, const uint8_t *id, struct loc *l)
 	return err;
 }
 
+static int root_forget(struct store *st, MDB_txn *txn, const uint8_t *id);
+
 /* ---- open ---- */
 
 /* Find the segment files, their total size and the next free number. */
@@ -312,7 +316,7 @@ static int open_env(struct store *st)
 	rc = mdb_env_create(&st->env);
 	if (rc)
 		return mdb_to_errno(rc);
-	if ((rc = mdb_env_set_maxdbs(st->env, 4)) ||
+	if ((rc = mdb_env_set_maxdbs(st->env, 8)) ||
 	    (rc = mdb_env_set_mapsize(st->env, (size_t)4 << 30)) ||
 	    (rc = mdb_env_open(st->env, path, MDB_NOTLS, 0644)))
 		return mdb_to_errno(rc);
@@ -321,7 +325,9 @@ static int open_env(struct store *st)
 		return mdb_to_errno(rc);
 	if ((rc = mdb_dbi_open(txn, "index", MDB_CREATE, &st->idx)) ||
 	    (rc = mdb_dbi_open(txn, "segments", MDB_CREATE, &st->segs)) ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta))) {
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta)) ||
+	    (rc = mdb_dbi_open(txn, "roots", MDB_CREATE, &st->roots)) ||
+	    (rc = mdb_dbi_open(txn, "root_ids", MDB_CREATE, &st->root_ids))) {
 		mdb_txn_abort(txn);
 		return mdb_to_errno(rc);
 	}
@@ -664,12 +670,110 @@ int store_delete(struct store *st, const uint8_t id[BLOBCR_ID_SIZE])
 		err = mdb_to_errno(mdb_del(txn, st->idx, &key, NULL));
 	if (!err)
 		err = seg_live_add(txn, st->segs, l.seg, -(int64_t)(REC_HDR + l.len));
+	if (!err)
+		err = root_forget(st, txn, id);
 	if (err) {
 		mdb_txn_abort(txn);
 		return err;
 	}
 	rc = mdb_txn_commit(txn);
 	return rc ? mdb_to_errno(rc) : 1;
+}
+
+/* ---- roots ---- */
+
+/* Chunk @id is going: so is the root it is, if it still is one. */
+static int root_forget(struct store *st, MDB_txn *txn, const uint8_t *id)
+{
+	MDB_val ik = { BLOBCR_ID_SIZE, (void *)id }, name, rv;
+	int rc = mdb_get(txn, st->root_ids, &ik, &name);
+
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (!rc)
+		rc = mdb_get(txn, st->roots, &name, &rv);
+	if (!rc && rv.mv_size == 8 + BLOBCR_ID_SIZE &&
+	    !memcmp((uint8_t *)rv.mv_data + 8, id, BLOBCR_ID_SIZE))
+		rc = mdb_del(txn, st->roots, &name, NULL);
+	if (!rc || rc == MDB_NOTFOUND)
+		rc = mdb_del(txn, st->root_ids, &ik, NULL);
+	return rc == MDB_NOTFOUND ? 0 : mdb_to_errno(rc);
+}
+
+int store_put_root(struct store *st, const char *name, uint64_t seq,
+		   const uint8_t id[BLOBCR_ID_SIZE], const void *data,
+		   uint32_t len)
+{
+	size_t nl = strnlen(name, STORE_ROOT_MAX);
+	MDB_val k = { nl, (void *)name }, v, ik = { BLOBCR_ID_SIZE, (void *)id };
+	uint8_t vb[8 + BLOBCR_ID_SIZE];
+	MDB_txn *txn;
+	int rc, err;
+
+	if (nl >= STORE_ROOT_MAX)
+		return -EINVAL;
+	err = store_put(st, id, data, len);
+	if (err || !nl)
+		return err;
+	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	rc = mdb_get(txn, st->roots, &k, &v);
+	if (!rc && v.mv_size == 8 + BLOBCR_ID_SIZE && be64_get(v.mv_data) >= seq) {
+		mdb_txn_abort(txn);
+		return 0; /* a newer root already (or this one again) */
+	}
+	be64_put(vb, seq);
+	memcpy(vb + 8, id, BLOBCR_ID_SIZE);
+	v.mv_size = sizeof(vb);
+	v.mv_data = vb;
+	rc = mdb_put(txn, st->roots, &k, &v, 0);
+	if (!rc)
+		rc = mdb_put(txn, st->root_ids, &ik, &k, 0);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return mdb_to_errno(rc);
+	}
+	return mdb_to_errno(mdb_txn_commit(txn));
+}
+
+int store_list_roots(struct store *st, const char *after,
+		     struct store_root *out, int max, bool *more)
+{
+	MDB_val k = { after ? strlen(after) : 0, (void *)after }, v;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc, n = 0;
+
+	*more = false;
+	rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	rc = mdb_cursor_open(txn, st->roots, &cur);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return mdb_to_errno(rc);
+	}
+	rc = mdb_cursor_get(cur, &k, &v, after ? MDB_SET_RANGE : MDB_FIRST);
+	if (!rc && after && k.mv_size == strlen(after) &&
+	    !memcmp(k.mv_data, after, k.mv_size))
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	for (; !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size >= STORE_ROOT_MAX || v.mv_size != 8 + BLOBCR_ID_SIZE)
+			continue;
+		if (n == max) {
+			*more = true;
+			break;
+		}
+		memcpy(out[n].name, k.mv_data, k.mv_size);
+		out[n].name[k.mv_size] = 0;
+		out[n].seq = be64_get(v.mv_data);
+		memcpy(out[n].id, (uint8_t *)v.mv_data + 8, BLOBCR_ID_SIZE);
+		n++;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc && rc != MDB_NOTFOUND ? mdb_to_errno(rc) : n;
 }
 
 /* ---- compaction ---- */
@@ -994,6 +1098,10 @@ int store_stat(struct store *st, struct store_stat *out)
 	rc = mdb_stat(txn, st->idx, &ms);
 	if (!rc)
 		out->chunks = ms.ms_entries;
+	if (!rc)
+		rc = mdb_stat(txn, st->roots, &ms);
+	if (!rc)
+		out->roots = ms.ms_entries;
 	if (!rc)
 		rc = mdb_cursor_open(txn, st->segs, &cur);
 	if (!rc) {

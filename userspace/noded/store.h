@@ -39,6 +39,7 @@ struct store_stat {
 	uint64_t capacity;
 	uint64_t segments;
 	uint64_t corrupt; /* corrupt reads detected since start */
+	uint64_t roots; /* roots (manifests) held */
 };
 
 /** store_open() - open or create the store in @o->dir.  Return: 0 or -errno. */
@@ -102,5 +103,37 @@ int store_verify(struct store *st, const uint8_t id[BLOBCR_ID_SIZE]);
  */
 int store_list(struct store *st, const uint8_t *after,
 	       uint8_t (*ids)[BLOBCR_ID_SIZE], int max, bool *more);
+
+/*
+ * Roots: the manifests metad keeps on the nodes, so that its database can
+ * be rebuilt from them.  A root is a name (an image, a version, a group,
+ * an access order) and the id of the chunk that says what it is, at a
+ * sequence number: a higher one replaces a lower one.  A root goes with
+ * its chunk when that chunk is deleted.
+ */
+#define STORE_ROOT_MAX BLOBCR_ROOT_MAX
+
+struct store_root {
+	char name[STORE_ROOT_MAX];
+	uint64_t seq;
+	uint8_t id[BLOBCR_ID_SIZE];
+};
+
+/**
+ * store_put_root() - store_put() the chunk, then make it root @name at
+ * @seq unless that root has a higher sequence number already (an empty
+ * @name: no root).  Return: as store_put(); -EINVAL for a bad name.
+ */
+int store_put_root(struct store *st, const char *name, uint64_t seq,
+		   const uint8_t id[BLOBCR_ID_SIZE], const void *data,
+		   uint32_t len);
+
+/**
+ * store_list_roots() - the roots in name order after @after (NULL: from
+ * the first), at most @max; *@more if others follow.  Return: how many,
+ * or -errno.
+ */
+int store_list_roots(struct store *st, const char *after,
+		     struct store_root *out, int max, bool *more);
 
 #endif /* BLOBCR_STORE_H */
