@@ -489,8 +489,9 @@ static int cmd_gc(struct ctl *ctl, int argc, char **argv)
 	if (err)
 		return fail(err, "gc", NULL);
 	printf("deleted=%" PRIu64 " kept=%" PRIu64 " deferred=%" PRIu64
-	       " trimmed=%" PRIu64 "\n", st.chunks_deleted, st.chunks_kept,
-	       st.delete_failures, st.copies_trimmed);
+	       " trimmed=%" PRIu64 " strays=%" PRIu64 " spared=%" PRIu64 "\n",
+	       st.chunks_deleted, st.chunks_kept, st.delete_failures,
+	       st.copies_trimmed, st.strays_deleted, st.spared);
 	return 0;
 }
 
@@ -901,8 +902,10 @@ static const struct verb verbs[] = {
 	  "taken down again.",
 	  cmd_job_apply, 5, 5 },
 	{ NULL, "gc", "",
-	  "delete the chunks no remaining version needs, and copies beyond R;\n"
-	  "prints deleted= kept= deferred= trimmed=",
+	  "delete the chunks no remaining version needs, copies beyond R, and\n"
+	  "chunks of commits that never published (strays, after metad's\n"
+	  "--gc-grace-s); commits in flight keep theirs (spared); prints\n"
+	  "deleted= kept= deferred= trimmed= strays= spared=",
 	  cmd_gc, 0, 0 },
 	{ "node", "list", "", "list the storage nodes", cmd_node_list, 0, 0 },
 	{ "node", "repair", "",

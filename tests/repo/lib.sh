@@ -90,7 +90,7 @@ start_metad() {
 	fi
 	META_DIR=${META_DIR:-$WORK/meta}
 	"$METAD" --listen "$META" --data "$META_DIR" --key "$KEYS/metad.key" \
-		--dead-after-ms "${DEAD_AFTER_MS:-4000}" "$@" \
+		--dead-after-ms "${DEAD_AFTER_MS:-4000}" --gc-start-wait-s 0 "$@" \
 		>>"$WORK/metad.log" 2>&1 &
 	METAD_PID=$!
 	PIDS="$PIDS $METAD_PID"

@@ -105,7 +105,8 @@ const char *blobcr_strerror(int err)
 		return "not enough live storage nodes in distinct failure "
 		       "domains hold the data";
 	case -EAGAIN:
-		return "a garbage collection ran meanwhile, try again";
+		return "try again (metad is rebuilding, or the commit outlasted "
+		       "the gc grace period)";
 	case -EBUSY:
 		return "busy: another commit published first, a clone depends on "
 		       "it, or it is deployed (a blobcrd holds a lease on it)";
@@ -651,26 +652,28 @@ int blobcr_lookup(struct blobcr_client *c, const char *name, uint32_t version,
 	return 0;
 }
 
-int chunk_locate(struct blobcr_client *c, const uint8_t (*ids)[BLOBCR_ID_SIZE],
-		 size_t n, uint64_t *epoch, struct blobcr_put *out)
+int chunk_locate(struct blobcr_client *c, uint64_t session,
+		 const uint8_t (*ids)[BLOBCR_ID_SIZE], size_t n,
+		 struct blobcr_put *out)
 {
 	struct blobcr_enc e;
 	struct blobcr_dec d;
 	void *msg;
-	int err = blobcr_enc_init(&e, 4 + n * BLOBCR_ID_SIZE);
+	int err = blobcr_enc_init(&e, 12 + n * BLOBCR_ID_SIZE);
 
 	if (err)
 		return err;
+	blobcr_enc_u64(&e, session);
 	blobcr_enc_u32(&e, (uint32_t)n);
 	blobcr_enc_bytes(&e, ids, n * BLOBCR_ID_SIZE);
 	err = meta_call(c, BLOBCR_OP_CHUNK_LOCATE, &e, &msg, &d);
 	blobcr_enc_free(&e);
-	if (!err) {
-		*epoch = blobcr_dec_u64(&d);
+	if (!err)
 		err = blobcr_dec_u32(&d) == n ? d.err : -EBADMSG;
-	}
 	for (size_t i = 0; !err && i < n; i++) {
 		out[i].nhave = blobcr_dec_u8(&d);
+		if (out[i].nhave == CHUNK_DOOMED)
+			continue; /* a gc is deleting it: ask again */
 		if (out[i].nhave > BLOBCR_MAX_REPLICAS)
 			err = -EBADMSG;
 		for (int k = 0; !err && k < out[i].nhave; k++)
@@ -741,6 +744,8 @@ int blobcr_gc(struct blobcr_client *c, struct blobcr_gc_stats *st)
 		s.chunks_kept = blobcr_dec_u64(&d);
 		s.delete_failures = blobcr_dec_u64(&d);
 		s.copies_trimmed = blobcr_dec_u64(&d);
+		s.strays_deleted = blobcr_dec_u64(&d);
+		s.spared = blobcr_dec_u64(&d);
 		err = blobcr_dec_end(&d);
 	}
 	if (msg)

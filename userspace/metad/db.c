@@ -75,6 +75,7 @@ int db_open(const char *dir, struct db *db)
 		{ "pending", offsetof(struct db, pending), 0 },
 		{ "doomed", offsetof(struct db, doomed), 0 },
 		{ "orphans", offsetof(struct db, orphans), 0 },
+		{ "strays", offsetof(struct db, strays), 0 },
 		{ "meta", offsetof(struct db, meta), 0 },
 	};
 	MDB_txn *txn;

@@ -26,10 +26,12 @@
  *   doomed     chunk id                    -> kind, node ids: a gc deleting
  *                                             them
  *   orphans    chunk id, node id           -> (): a node delete to retry
+ *   strays     chunk id, node id           -> first seen (u64, wall ms): a
+ *                                             chunk a node holds, metad not
  *   manifests  root name                   -> seq (u64), head id, entry chunk
  *                                             ids: the manifest on the nodes
  *   pending    root name                   -> seq (u64): a manifest to write
- *   meta       "gc_epoch", "next_image", "next_node", "manifest_seq" -> u64
+ *   meta       "next_image", "next_node", "manifest_seq" -> u64
  *
  * All functions take the caller's transaction and return 0 or -errno
  * (-ENOENT for a missing record).
@@ -47,7 +49,7 @@ struct db {
 	MDB_env *env;
 	MDB_dbi images, image_ids, versions, extmap, chunks, node_chunks,
 		writers, suspects, nodes, node_addrs, groups, access, leases,
-		manifests, pending, doomed, orphans, meta;
+		manifests, pending, doomed, orphans, strays, meta;
 };
 
 /* A storage node's persistent state. */

@@ -175,9 +175,19 @@ static void usage(FILE *f)
 		"                             compare every node's inventory with the\n"
 		"                             locations every N s (default 3600; 0: only\n"
 		"                             when a node joins or comes back)\n"
+		"  -G, --gc-grace-s N         a commit idle N s is taken for dead, and\n"
+		"                             what it uploaded but never published is\n"
+		"                             collected N s after a node reported it\n"
+		"                             (default 3600)\n"
+		"      --gc-start-wait-s N    after a start, gc deletes no chunk for N s:\n"
+		"                             the commits in flight may still count on\n"
+		"                             what they found (default: --gc-grace-s)\n"
+		"      --test-gc-pause PATH   test hook: each gc waits after its mark\n"
+		"                             while PATH.mark exists, before its deletes\n"
+		"                             while PATH.delete exists\n"
 		"      --test-publish-delay-ms N\n"
 		"                             test hook: stall each publish N ms before commit\n"
-		"      --test-gc-delay-ms N   test hook: stall each gc N ms after its first phase\n"
+		"      --test-gc-delay-ms N   test hook: stall each gc N ms before its deletes\n"
 		"  -v, --verbose              debug logging\n"
 		"  -h, --help                 this help\n");
 }
@@ -209,9 +219,12 @@ static int parse_args(int argc, char **argv, struct metad *m,
 		{ "reconcile-interval-s", required_argument, NULL, 'I' },
 		{ "max-stage-mb", required_argument, NULL, 'S' },
 		{ "rebuild", no_argument, NULL, 'B' },
+		{ "gc-grace-s", required_argument, NULL, 'G' },
+		{ "gc-start-wait-s", required_argument, NULL, 'g' },
+		{ "test-gc-pause", required_argument, NULL, 'Q' },
 		{ "rebuild-wait-s", required_argument, NULL, 'W' },
 		{ "test-publish-delay-ms", required_argument, NULL, 'P' },
-		{ "test-gc-delay-ms", required_argument, NULL, 'G' },
+		{ "test-gc-delay-ms", required_argument, NULL, 'Y' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -219,7 +232,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:k:er:D:T:R:I:S:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:k:er:D:T:R:I:S:G:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': a->listen = optarg; break;
 		case 'd': a->data = optarg; break;
@@ -250,6 +263,19 @@ static int parse_args(int argc, char **argv, struct metad *m,
 		case 'B':
 			a->rebuild = 1;
 			break;
+		case 'G':
+			if (parse_num(optarg, 86400 * 30, &v))
+				goto bad;
+			m->gc_grace_ms = v * 1000;
+			break;
+		case 'g':
+			if (parse_num(optarg, 86400 * 30, &v))
+				goto bad;
+			m->gc_start_wait_ms = v * 1000;
+			break;
+		case 'Q':
+			m->gc_pause = optarg;
+			break;
 		case 'W':
 			if (parse_num(optarg, 86400, &v) || !v)
 				goto bad;
@@ -270,7 +296,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 				goto bad;
 			m->publish_delay_ms = (int)v;
 			break;
-		case 'G':
+		case 'Y':
 			if (parse_num(optarg, 3600000, &v))
 				goto bad;
 			m->gc_delay_ms = (int)v;
@@ -321,13 +347,30 @@ static void server_setup(struct metad *m)
 	m->srv.stop = &m->stop;
 }
 
+/* Writers first: publishes must not keep a gc from its snapshot. */
+static int wanted_rwlock_init(pthread_rwlock_t *rw)
+{
+	pthread_rwlockattr_t a;
+	int err = pthread_rwlockattr_init(&a);
+
+	if (!err)
+		err = pthread_rwlockattr_setkind_np(&a,
+				PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	if (!err)
+		err = pthread_rwlock_init(rw, &a);
+	pthread_rwlockattr_destroy(&a);
+	return err;
+}
+
 int main(int argc, char **argv)
 {
 	struct metad m = { .replicas = 2, .dead_after_ms = 5000,
 			   .node_timeout_ms = 10000, .repair_s = 10,
 			   .reconcile_s = 3600,
 			   .max_staged_bytes = (uint64_t)4096 << 20,
-			   .rebuild_wait_s = 60 };
+			   .rebuild_wait_s = 60,
+			   .gc_grace_ms = 3600 * 1000,
+			   .gc_start_wait_ms = UINT64_MAX };
 	struct metad_args a = { 0 };
 	struct repairer rep;
 	pthread_t upkeep, rebuilder;
@@ -347,6 +390,8 @@ int main(int argc, char **argv)
 	    pthread_mutex_init(&m.upkeep_mu, NULL) ||
 	    pthread_mutex_init(&m.stage_mu, NULL) ||
 	    pthread_mutex_init(&m.manifest_mu, NULL) ||
+	    pthread_mutex_init(&m.wanted.mu, NULL) ||
+	    wanted_rwlock_init(&m.wanted.mark_rw) ||
 	    pthread_cond_init(&m.upkeep_cv, NULL)) {
 		log_err("out of memory");
 		return 1;
@@ -356,6 +401,9 @@ int main(int argc, char **argv)
 		log_err("cannot open the database in %s: %s", data, strerror(-err));
 		return 1;
 	}
+	m.started_ms = blobcr_now_ms();
+	if (m.gc_start_wait_ms == UINT64_MAX)
+		m.gc_start_wait_ms = m.gc_grace_ms;
 	/* Stage ids from before a restart are never reused. */
 	m.next_stage = blobcr_wall_s() << 20;
 	err = load_nodes(&m);
@@ -404,6 +452,7 @@ int main(int argc, char **argv)
 	if (a.rebuild)
 		pthread_join(rebuilder, NULL);
 	stages_free(&m);
+	sessions_free(&m);
 	db_close(&m.db);
 	free(m.nodes);
 	blobcr_authsrv_free(m.srv.auth);

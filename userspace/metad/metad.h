@@ -11,6 +11,7 @@
  *   publish.c    a new version in one write transaction, staged if big
  *   replicas.c   how well a chunk is kept: holders, failure domains
  *   gc.c         garbage collection
+ *   sessions.c   commits in flight: the chunks gc must spare
  *   locations.c  chunk locations: repairs, reports, under-replicated
  *   upkeep.c     suspects checked, removed nodes forgotten, inventories
  *   groups.c     checkpoint groups
@@ -37,8 +38,32 @@
 #include "db.h"
 
 #define MAX_BATCH 65536 /* extents or ids per request */
+#define CHUNK_DOOMED 0xff /* CHUNK_LOCATE's count: a gc deletes it, ask again */
 
 struct pub;
+struct mentry;
+
+/* A commit in flight, or the publishes during a gc (sessions.c). */
+struct session {
+	uint64_t id;
+	uint64_t touched; /* blobcr_now_ms() */
+	uint64_t *keys; /* the chunks it counts on (may repeat) */
+	size_t n, cap;
+	struct session *next;
+};
+
+/* Chunks the commits in flight count on (sessions.c), under mu. */
+struct wanted {
+	pthread_mutex_t mu;
+	pthread_rwlock_t mark_rw; /* a gc's snapshot against publishes */
+	bool gc_running; /* publishes go to late meanwhile */
+	struct session late; /* chunks published since the gc's snapshot */
+	struct session *sessions;
+	uint64_t *keys; /* id prefixes, open addressing */
+	uint32_t *counts; /* how many sessions want each, 0: none now */
+	uint8_t *taken; /* a slot once used stays taken until rebuilt */
+	size_t cap, used;
+};
 #define DELETE_BATCH BLOBCR_DELETE_MAX
 #define MAX_NODES 4096
 #define SERVER_THREADS 4 /* heartbeats, lookups, lists */
@@ -66,6 +91,7 @@ struct metad {
 	uint64_t dead_after_ms;
 	int publish_delay_ms; /* test hook: stall publishes before commit */
 	int gc_delay_ms; /* test hook: stall gc between its phases */
+	const char *gc_pause; /* test hook: gc waits while PATH.mark/.delete */
 	int node_timeout_ms;
 	int repair_s; /* re-replication check period, 0: never */
 	int reconcile_s; /* period of inventory checks, 0: on (re)join only */
@@ -85,6 +111,10 @@ struct metad {
 	uint64_t max_staged_bytes;
 	uint64_t next_stage; /* atomic */
 	pthread_mutex_t manifest_mu; /* manifests are written one at a time */
+	struct wanted wanted;
+	uint64_t gc_grace_ms; /* a session idle this long has ended */
+	uint64_t gc_start_wait_ms; /* gc deletes nothing this long after start */
+	uint64_t started_ms; /* blobcr_now_ms() at start */
 	bool rebuilding; /* atomic: only heartbeats are served meanwhile */
 	int rebuild_wait_s; /* longest wait for the nodes to join */
 	struct blobcr_server srv;
@@ -244,9 +274,40 @@ int do_publish_abort(struct metad *m, struct blobcr_dec *req);
 /** stages_free() - drop every staged publish, at exit. */
 void stages_free(struct metad *m);
 
+/* ---- sessions.c ---- */
+
+/**
+ * session_want() - commit @session (0: none) counts on the @n chunks @ids
+ * (packed): gc spares them until it publishes or goes idle.
+ */
+int session_want(struct metad *m, uint64_t session, const uint8_t *ids,
+		 size_t n);
+/** session_end() - @session published: its chunks are referenced now. */
+void session_end(struct metad *m, uint64_t session);
+/*
+ * A publish holds sessions_publish_begin() .. _end() around its write
+ * transaction, in which sessions_published() tells a running gc its
+ * chunks (@n entries @e).
+ */
+void sessions_publish_begin(struct metad *m);
+int sessions_published(struct metad *m, const struct mentry *e, size_t n);
+void sessions_publish_end(struct metad *m);
+/**
+ * sessions_gc_mark() - a gc begins: the read transaction of its mark in
+ * *@txn; publishes from now on are noted until sessions_gc_done().
+ */
+int sessions_gc_mark(struct metad *m, MDB_txn **txn);
+void sessions_gc_done(struct metad *m);
+/* gc holds the sessions' lock (after its write transaction began) while
+ * it chooses what to delete. */
+void sessions_lock(struct metad *m);
+void sessions_unlock(struct metad *m);
+/** session_wanted_locked() - some commit in flight counts on @id. */
+bool session_wanted_locked(struct metad *m, const uint8_t *id);
+void sessions_free(struct metad *m);
+
 /* ---- gc.c ---- */
 
-int gc_epoch(MDB_txn *txn, struct metad *m, uint64_t *epoch);
 /** chunk_doomed() - whether a gc is deleting @id. */
 bool chunk_doomed(MDB_txn *txn, struct metad *m, const uint8_t *id);
 int do_gc(struct metad *m, struct blobcr_dec *req, struct blobcr_enc *reply);

@@ -4,7 +4,7 @@
  * (metad.h).
  *
  * A small version comes in one PUBLISH.  A version of any size is staged:
- * PUBLISH_BEGIN names the image, base, label, writer and gc epoch;
+ * PUBLISH_BEGIN names the image, base, label, writer and commit session;
  * PUBLISH_PARTs bring the entries, each part recording its chunks'
  * locations in a transaction of its own (harmless: they are true, and gc
  * collects a chunk nothing references) and its entries in metad's memory;
@@ -32,7 +32,7 @@ struct pub {
 	uint32_t base;
 	char label[BLOBCR_NAME_MAX];
 	char writer[BLOBCR_DOMAIN_MAX];
-	uint64_t epoch;
+	uint64_t session; /* the commit's: ends once published */
 	uint64_t manifest_seq; /* once applied: its manifest's */
 	struct mentry *e;
 	size_t n, cap;
@@ -52,7 +52,7 @@ static void pub_free(struct pub *p)
 	free(p);
 }
 
-/* After the image's name: base version, label, writer's domain, gc epoch. */
+/* After the image's name: base version, label, writer's domain, session. */
 static int pub_header_decode(struct blobcr_dec *req, struct pub *p)
 {
 	int err;
@@ -63,7 +63,7 @@ static int pub_header_decode(struct blobcr_dec *req, struct pub *p)
 		err = -EINVAL; /* it reaches logs and terminals */
 	if (!err)
 		err = blobcr_dec_str(req, p->writer, sizeof(p->writer));
-	p->epoch = blobcr_dec_u64(req);
+	p->session = blobcr_dec_u64(req);
 	return err ? err : req->err;
 }
 
@@ -200,20 +200,15 @@ static int pub_entries_apply(MDB_txn *txn, struct metad *m,
 
 /*
  * Make @p version next of its image in @txn: the base must still be the
- * latest, no gc may have run since the client located its chunks, and
- * every chunk must have R copies that count.
+ * latest, and every chunk must have R copies that count and not be going
+ * (a gc spares a commit's chunks while its session lasts).
  */
 static int pub_apply(MDB_txn *txn, struct metad *m, struct pub *p,
 		     struct image *img, struct version *ver)
 {
 	char root[BLOBCR_ROOT_MAX];
-	uint64_t epoch;
 	int err = db_image_get(txn, &m->db, p->image, img);
 
-	if (!err)
-		err = gc_epoch(txn, m, &epoch);
-	if (!err && (p->epoch != epoch || (epoch & 1)))
-		err = -EAGAIN; /* a gc ran or runs: chunks may be gone */
 	if (!err && p->base != img->latest)
 		err = -EBUSY;
 	if (err)
@@ -225,6 +220,8 @@ static int pub_apply(MDB_txn *txn, struct metad *m, struct pub *p,
 	ver->changed = p->n;
 	memcpy(ver->label, p->label, sizeof(ver->label));
 	err = pub_entries_apply(txn, m, p, img, ver->version);
+	if (!err) /* a gc's mark may not see them: it is told */
+		err = sessions_published(m, p->e, p->n);
 	if (!err)
 		err = db_version_put(txn, &m->db, img->id, ver);
 	manifest_name_version(root, 'v', img->id, ver->version);
@@ -281,7 +278,13 @@ int do_publish(struct metad *m, struct blobcr_dec *req,
 	uint32_t n = 0;
 	int err = blobcr_dec_str(req, p.image, sizeof(p.image));
 
-	if (err || (err = txn_begin(m, 0, &txn))) {
+	if (!err) {
+		sessions_publish_begin(m);
+		err = txn_begin(m, 0, &txn);
+		if (err)
+			sessions_publish_end(m);
+	}
+	if (err) {
 		log_published(&p, NULL, err);
 		return err;
 	}
@@ -300,9 +303,12 @@ int do_publish(struct metad *m, struct blobcr_dec *req,
 	if (!err)
 		err = pub_apply(txn, m, &p, &img, &ver);
 	err = txn_end(txn, err);
+	sessions_publish_end(m);
 	log_published(&p, &ver, err);
-	if (!err)
+	if (!err) {
+		session_end(m, p.session);
 		pub_manifest(m, &p, &img, &ver);
+	}
 	free(p.e);
 	if (err)
 		return err;
@@ -454,12 +460,16 @@ int do_publish_commit(struct metad *m, struct blobcr_dec *req,
 	p = stage_take(m, id);
 	if (!p)
 		return -ENOENT;
+	sessions_publish_begin(m);
 	err = txn_begin(m, 0, &txn);
 	if (!err)
 		err = txn_end(txn, pub_apply(txn, m, p, &img, &ver));
+	sessions_publish_end(m);
 	log_published(p, &ver, err);
-	if (!err)
+	if (!err) {
+		session_end(m, p->session);
 		pub_manifest(m, p, &img, &ver);
+	}
 	pub_free(p);
 	if (err)
 		return err;

@@ -345,7 +345,12 @@ static int inventory_page(struct metad *m, const struct node *node,
 	return err;
 }
 
-/* Record again the copies @node holds of chunks metad knows elsewhere. */
+/*
+ * Record again the copies @node holds of chunks metad knows elsewhere;
+ * the chunks metad does not know at all are strays (a commit that never
+ * published, or one still uploading), collected by gc after the grace
+ * period unless they become known.
+ */
 static int readd_locations(struct metad *m, uint32_t node,
 			   const struct idlist *extra, size_t *readded,
 			   size_t *unknown)
@@ -357,9 +362,19 @@ static int readd_locations(struct metad *m, uint32_t node,
 		MDB_val k = { BLOBCR_ID_SIZE, extra->ids[i] }, v;
 		int r;
 
+		if (chunk_doomed(txn, m, extra->ids[i]))
+			continue; /* a gc is deleting it */
 		/* Checked in this transaction: a gc may have just taken it. */
-		if (mdb_get(txn, m->db.chunks, &k, &v) ||
-		    chunk_doomed(txn, m, extra->ids[i])) {
+		if (mdb_get(txn, m->db.chunks, &k, &v)) {
+			uint8_t kb[BLOBCR_ID_SIZE + 4], vb[8];
+			MDB_val sk = { sizeof(kb), kb }, sv = { 8, vb };
+
+			memcpy(kb, extra->ids[i], BLOBCR_ID_SIZE);
+			put_be32(kb + BLOBCR_ID_SIZE, node);
+			put_be64(vb, blobcr_wall_s() * 1000);
+			r = mdb_put(txn, m->db.strays, &sk, &sv, MDB_NOOVERWRITE);
+			if (r && r != MDB_KEYEXIST)
+				err = db_err(r);
 			(*unknown)++;
 			continue;
 		}
@@ -471,8 +486,8 @@ static int reconcile_node(struct metad *m, const struct node *node)
 			 strerror(-err));
 	else if (nmissing || readded || unknown)
 		log_warn("inventory of node %" PRIu32 ": %zu copies missing (%zu "
-			 "dropped), %zu copies recorded again, %zu chunks no "
-			 "version knows", node->id, nmissing, dropped, readded,
+			 "dropped), %zu copies recorded again, %zu strays (chunks "
+			 "no version knows)", node->id, nmissing, dropped, readded,
 			 unknown);
 	free(inv.ids);
 	free(mine.ids);
