@@ -226,19 +226,15 @@ static int do_delete(struct store *st, struct blobcr_dec *req,
 		     struct blobcr_enc *reply)
 {
 	const uint8_t *ids;
-	uint32_t n, deleted = 0;
-	int err = decode_ids(req, &ids, &n);
+	uint32_t n;
+	int r, err = decode_ids(req, &ids, &n);
 
 	if (err)
 		return err;
-	for (uint32_t i = 0; i < n; i++) {
-		int r = store_delete(st, ids + (size_t)i * BLOBCR_ID_SIZE);
-
-		if (r < 0)
-			return r;
-		deleted += (uint32_t)r;
-	}
-	blobcr_enc_u32(reply, deleted);
+	r = store_delete(st, ids, n); /* one index transaction */
+	if (r < 0)
+		return r;
+	blobcr_enc_u32(reply, (uint32_t)r);
 	return reply->err;
 }
 
@@ -366,9 +362,10 @@ static int do_compact(struct noded *nd, struct blobcr_dec *req,
 
 	if (err)
 		return err;
-	r = store_compact(nd->st);
+	/* Asked for: every dead byte goes, the open segment's too. */
+	r = store_compact(nd->st, true);
 	if (r >= 0) {
-		int64_t mr = store_compact(nd->mst);
+		int64_t mr = store_compact(nd->mst, true);
 
 		r = mr < 0 ? mr : r + mr;
 	}
@@ -578,9 +575,9 @@ static void *compact_thread(void *p)
 		usleep(100 * 1000);
 		if (blobcr_now_ms() < next)
 			continue;
-		r = store_compact(nd->st);
+		r = store_compact(nd->st, false);
 		if (r >= 0)
-			r = store_compact(nd->mst);
+			r = store_compact(nd->mst, false);
 		if (r < 0)
 			log_warn("compaction failed: %s", strerror((int)-r));
 		next = blobcr_now_ms() + (uint64_t)nd->compact_s * 1000;

@@ -597,7 +597,7 @@ static void drop_corrupt(struct store *st, const uint8_t *id,
 	blobcr_id_hex(id, hex);
 	log_err("chunk %s is corrupt in segment %" PRIu32 " at %" PRIu64
 		": not served, dropped from the index", hex, l->seg, l->off);
-	if (store_delete(st, id) < 0)
+	if (store_delete(st, id, 1) < 0)
 		log_err("could not drop corrupt chunk %s", hex);
 }
 
@@ -650,21 +650,15 @@ int store_has(struct store *st, const uint8_t id[BLOBCR_ID_SIZE])
 	return err == -ENOENT ? 0 : err ? err : 1;
 }
 
-int store_delete(struct store *st, const uint8_t id[BLOBCR_ID_SIZE])
+/* Forget @id in @txn.  Return: 1 deleted, 0 absent, -errno. */
+static int delete_one(struct store *st, MDB_txn *txn, const uint8_t *id)
 {
 	MDB_val key = { BLOBCR_ID_SIZE, (void *)id }, val;
 	struct loc l;
-	MDB_txn *txn;
-	int rc, err;
+	int rc = mdb_get(txn, st->idx, &key, &val), err;
 
-	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
-	if (rc)
-		return mdb_to_errno(rc);
-	rc = mdb_get(txn, st->idx, &key, &val);
-	if (rc == MDB_NOTFOUND) {
-		mdb_txn_abort(txn);
+	if (rc == MDB_NOTFOUND)
 		return 0;
-	}
 	err = rc ? mdb_to_errno(rc) : loc_decode(&val, &l);
 	if (!err)
 		err = mdb_to_errno(mdb_del(txn, st->idx, &key, NULL));
@@ -672,12 +666,28 @@ int store_delete(struct store *st, const uint8_t id[BLOBCR_ID_SIZE])
 		err = seg_live_add(txn, st->segs, l.seg, -(int64_t)(REC_HDR + l.len));
 	if (!err)
 		err = root_forget(st, txn, id);
-	if (err) {
-		mdb_txn_abort(txn);
-		return err;
+	return err ? err : 1;
+}
+
+int store_delete(struct store *st, const uint8_t *ids, size_t n)
+{
+	MDB_txn *txn;
+	int64_t deleted = 0;
+	int rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+
+	if (rc)
+		return mdb_to_errno(rc);
+	for (size_t i = 0; i < n; i++) {
+		int r = delete_one(st, txn, ids + i * BLOBCR_ID_SIZE);
+
+		if (r < 0) {
+			mdb_txn_abort(txn);
+			return r;
+		}
+		deleted += r;
 	}
 	rc = mdb_txn_commit(txn);
-	return rc ? mdb_to_errno(rc) : 1;
+	return rc ? mdb_to_errno(rc) : (int)deleted;
 }
 
 /* ---- roots ---- */
@@ -986,8 +996,12 @@ static int64_t compact_segment(struct store *st, uint32_t seg)
 	return drop_segment(st, seg);
 }
 
-/* Segments worth compacting: closed, at most half live. */
-static int pick_segments(struct store *st, uint32_t **out, size_t *n)
+/*
+ * Segments worth compacting: closed and at most half live, or (@all)
+ * closed with any dead byte.
+ */
+static int pick_segments(struct store *st, bool all, uint32_t **out,
+			 size_t *n)
 {
 	uint32_t *v = NULL;
 	size_t cnt = 0;
@@ -1022,7 +1036,8 @@ static int pick_segments(struct store *st, uint32_t **out, size_t *n)
 		if (!mdb_get(txn, st->segs, &key, &val) && val.mv_size == 8)
 			live = be64_get(val.mv_data);
 		mdb_txn_abort(txn);
-		if (live * 2 <= (uint64_t)sb.st_size)
+		if (all ? live < (uint64_t)sb.st_size :
+			  live * 2 <= (uint64_t)sb.st_size)
 			v[cnt++] = seg;
 	}
 	if (err) {
@@ -1034,8 +1049,11 @@ static int pick_segments(struct store *st, uint32_t **out, size_t *n)
 	return 0;
 }
 
-/* A mostly dead active segment is closed so that it can be compacted. */
-static void roll_if_mostly_dead(struct store *st)
+/*
+ * A mostly dead active segment (@all: one with any dead byte) is closed
+ * so that it can be compacted.
+ */
+static void roll_if_dead(struct store *st, bool all)
 {
 	uint8_t k[4];
 	MDB_val key = { 4, k }, val;
@@ -1048,7 +1066,7 @@ static void roll_if_mostly_dead(struct store *st)
 		if (!mdb_get(txn, st->segs, &key, &val) && val.mv_size == 8)
 			live = be64_get(val.mv_data);
 		mdb_txn_abort(txn);
-		if (live * 2 <= st->active_size) {
+		if (all ? live < st->active_size : live * 2 <= st->active_size) {
 			st->active = st->next_seg++;
 			st->active_size = 0;
 		}
@@ -1056,7 +1074,7 @@ static void roll_if_mostly_dead(struct store *st)
 	pthread_mutex_unlock(&st->mu);
 }
 
-int64_t store_compact(struct store *st)
+int64_t store_compact(struct store *st, bool all)
 {
 	uint32_t *segs;
 	size_t n;
@@ -1064,8 +1082,8 @@ int64_t store_compact(struct store *st)
 	int err;
 
 	pthread_mutex_lock(&st->compact_mu);
-	roll_if_mostly_dead(st);
-	err = pick_segments(st, &segs, &n);
+	roll_if_dead(st, all);
+	err = pick_segments(st, all, &segs, &n);
 	if (!err) {
 		for (size_t i = 0; !err && i < n; i++) {
 			int64_t r = compact_segment(st, segs[i]);

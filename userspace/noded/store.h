@@ -71,14 +71,19 @@ int64_t store_get(struct store *st, const uint8_t id[BLOBCR_ID_SIZE],
 /** store_has() - Return: 1 if present, 0 if not, -errno. */
 int store_has(struct store *st, const uint8_t id[BLOBCR_ID_SIZE]);
 
-/** store_delete() - forget chunk @id.  Return: 1 deleted, 0 absent, -errno. */
-int store_delete(struct store *st, const uint8_t id[BLOBCR_ID_SIZE]);
+/**
+ * store_delete() - forget the @n chunks @ids (packed), in one index
+ * transaction.  Return: how many were held, or -errno (none forgotten).
+ */
+int store_delete(struct store *st, const uint8_t *ids, size_t n);
 
 /**
- * store_compact() - rewrite every closed segment whose live bytes are at
- * most half its size.  Return: bytes reclaimed (>= 0) or -errno.
+ * store_compact() - rewrite every segment whose live bytes are at most
+ * half its size, or (@all) every segment with a dead byte; the active
+ * segment is closed first if it is one of them.  Return: bytes reclaimed
+ * (>= 0) or -errno.
  */
-int64_t store_compact(struct store *st);
+int64_t store_compact(struct store *st, bool all);
 
 int store_stat(struct store *st, struct store_stat *out);
 
