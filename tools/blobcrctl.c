@@ -795,6 +795,19 @@ static int cmd_group_list(struct ctl *ctl, int argc, char **argv)
 	return 0;
 }
 
+static int cmd_group_delete(struct ctl *ctl, int argc, char **argv)
+{
+	int err;
+
+	(void)argc;
+	if (!blobcr_valid_name(argv[1], BLOBCR_NAME_MAX)) {
+		fprintf(stderr, "blobcrctl: '%s' is not a group name\n", argv[1]);
+		return EXIT_USAGE;
+	}
+	err = blobcr_group_delete(ctl->c, argv[1]);
+	return err ? fail(err, "group delete", argv[1]) : 0;
+}
+
 static const struct verb verbs[] = {
 	{ NULL, "deploy", "NAME[@VERSION] --cache FILE|DEV --as DMNAME [options]",
 	  "Options: --commit-to IMAGE, --threads N (blobcrd's, default 4),\n"
@@ -870,6 +883,10 @@ static const struct verb verbs[] = {
 	{ "group", "list", "",
 	  "list the checkpoint groups: NAME TIME IMAGE@VERSION...",
 	  cmd_group_list, 0, 0 },
+	{ "group", "delete", "NAME",
+	  "forget checkpoint group NAME; its versions stay (delete them with\n"
+	  "image delete, then gc frees their chunks)",
+	  cmd_group_delete, 1, 1 },
 	{ "group", "send", "GROUP --to ADDR",
 	  "copy GROUP to the repository whose blobcr-metad is at ADDR (another\n"
 	  "cloud): each member becomes a new version of the image of the same\n"

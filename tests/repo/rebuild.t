@@ -53,6 +53,8 @@ change_extents "$WORK/v1" "$WORK/c1" 1 2
 check "c@1" "$CTL" -q image commit c "$WORK/c1"
 check "group g1 names a@3 and c@1" "$CTL" group publish g1 a@3 c@1
 check "group g2 names a@1" "$CTL" group publish g2 a@1
+check "group g3 names c@1" "$CTL" group publish g3 c@1
+check "group g3 deleted (its manifest becomes a tombstone)" "$CTL" group delete g3
 check "access order of a@1" "$CT" "$META" access-put a@1 5 3 60 2
 check "access order of c@1" "$CT" "$META" access-put c@1 1 2
 check "import gone, then delete it" \

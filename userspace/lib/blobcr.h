@@ -378,6 +378,13 @@ int blobcr_group_list(struct blobcr_client *c, struct blobcr_group_info **out,
 /** blobcr_group_list_free() - free what blobcr_group_list() returned. */
 void blobcr_group_list_free(struct blobcr_group_info *v, size_t n);
 
+/**
+ * blobcr_group_delete() - forget checkpoint group @name (its versions
+ * stay; those it named last name no group any more).
+ * Return: 0, -ENOENT, -errno.
+ */
+int blobcr_group_delete(struct blobcr_client *c, const char *name);
+
 /** blobcr_chunk_id() - SHA-256 of @len bytes at @data into @id. */
 int blobcr_chunk_id(const void *data, size_t len, uint8_t id[BLOBCR_ID_SIZE]);
 

@@ -104,6 +104,7 @@ enum blobcr_op {
 	BLOBCR_OP_PUBLISH_COMMIT = 55,
 	BLOBCR_OP_PUBLISH_ABORT = 56,
 	BLOBCR_OP_LEASE = 57,
+	BLOBCR_OP_GROUP_DELETE = 58,
 };
 
 /* A decoded frame header. */

@@ -93,3 +93,66 @@ int do_group_list(struct metad *m, struct blobcr_dec *req,
 {
 	return reply_table(m, req, m->db.groups, enc_group_record, reply);
 }
+
+/* The versions @rec (a stored group) names, if they still name @group. */
+static int untag_members(MDB_txn *txn, struct metad *m, const MDB_val *rec,
+			 const char *group)
+{
+	struct blobcr_dec d;
+	uint32_t n;
+	int err = 0;
+
+	blobcr_dec_init(&d, rec->mv_data, rec->mv_size);
+	blobcr_dec_u64(&d); /* time */
+	n = blobcr_dec_u32(&d);
+	for (uint32_t i = 0; i < n && !err && !d.err; i++) {
+		char name[BLOBCR_NAME_MAX];
+		struct version v;
+		struct image img;
+		uint32_t ver;
+
+		if (blobcr_dec_str(&d, name, sizeof(name)))
+			break;
+		ver = blobcr_dec_u32(&d);
+		/* A member deleted since, or tagged by a later group: left. */
+		if (db_image_get(txn, &m->db, name, &img) ||
+		    db_version_get(txn, &m->db, img.id, ver, &v) ||
+		    strcmp(v.group, group))
+			continue;
+		v.group[0] = 0;
+		err = db_version_put(txn, &m->db, img.id, &v);
+	}
+	return err ? err : d.err;
+}
+
+int do_group_delete(struct metad *m, struct blobcr_dec *req)
+{
+	char name[BLOBCR_NAME_MAX], root[BLOBCR_ROOT_MAX];
+	MDB_txn *txn;
+	MDB_val k, v;
+	int err = blobcr_dec_str(req, name, sizeof(name));
+
+	if (!err)
+		err = blobcr_dec_end(req);
+	if (!err && !blobcr_valid_name(name, BLOBCR_NAME_MAX))
+		err = -EINVAL;
+	if (err || (err = txn_begin(m, 0, &txn)))
+		return err;
+	k.mv_size = strlen(name);
+	k.mv_data = name;
+	err = db_err(mdb_get(txn, m->db.groups, &k, &v));
+	if (!err)
+		err = untag_members(txn, m, &v, name);
+	if (!err)
+		err = db_err(mdb_del(txn, m->db.groups, &k, NULL));
+	/* Its manifest on the nodes becomes a tombstone. */
+	manifest_name_group(root, name);
+	if (!err)
+		err = manifest_pending(txn, m, root);
+	err = txn_end(txn, err);
+	if (!err) {
+		upkeep_kick(m);
+		log_info("checkpoint group %s deleted", name);
+	}
+	return err;
+}

@@ -176,12 +176,14 @@ int do_version_list(struct metad *m, struct blobcr_dec *req,
 	struct image img;
 	MDB_cursor *cur;
 	MDB_txn *txn;
-	uint32_t n = 0;
+	uint32_t n = 0, after;
 	size_t count_off;
+	bool more = false;
 	int rc, err = begin_on_image(m, MDB_RDONLY, req, &txn, &img);
 
 	if (err)
 		return err;
+	after = blobcr_dec_u32(req); /* the page starts past it */
 	err = blobcr_dec_end(req);
 	if (!err)
 		err = db_err(mdb_cursor_open(txn, m->db.versions, &cur));
@@ -191,10 +193,13 @@ int do_version_list(struct metad *m, struct blobcr_dec *req,
 	}
 	count_off = enc_count_slot(reply);
 	put_be64(kb, img.id);
-	put_be32(kb + 8, 0);
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	     !rc && !err && k.mv_size == 12 && get_be64(k.mv_data) == img.id;
+	put_be32(kb + 8, after == UINT32_MAX ? after : after + 1);
+	for (rc = after == UINT32_MAX ? MDB_NOTFOUND :
+		  mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     !rc && !err && !more && k.mv_size == 12 &&
+	     get_be64(k.mv_data) == img.id;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		size_t before = reply->len;
 		struct version ver;
 
 		err = db_version_get(txn, &m->db, img.id,
@@ -207,10 +212,12 @@ int do_version_list(struct metad *m, struct blobcr_dec *req,
 		blobcr_enc_u64(reply, ver.changed);
 		blobcr_enc_str(reply, ver.label);
 		blobcr_enc_str(reply, ver.group);
-		n++;
+		if (!(more = page_full(m, reply, before, n)))
+			n++;
 	}
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
+	blobcr_enc_u8(reply, more);
 	if (!err)
 		enc_count_fill(reply, count_off, n);
 	return err ? err : reply->err;

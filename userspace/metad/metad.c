@@ -66,6 +66,7 @@ static const struct blobcr_op_rule rules[] = {
 	{ BLOBCR_OP_PUBLISH_COMMIT, true, WRITERS, 0 },
 	{ BLOBCR_OP_PUBLISH_ABORT, true, WRITERS, 0 },
 	{ BLOBCR_OP_LEASE, true, WRITERS, 0 },
+	{ BLOBCR_OP_GROUP_DELETE, true, BLOBCR_ROLE_ADMIN, 0 },
 };
 
 /* ---- dispatch ---- */
@@ -129,6 +130,8 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 		return do_group_publish(m, req);
 	case BLOBCR_OP_GROUP_LIST:
 		return do_group_list(m, req, reply);
+	case BLOBCR_OP_GROUP_DELETE:
+		return do_group_delete(m, req);
 	case BLOBCR_OP_ACCESS_PUT:
 		return do_access_put(m, req);
 	case BLOBCR_OP_ACCESS_GET:
@@ -182,6 +185,8 @@ static void usage(FILE *f)
 		"      --gc-start-wait-s N    after a start, gc deletes no chunk for N s:\n"
 		"                             the commits in flight may still count on\n"
 		"                             what they found (default: --gc-grace-s)\n"
+		"      --test-list-page-bytes N\n"
+		"                             test hook: list replies in pages of N bytes\n"
 		"      --test-gc-pause PATH   test hook: each gc waits after its mark\n"
 		"                             while PATH.mark exists, before its deletes\n"
 		"                             while PATH.delete exists\n"
@@ -222,6 +227,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 		{ "gc-grace-s", required_argument, NULL, 'G' },
 		{ "gc-start-wait-s", required_argument, NULL, 'g' },
 		{ "test-gc-pause", required_argument, NULL, 'Q' },
+		{ "test-list-page-bytes", required_argument, NULL, 'L' },
 		{ "rebuild-wait-s", required_argument, NULL, 'W' },
 		{ "test-publish-delay-ms", required_argument, NULL, 'P' },
 		{ "test-gc-delay-ms", required_argument, NULL, 'Y' },
@@ -275,6 +281,11 @@ static int parse_args(int argc, char **argv, struct metad *m,
 			break;
 		case 'Q':
 			m->gc_pause = optarg;
+			break;
+		case 'L':
+			if (parse_num(optarg, LIST_PAGE_BYTES, &v) || !v)
+				goto bad;
+			m->list_page_bytes = v;
 			break;
 		case 'W':
 			if (parse_num(optarg, 86400, &v) || !v)
@@ -370,7 +381,8 @@ int main(int argc, char **argv)
 			   .max_staged_bytes = (uint64_t)4096 << 20,
 			   .rebuild_wait_s = 60,
 			   .gc_grace_ms = 3600 * 1000,
-			   .gc_start_wait_ms = UINT64_MAX };
+			   .gc_start_wait_ms = UINT64_MAX,
+			   .list_page_bytes = LIST_PAGE_BYTES };
 	struct metad_args a = { 0 };
 	struct repairer rep;
 	pthread_t upkeep, rebuilder;

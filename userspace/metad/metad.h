@@ -92,6 +92,7 @@ struct metad {
 	int publish_delay_ms; /* test hook: stall publishes before commit */
 	int gc_delay_ms; /* test hook: stall gc between its phases */
 	const char *gc_pause; /* test hook: gc waits while PATH.mark/.delete */
+	size_t list_page_bytes; /* LIST_PAGE_BYTES; less in tests */
 	int node_timeout_ms;
 	int repair_s; /* re-replication check period, 0: never */
 	int reconcile_s; /* period of inventory checks, 0: on (re)join only */
@@ -178,7 +179,19 @@ void enc_count_fill(struct blobcr_enc *reply, size_t off, uint32_t n);
 typedef int (*enc_record_fn)(MDB_txn *txn, struct metad *m, const MDB_val *k,
 			     const MDB_val *v, struct blobcr_enc *reply);
 
-/** reply_table() - answer an empty request with every record of @dbi. */
+/* A list reply's page stops past this many bytes (a frame holds 8 MiB). */
+#define LIST_PAGE_BYTES (1u << 20)
+/**
+ * page_full() - after a record (encoded from @before on) and @n before
+ * it: whether the page is full (m->list_page_bytes); if so the record is
+ * taken back.
+ */
+bool page_full(struct metad *m, struct blobcr_enc *reply, size_t before,
+	       uint32_t n);
+/**
+ * reply_table() - a page of the records of @dbi after the name the
+ * request gives ("": the first), then whether more follow.
+ */
 int reply_table(struct metad *m, struct blobcr_dec *req, MDB_dbi dbi,
 		enc_record_fn enc_record, struct blobcr_enc *reply);
 
@@ -431,6 +444,8 @@ void upkeep_kick(struct metad *m);
 int do_group_publish(struct metad *m, struct blobcr_dec *req);
 int do_group_list(struct metad *m, struct blobcr_dec *req,
 		  struct blobcr_enc *reply);
+/** do_group_delete() - forget a group; the versions it named last, untagged. */
+int do_group_delete(struct metad *m, struct blobcr_dec *req);
 
 /* ---- access.c ---- */
 
