@@ -444,7 +444,10 @@ void upkeep_kick(struct metad *m);
 int do_group_publish(struct metad *m, struct blobcr_dec *req);
 int do_group_list(struct metad *m, struct blobcr_dec *req,
 		  struct blobcr_enc *reply);
-/** do_group_delete() - forget a group; the versions it named last, untagged. */
+/**
+ * do_group_delete() - forget a group; the versions it named last name the
+ * group before it that names them, if any.
+ */
 int do_group_delete(struct metad *m, struct blobcr_dec *req);
 
 /* ---- access.c ---- */
