@@ -24,7 +24,7 @@ head -c $((4 << 20)) /dev/urandom >"$WORK/a"
 check "import a" "$CTL" -q image import a "$WORK/a"
 check "delete a: its 16 chunks become garbage" "$CTL" image delete a
 touch "$PAUSE.mark"
-"$CTL" gc >"$WORK/gc1" 2>&1 &
+"$CTL" -t 600000 gc >"$WORK/gc1" 2>&1 &
 gc_pid=$!
 check "gc stops after its mark" wait_until 60 paused_at mark 1
 check "import the same bytes as b (dedup against the garbage)" \
@@ -45,7 +45,7 @@ head -c $((4 << 20)) /dev/urandom >"$WORK/c"
 check "import c" "$CTL" -q image import c "$WORK/c"
 check "delete c" "$CTL" image delete c
 touch "$PAUSE.delete"
-"$CTL" gc >"$WORK/gc2" 2>&1 &
+"$CTL" -t 600000 gc >"$WORK/gc2" 2>&1 &
 gc_pid=$!
 check "gc stops before its deletes" wait_until 60 paused_at delete 1
 "$CTL" -q image import d "$WORK/c" 2>"$WORK/d.err" &

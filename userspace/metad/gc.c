@@ -168,6 +168,32 @@ static bool grace_over(struct metad *m)
 	return blobcr_now_ms() - m->started_ms >= m->gc_start_wait_ms;
 }
 
+/*
+ * Doom every copy of @id, however many locations it has (holders_load()
+ * sees MAX_HOLDERS), lost ones too, and forget it.
+ */
+static int doom_whole(MDB_txn *txn, struct metad *m, const uint8_t *id)
+{
+	uint32_t raw[64], nodes[64];
+	MDB_cursor *cur;
+	int n, err = db_err(mdb_cursor_open(txn, m->db.chunks, &cur));
+
+	while (!err && (n = db_chunk_nodes(cur, id, raw, 64)) != 0) {
+		if (n < 0) {
+			err = n;
+			break;
+		}
+		for (int i = 0; i < n; i++)
+			nodes[i] = raw[i] & ~LOC_LOST;
+		err = doom_add(txn, m, id, DOOM_CHUNK, nodes, n);
+		for (int i = 0; i < n && !err; i++)
+			err = db_chunk_del(txn, &m->db, id, raw[i]);
+	}
+	if (!err)
+		mdb_cursor_close(cur);
+	return err ? err : db_chunk_forget(txn, &m->db, id);
+}
+
 /* Doom chunk @id whole (no version needs it), or its extra copies. */
 static int gc_doom_one(MDB_txn *txn, struct metad *m, MDB_cursor *ccur,
 		       MDB_cursor *wcur, const uint8_t *id, bool needed,
@@ -185,13 +211,11 @@ static int gc_doom_one(MDB_txn *txn, struct metad *m, MDB_cursor *ccur,
 			st->spared++;
 		return 0;
 	}
+	if (!needed)
+		return doom_whole(txn, m, id);
 	err = holders_load(m, ccur, wcur, id, 0, &h);
 	if (err)
 		return err;
-	if (!needed) {
-		err = doom_add(txn, m, id, DOOM_CHUNK, h.nodes, h.n);
-		return err ? err : db_chunk_forget(txn, &m->db, id);
-	}
 	st->chunks_kept++;
 	n = holders_extras(m, id, &h, extra);
 	err = n ? doom_add(txn, m, id, DOOM_COPIES, extra, n) : 0;
@@ -282,6 +306,8 @@ static int gc_strays(struct metad *m, struct blobcr_gc_stats *st)
 			err = db_err(mdb_cursor_del(cur, 0));
 			continue;
 		}
+		if (chunk_doomed(txn, m, id))
+			continue; /* going already; its record goes with it */
 		if (session_wanted_locked(m, id) || !grace_over(m) ||
 		    now - get_be64(v.mv_data) < m->gc_grace_ms) {
 			st->spared++;
@@ -482,11 +508,14 @@ static int gc_clear_doomed(struct metad *m, const struct doomed_batch *b,
 			MDB_val k = { sizeof(kb), kb }, v = { 0, kb };
 			int rc;
 
-			if (failed[i] && (!nd || node_state(nd) != NODE_REMOVED)) {
-				memcpy(kb, b->ids[i], BLOBCR_ID_SIZE);
-				put_be32(kb + BLOBCR_ID_SIZE, b->nodes[i]);
+			memcpy(kb, b->ids[i], BLOBCR_ID_SIZE);
+			put_be32(kb + BLOBCR_ID_SIZE, b->nodes[i]);
+			if (failed[i] && (!nd || node_state(nd) != NODE_REMOVED))
 				err = db_err(mdb_put(txn, m->db.orphans, &k, &v, 0));
-			}
+			/* Deleted there: no stray any more, whatever it was. */
+			rc = err || failed[i] ? 0 : mdb_del(txn, m->db.strays, &k, NULL);
+			if (rc && rc != MDB_NOTFOUND)
+				err = db_err(rc);
 			rc = err ? 0 : mdb_del(txn, m->db.doomed, &dk, NULL);
 			if (rc && rc != MDB_NOTFOUND)
 				err = db_err(rc);
