@@ -100,6 +100,6 @@ int do_access_get(struct metad *m, struct blobcr_dec *req,
 		blobcr_enc_u32(reply, (uint32_t)(v.mv_size / 8));
 		blobcr_enc_bytes(reply, v.mv_data, v.mv_size);
 	}
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return err ? err : reply->err;
 }

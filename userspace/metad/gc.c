@@ -96,7 +96,7 @@ static int gc_mark(struct metad *m, struct idset *live)
 			err = idset_add(live, (uint8_t *)v.mv_data + 1);
 	if (!err)
 		mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	if (!err && live->n)
 		qsort(live->ids, live->n, BLOBCR_ID_SIZE, cmp_id);
 	return err;
@@ -425,7 +425,7 @@ static int gc_load_doomed(struct metad *m, struct doomed_batch *b)
 	}
 	if (cur)
 		mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return err;
 }
 
@@ -646,7 +646,7 @@ int resume_gc(struct metad *m)
 	if (err)
 		return err;
 	err = db_err(mdb_stat(txn, m->db.doomed, &ms));
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	if (err || !ms.ms_entries)
 		return err;
 	log_warn("finishing the gc a crash interrupted (nodes are not yet "

@@ -138,7 +138,7 @@ int do_image_info(struct metad *m, struct blobcr_dec *req,
 	err = blobcr_dec_end(req);
 	if (!err)
 		enc_image(txn, m, reply, &img);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return err ? err : reply->err;
 }
 
@@ -188,7 +188,7 @@ int do_version_list(struct metad *m, struct blobcr_dec *req,
 	if (!err)
 		err = db_err(mdb_cursor_open(txn, m->db.versions, &cur));
 	if (err) {
-		mdb_txn_abort(txn);
+		db_txn_abort(txn);
 		return err;
 	}
 	count_off = enc_count_slot(reply);
@@ -216,7 +216,7 @@ int do_version_list(struct metad *m, struct blobcr_dec *req,
 			n++;
 	}
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	blobcr_enc_u8(reply, more);
 	if (!err)
 		enc_count_fill(reply, count_off, n);

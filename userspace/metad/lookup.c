@@ -102,7 +102,7 @@ int do_lookup(struct metad *m, struct blobcr_dec *req,
 		blobcr_enc_u32(reply, n);
 		err = lookup_extents(txn, m, req, &img, ver, n, reply);
 	}
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return err ? err : reply->err;
 }
 
@@ -132,7 +132,7 @@ int do_chunk_locate(struct metad *m, struct blobcr_dec *req,
 		return err;
 	err = db_err(mdb_cursor_open(txn, m->db.chunks, &ccur));
 	if (err) {
-		mdb_txn_abort(txn);
+		db_txn_abort(txn);
 		return err;
 	}
 	blobcr_enc_u32(reply, n);
@@ -145,6 +145,6 @@ int do_chunk_locate(struct metad *m, struct blobcr_dec *req,
 			err = enc_locations(m, ccur, reply, id, true);
 	}
 	mdb_cursor_close(ccur);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return err ? err : reply->err;
 }

@@ -89,7 +89,7 @@ static uint64_t pending_seq(struct metad *m, const char *name)
 		return 0;
 	if (!mdb_get(txn, m->db.pending, &k, &v) && v.mv_size == 8)
 		seq = get_be64(v.mv_data);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return seq;
 }
 
@@ -630,7 +630,7 @@ static int write_from_db(struct metad *m, const char *name, uint64_t seq)
 				err = scan_entries(txn, m, &img, ver, &e, &n);
 			if (!err) {
 				nw = writers_of(txn, m, e, n, w, MAX_WRITERS);
-				mdb_txn_abort(txn);
+				db_txn_abort(txn);
 				txn = NULL;
 				err = write_version(m, name, seq, image, &vr, w,
 						    nw, e, n);
@@ -642,7 +642,7 @@ static int write_from_db(struct metad *m, const char *name, uint64_t seq)
 		err = -EINVAL;
 	}
 	if (txn)
-		mdb_txn_abort(txn);
+		db_txn_abort(txn);
 	if (err == -ENOENT) {
 		/* Gone: its tombstone outranks what the nodes still have. */
 		err = 0;
@@ -720,7 +720,7 @@ int manifests_flush(struct metad *m, size_t *left)
 			}
 		mdb_cursor_close(cur);
 	}
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	for (size_t i = 0; i < n; i++) {
 		int r = manifest_write(m, names[i]);
 
@@ -797,7 +797,7 @@ static int keep_one(struct metad *m, const char *name)
 			err = -ENOMEM;
 		memcpy(nw.head, w.head, BLOBCR_ID_SIZE);
 	}
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	for (int i = 0; !err && i < w.nnodes; i++)
 		if (node_live(m, w.nodes[i])) {
 			doms[nw.nnodes] = __atomic_load_n(
@@ -890,7 +890,7 @@ int manifests_keep(struct metad *m)
 		}
 		mdb_cursor_close(cur);
 	}
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	for (size_t i = 0; i < n && !blobcr_stopping(&m->stop); i++) {
 		pthread_mutex_lock(&m->manifest_mu);
 		err = keep_one(m, names[i]);

@@ -178,6 +178,9 @@ static void usage(FILE *f)
 		"                             compare every node's inventory with the\n"
 		"                             locations every N s (default 3600; 0: only\n"
 		"                             when a node joins or comes back)\n"
+		"      --map-mb N             the database's map to begin with (default\n"
+		"                             16384); it doubles whenever more than half\n"
+		"                             used\n"
 		"  -G, --gc-grace-s N         a commit idle N s is taken for dead, and\n"
 		"                             what it uploaded but never published is\n"
 		"                             collected N s after a node reported it\n"
@@ -225,6 +228,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 		{ "max-stage-mb", required_argument, NULL, 'S' },
 		{ "rebuild", no_argument, NULL, 'B' },
 		{ "gc-grace-s", required_argument, NULL, 'G' },
+		{ "map-mb", required_argument, NULL, 'M' },
 		{ "gc-start-wait-s", required_argument, NULL, 'g' },
 		{ "test-gc-pause", required_argument, NULL, 'Q' },
 		{ "test-list-page-bytes", required_argument, NULL, 'L' },
@@ -281,6 +285,11 @@ static int parse_args(int argc, char **argv, struct metad *m,
 			break;
 		case 'Q':
 			m->gc_pause = optarg;
+			break;
+		case 'M':
+			if (parse_num(optarg, (uint64_t)1 << 26, &v) || !v)
+				goto bad;
+			m->map_bytes = (size_t)v << 20;
 			break;
 		case 'L':
 			if (parse_num(optarg, LIST_PAGE_BYTES, &v) || !v)
@@ -382,7 +391,8 @@ int main(int argc, char **argv)
 			   .rebuild_wait_s = 60,
 			   .gc_grace_ms = 3600 * 1000,
 			   .gc_start_wait_ms = UINT64_MAX,
-			   .list_page_bytes = LIST_PAGE_BYTES };
+			   .list_page_bytes = LIST_PAGE_BYTES,
+			   .map_bytes = (size_t)16 << 30 };
 	struct metad_args a = { 0 };
 	struct repairer rep;
 	pthread_t upkeep, rebuilder;
@@ -408,7 +418,7 @@ int main(int argc, char **argv)
 		log_err("out of memory");
 		return 1;
 	}
-	err = db_open(data, &m.db);
+	err = db_open(data, &m.db, m.map_bytes);
 	if (err) {
 		log_err("cannot open the database in %s: %s", data, strerror(-err));
 		return 1;

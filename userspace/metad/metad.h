@@ -93,6 +93,7 @@ struct metad {
 	int gc_delay_ms; /* test hook: stall gc between its phases */
 	const char *gc_pause; /* test hook: gc waits while PATH.mark/.delete */
 	size_t list_page_bytes; /* LIST_PAGE_BYTES; less in tests */
+	size_t map_bytes; /* the LMDB map to begin with (--map-mb) */
 	int node_timeout_ms;
 	int repair_s; /* re-replication check period, 0: never */
 	int reconcile_s; /* period of inventory checks, 0: on (re)join only */

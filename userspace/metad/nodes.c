@@ -148,12 +148,12 @@ int load_nodes(struct metad *m)
 	MDB_val k, v;
 	int rc, err = 0;
 
-	rc = mdb_txn_begin(m->db.env, NULL, MDB_RDONLY, &txn);
-	if (rc)
-		return db_err(rc);
+	err = txn_begin(m, MDB_RDONLY, &txn);
+	if (err)
+		return err;
 	rc = mdb_cursor_open(txn, m->db.nodes, &cur);
 	if (rc) {
-		mdb_txn_abort(txn);
+		db_txn_abort(txn);
 		return db_err(rc);
 	}
 	while (!err && !mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -173,7 +173,7 @@ int load_nodes(struct metad *m)
 		}
 	}
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return err;
 }
 

@@ -26,6 +26,9 @@
 #define STAGE_IDLE_MS (10 * 60 * 1000)
 
 /* A publish under way: its header, then its entries. */
+/* Map bytes a publish may take per byte of its entries (db_reserve()). */
+#define PUB_MAP_FACTOR 8
+
 struct pub {
 	uint64_t stage; /* staged: its id; 0: a one-shot PUBLISH */
 	char image[BLOBCR_NAME_MAX];
@@ -278,6 +281,9 @@ int do_publish(struct metad *m, struct blobcr_dec *req,
 	uint32_t n = 0;
 	int err = blobcr_dec_str(req, p.image, sizeof(p.image));
 
+	/* An entry weighs a few times its bytes on the wire in the map. */
+	if (!err)
+		err = db_reserve(&m->db, req->left * PUB_MAP_FACTOR);
 	if (!err) {
 		sessions_publish_begin(m);
 		err = txn_begin(m, 0, &txn);
@@ -395,7 +401,7 @@ int do_publish_begin(struct metad *m, struct blobcr_dec *req,
 		err = blobcr_dec_end(req);
 	if (!err && !(err = txn_begin(m, MDB_RDONLY, &txn))) {
 		err = db_image_get(txn, &m->db, p->image, &img);
-		mdb_txn_abort(txn);
+		db_txn_abort(txn);
 	}
 	if (!err && p->base != img.latest)
 		err = -EBUSY; /* another commit published first: say so now */
@@ -426,7 +432,9 @@ int do_publish_part(struct metad *m, struct blobcr_dec *req)
 	p = stage_take(m, id);
 	if (!p)
 		return -ENOENT;
-	err = txn_begin(m, 0, &txn);
+	err = db_reserve(&m->db, req->left * PUB_MAP_FACTOR);
+	if (!err)
+		err = txn_begin(m, 0, &txn);
 	if (!err) {
 		err = db_image_get(txn, &m->db, p->image, &img);
 		if (!err)
@@ -460,8 +468,10 @@ int do_publish_commit(struct metad *m, struct blobcr_dec *req,
 	p = stage_take(m, id);
 	if (!p)
 		return -ENOENT;
+	err = db_reserve(&m->db, p->n * sizeof(*p->e) * PUB_MAP_FACTOR);
 	sessions_publish_begin(m);
-	err = txn_begin(m, 0, &txn);
+	if (!err)
+		err = txn_begin(m, 0, &txn);
 	if (!err)
 		err = txn_end(txn, pub_apply(txn, m, p, &img, &ver));
 	sessions_publish_end(m);

@@ -384,7 +384,7 @@ static int rebuild_version(struct metad *m, const struct root *r,
 		return err;
 	/* An old version of an image deleted since: not this image's. */
 	if (db_image_get_by_id(txn, &m->db, image, &img)) {
-		mdb_txn_abort(txn);
+		db_txn_abort(txn);
 		return -ESRCH;
 	}
 	err = put_entries(txn, m, d, image, ver.version, n, writers, nw);
@@ -432,7 +432,7 @@ static int rebuild_access(struct metad *m, const struct root *r,
 	if (err)
 		return err;
 	if (db_version_get(txn, &m->db, image, ver, &vr)) {
-		mdb_txn_abort(txn);
+		db_txn_abort(txn);
 		return -ESRCH;
 	}
 	put_be64(kb, image);
@@ -707,7 +707,7 @@ int rebuild_start(struct metad *m, pthread_t *tid)
 	if (err)
 		return err;
 	err = db_err(mdb_stat(txn, m->db.images, &ms));
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	if (!err && ms.ms_entries)
 		return -ENOTEMPTY;
 	m->rebuilding = true;

@@ -11,17 +11,13 @@
 
 int txn_begin(struct metad *m, unsigned int flags, MDB_txn **txn)
 {
-	return db_err(mdb_txn_begin(m->db.env, NULL, flags, txn));
+	return db_txn_begin(&m->db, flags, txn);
 }
 
 /* Commit @txn if @err is 0, else abort it.  Return: the outcome. */
 int txn_end(MDB_txn *txn, int err)
 {
-	if (err) {
-		mdb_txn_abort(txn);
-		return err;
-	}
-	return db_err(mdb_txn_commit(txn));
+	return db_txn_end(txn, err);
 }
 
 uint64_t image_extents(const struct image *img)
@@ -72,7 +68,7 @@ int begin_on_image(struct metad *m, unsigned int flags,
 		return err;
 	err = read_image(*txn, m, req, img);
 	if (err)
-		mdb_txn_abort(*txn);
+		db_txn_abort(*txn);
 	return err;
 }
 
@@ -150,7 +146,7 @@ int reply_table(struct metad *m, struct blobcr_dec *req, MDB_dbi dbi,
 	}
 	if (cur)
 		mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	blobcr_enc_u8(reply, more);
 	if (!err)
 		enc_count_fill(reply, count_off, n);

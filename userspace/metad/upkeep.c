@@ -154,7 +154,7 @@ static void verify_suspects(struct metad *m)
 		}
 		mdb_cursor_close(cur);
 	}
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	/* Gather each node's suspects in front, ask, go on with the rest. */
 	for (size_t done = 0; done < n;) {
 		uint32_t node = nodes[done];
@@ -308,7 +308,7 @@ static int metad_ids(struct metad *m, uint32_t node, const uint8_t *after,
 	}
 	if (!err)
 		mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return err;
 }
 

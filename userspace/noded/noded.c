@@ -660,6 +660,8 @@ static void usage(FILE *f)
 		"  -a, --advertise ADDR     address given to clients (default: --listen)\n"
 		"  -c, --capacity BYTES     refuse PUTs past this many bytes (K/M/G)\n"
 		"  -s, --segment-size BYTES segment file size (default 64M)\n"
+		"      --map-mb N           the index's map to begin with (default 4096);\n"
+		"                           it doubles whenever more than half used\n"
 		"  -t, --threads N          worker threads (default 4)\n"
 		"  -H, --heartbeat-ms N     heartbeat period (default 1000)\n"
 		"  -C, --compact-s N        compact segments every N s, 0: never\n"
@@ -709,6 +711,7 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 		{ "advertise", required_argument, NULL, 'a' },
 		{ "capacity", required_argument, NULL, 'c' },
 		{ "segment-size", required_argument, NULL, 's' },
+		{ "map-mb", required_argument, NULL, 'M' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "heartbeat-ms", required_argument, NULL, 'H' },
 		{ "compact-s", required_argument, NULL, 'C' },
@@ -756,6 +759,14 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 				return -EINVAL;
 			}
 			nd->compact_s = (int)v;
+			break;
+		case 'M':
+			if (blobcr_parse_u64(optarg, &v) || !v || v > (1u << 26)) {
+				fprintf(stderr, "blobcr-noded: bad value '%s' for --map-mb\n",
+					optarg);
+				return -EINVAL;
+			}
+			a->so.map_bytes = (size_t)v << 20;
 			break;
 		case 'c':
 		case 's':
@@ -858,7 +869,8 @@ int main(int argc, char **argv)
 	}
 	err = store_open(&a.so, &nd.st);
 	if (!err) {
-		struct store_opts mo = { .dir = mdir, .segment_size = 16u << 20 };
+		struct store_opts mo = { .dir = mdir, .segment_size = 16u << 20,
+					 .map_bytes = a.so.map_bytes };
 
 		snprintf(mdir, sizeof(mdir), "%s/manifests", a.data);
 		err = store_open(&mo, &nd.mst);

@@ -30,6 +30,8 @@ struct store_opts {
 	const char *dir;
 	uint64_t capacity; /* bytes of segment files, 0: unlimited */
 	uint64_t segment_size; /* roll over to a new segment past this */
+	size_t map_bytes; /* the index's LMDB map to begin with, 0: 4 GiB;
+			   * it doubles whenever more than half used */
 };
 
 struct store_stat {
