@@ -162,6 +162,20 @@ static void test_pause(struct metad *m, const char *stop)
 		usleep(50 * 1000);
 }
 
+/* Whether a gc deletes @id on @node already. */
+static bool doomed_on(MDB_txn *txn, struct metad *m, const uint8_t *id,
+		      uint32_t node)
+{
+	MDB_val k = { BLOBCR_ID_SIZE, (void *)id }, v;
+
+	if (mdb_get(txn, m->db.doomed, &k, &v))
+		return false;
+	for (size_t off = v.mv_size % 4; off + 4 <= v.mv_size; off += 4)
+		if (get_be32((uint8_t *)v.mv_data + off) == node)
+			return true;
+	return false;
+}
+
 /* A restarted metad does not know the commits in flight: it waits. */
 static bool grace_over(struct metad *m)
 {
@@ -306,7 +320,7 @@ static int gc_strays(struct metad *m, struct blobcr_gc_stats *st)
 			err = db_err(mdb_cursor_del(cur, 0));
 			continue;
 		}
-		if (chunk_doomed(txn, m, id))
+		if (doomed_on(txn, m, id, node))
 			continue; /* going already; its record goes with it */
 		if (session_wanted_locked(m, id) || !grace_over(m) ||
 		    now - get_be64(v.mv_data) < m->gc_grace_ms) {
