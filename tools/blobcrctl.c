@@ -489,8 +489,9 @@ static int cmd_gc(struct ctl *ctl, int argc, char **argv)
 	if (err)
 		return fail(err, "gc", NULL);
 	printf("deleted=%" PRIu64 " kept=%" PRIu64 " deferred=%" PRIu64
-	       " trimmed=%" PRIu64 "\n", st.chunks_deleted, st.chunks_kept,
-	       st.delete_failures, st.copies_trimmed);
+	       " trimmed=%" PRIu64 " strays=%" PRIu64 " spared=%" PRIu64 "\n",
+	       st.chunks_deleted, st.chunks_kept, st.delete_failures,
+	       st.copies_trimmed, st.strays_deleted, st.spared);
 	return 0;
 }
 
@@ -628,7 +629,7 @@ static int show_stat(struct blobcr_dec *d)
 {
 	static const char *const names[] = { "chunks", "live_bytes", "used_bytes",
 		"capacity", "segments_open", "corrupt", "requests", "malformed",
-		"scrubbed", "scrub_passes" };
+		"scrubbed", "scrub_passes", "manifests", "manifest_bytes" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		uint64_t v = blobcr_dec_u64(d);
@@ -794,6 +795,19 @@ static int cmd_group_list(struct ctl *ctl, int argc, char **argv)
 	return 0;
 }
 
+static int cmd_group_delete(struct ctl *ctl, int argc, char **argv)
+{
+	int err;
+
+	(void)argc;
+	if (!blobcr_valid_name(argv[1], BLOBCR_NAME_MAX)) {
+		fprintf(stderr, "blobcrctl: '%s' is not a group name\n", argv[1]);
+		return EXIT_USAGE;
+	}
+	err = blobcr_group_delete(ctl->c, argv[1]);
+	return err ? fail(err, "group delete", argv[1]) : 0;
+}
+
 static const struct verb verbs[] = {
 	{ NULL, "deploy", "NAME[@VERSION] --cache FILE|DEV --as DMNAME [options]",
 	  "Options: --commit-to IMAGE, --threads N (blobcrd's, default 4),\n"
@@ -869,6 +883,10 @@ static const struct verb verbs[] = {
 	{ "group", "list", "",
 	  "list the checkpoint groups: NAME TIME IMAGE@VERSION...",
 	  cmd_group_list, 0, 0 },
+	{ "group", "delete", "NAME",
+	  "forget checkpoint group NAME; its versions stay (delete them with\n"
+	  "image delete, then gc frees their chunks)",
+	  cmd_group_delete, 1, 1 },
 	{ "group", "send", "GROUP --to ADDR",
 	  "copy GROUP to the repository whose blobcr-metad is at ADDR (another\n"
 	  "cloud): each member becomes a new version of the image of the same\n"
@@ -901,8 +919,10 @@ static const struct verb verbs[] = {
 	  "taken down again.",
 	  cmd_job_apply, 5, 5 },
 	{ NULL, "gc", "",
-	  "delete the chunks no remaining version needs, and copies beyond R;\n"
-	  "prints deleted= kept= deferred= trimmed=",
+	  "delete the chunks no remaining version needs, copies beyond R, and\n"
+	  "chunks of commits that never published (strays, after metad's\n"
+	  "--gc-grace-s); commits in flight keep theirs (spared); prints\n"
+	  "deleted= kept= deferred= trimmed= strays= spared=",
 	  cmd_gc, 0, 0 },
 	{ "node", "list", "", "list the storage nodes", cmd_node_list, 0, 0 },
 	{ "node", "repair", "",

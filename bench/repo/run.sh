@@ -5,7 +5,8 @@
 #  - export of a 1 GiB image (R=1) vs a plain TCP stream of the same bytes
 #    between the same two endpoints (socat), both into /dev/null;
 #  - import of the same image at R=1 and at R=2;
-#  - a batched lookup of 4096 extents and a publish of 4096 changed extents.
+#  - a batched lookup of 4096 extents and a publish of 4096 changed extents;
+#  - a gc deleting every chunk of the R=1 image, against that import.
 # Usage: bench/repo/run.sh [SIZE_MIB]   (from the top of the tree, after make)
 set -eu
 TOP=$(pwd)
@@ -59,6 +60,11 @@ sync
 lookup=$("$WORK/repobench" "$META" r1 lookup)
 pub=$("$WORK/repobench" "$META" r1 publish)
 
+# gc of the whole image: its chunks deleted on the node, one index
+# transaction per DELETE of 4096 ids.
+"$CTL" image delete r1
+t_gc=$(secs "$CTL" -t 600000 gc)
+
 # R=2: a fresh metad told to keep two copies, two fresh nodes.
 kill -TERM "$METAD_PID" "${NODE_PID[1]}"; wait "$METAD_PID" "${NODE_PID[1]}" || true
 META_DIR=$WORK/meta2 start_metad --replicas 2
@@ -77,3 +83,6 @@ printf '%-44s %8.2f s %8s MiB/s\n' "import R=1" "$t_imp1" "$(rate "$t_imp1")"
 printf '%-44s %8.2f s %8s MiB/s\n' "import R=2" "$t_imp2" "$(rate "$t_imp2")"
 echo "$lookup"
 echo "$pub"
+printf '%-44s %8.2f s %8.3f ms a chunk  ratio to import R=1 %.3f\n' \
+	"gc of the R=1 image ($((MIB * 4)) chunks)" "$t_gc" \
+	"$(echo "$t_gc * 1000 / ($MIB * 4)" | bc -l)" "$(echo "$t_gc / $t_imp1" | bc -l)"

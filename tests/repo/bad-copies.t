@@ -96,8 +96,12 @@ check "import 1 MiB (4 chunks, one copy each)" "$CTL" -q image import solo "$WOR
 corrupt_segments "$WORK/node1"
 "$CTL" -t 3000 image export solo "$WORK/out" 2>/dev/null
 check "the export fails: exit 1 (corrupt)" test $? -eq 1
-check "metad keeps the last locations" wait_until 10 \
-	grep -q "its last copy, on node 1, is bad or missing; location kept" "$WORK/metad.log"
+# the four chunks, each once (a node's report and a client's may both come)
+lost_logged() {
+	test "$(grep "its last copy, on node 1, is bad or missing; location kept" \
+		"$WORK/metad.log" | sed 's/.*chunk \([0-9a-f]*\):.*/\1/' | sort -u | wc -l)" -eq 4
+}
+check "metad keeps the last locations, of all four" wait_until 10 lost_logged
 repair
 check "repair sees the 4 chunks, lost: exit 5" \
 	grep -q "under_replicated=4 repaired=0 failed=4 lost=4" "$WORK/repair"

@@ -37,6 +37,8 @@ int main(int argc, char **argv)
 	uint8_t ids[KINDS][BLOBCR_ID_SIZE], *data[KINDS], *back;
 	struct blobcr_image_info info;
 	struct blobcr_changeset *cm = NULL;
+	/* A transaction of a million entries on a loaded machine: no hurry. */
+	struct blobcr_client_opts opts = { .timeout_ms = 600000 };
 	struct blobcr_client *c;
 	uint64_t n, wrong = 0;
 	uint32_t ver = 0;
@@ -46,7 +48,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "Usage: bigcommit META IMAGE N\n");
 		return 2;
 	}
-	err = blobcr_connect(argv[1], NULL, &c);
+	err = blobcr_connect(argv[1], &opts, &c);
 	if (!err)
 		err = blobcr_image_create(c, argv[2], n * 4096, 4096);
 	if (!err || err == -EEXIST)

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * chunktool - chunk requests a test needs to make by hand.
+ * chunktool - requests a test needs to make by hand.
  *
  *   chunktool NODE list              the ids NODE holds, in hex, one a line
  *   chunktool NODE delete ID...      delete chunks on NODE behind metad's back
  *                                    (with metad's key in $BLOBCR_KEY)
  *   chunktool META suspect ID NODEID report NODEID's copy of ID as read bad,
  *                                    as a client does (CHUNK_SUSPECT)
+ *   chunktool META access-put IMAGE@V E...
+ *                                    record an access order, as blobcrd does
+ *   chunktool META access-get IMAGE@V
+ *                                    print it, one extent a line
  *
  * Exit status 0 on success, 1 on an error (printed), 2 on bad usage.
  */
@@ -101,6 +105,52 @@ static int list(const char *addr)
 	return err;
 }
 
+/* IMAGE@V into @image and *@ver; Return: 0 or -EINVAL. */
+static int parse_ref(const char *s, char image[BLOBCR_NAME_MAX], uint32_t *ver)
+{
+	const char *at = strrchr(s, '@');
+
+	if (!at || at == s || (size_t)(at - s) >= BLOBCR_NAME_MAX)
+		return -EINVAL;
+	memcpy(image, s, (size_t)(at - s));
+	image[at - s] = 0;
+	*ver = (uint32_t)strtoul(at + 1, NULL, 10);
+	return 0;
+}
+
+/* access-put and access-get, through the client library */
+static int access_order(const char *meta, int put, const char *ref, int n,
+		  char **exts)
+{
+	char image[BLOBCR_NAME_MAX];
+	struct blobcr_client *c;
+	uint64_t *v = calloc(n ? (size_t)n : 1, sizeof(*v));
+	size_t got;
+	uint32_t ver;
+	int err = v ? parse_ref(ref, image, &ver) : -ENOMEM;
+
+	for (int i = 0; !err && i < n; i++)
+		v[i] = strtoull(exts[i], NULL, 10);
+	if (!err)
+		err = blobcr_connect(meta, NULL, &c);
+	if (err) {
+		free(v);
+		return err;
+	}
+	if (put) {
+		err = blobcr_access_order_put(c, image, ver, v, (size_t)n);
+	} else {
+		free(v);
+		v = NULL;
+		err = blobcr_access_order_get(c, image, ver, &v, &got);
+		for (size_t i = 0; !err && i < got; i++)
+			printf("%" PRIu64 "\n", v[i]);
+	}
+	free(v);
+	blobcr_close(c);
+	return err;
+}
+
 int main(int argc, char **argv)
 {
 	uint8_t id[BLOBCR_ID_SIZE];
@@ -131,6 +181,10 @@ int main(int argc, char **argv)
 			err = call(argv[1], BLOBCR_OP_CHUNK_SUSPECT, &e, NULL);
 			blobcr_enc_free(&e);
 		}
+	} else if (argc >= 5 && !strcmp(argv[2], "access-put")) {
+		err = access_order(argv[1], 1, argv[3], argc - 4, argv + 4);
+	} else if (argc == 4 && !strcmp(argv[2], "access-get")) {
+		err = access_order(argv[1], 0, argv[3], 0, NULL);
 	} else {
 		goto usage;
 	}
@@ -139,6 +193,7 @@ int main(int argc, char **argv)
 	return err ? 1 : 0;
 usage:
 	fprintf(stderr, "Usage: chunktool NODE list | NODE delete ID... | "
-		"META suspect ID NODEID\n");
+		"META suspect ID NODEID | META access-put IMAGE@V E... | "
+		"META access-get IMAGE@V\n");
 	return 2;
 }

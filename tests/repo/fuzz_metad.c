@@ -14,19 +14,25 @@
 #undef main
 
 static struct metad m = { .replicas = 1, .dead_after_ms = 5000,
-			  .node_timeout_ms = 50 }; /* gc: no waiting on nodes */
+			  .node_timeout_ms = 50, /* gc: no waiting on nodes */
+			  .list_page_bytes = LIST_PAGE_BYTES,
+			  .map_bytes = (size_t)1 << 30 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	char key[4200];
 	const char *dir;
 
 	(void)argc, (void)argv;
 	dir = fz_init(&m.srv, BLOBCR_ROLE_METAD);
+	/* metad's own key: it calls the nodes (gc, manifests) as metad. */
+	snprintf(key, sizeof(key), "%s/metad.key", dir);
 	m.nodes = calloc(MAX_NODES, sizeof(*m.nodes));
-	if (!m.nodes || pthread_mutex_init(&m.nodes_mu, NULL) ||
+	if (!m.nodes || blobcr_key_load(key, &m.key) ||
+	    pthread_mutex_init(&m.nodes_mu, NULL) ||
 	    pthread_mutex_init(&m.gc_mu, NULL) ||
 	    pthread_mutex_init(&m.upkeep_mu, NULL) ||
-	    pthread_cond_init(&m.upkeep_cv, NULL) || db_open(dir, &m.db) ||
+	    pthread_cond_init(&m.upkeep_cv, NULL) || db_open(dir, &m.db, m.map_bytes) ||
 	    load_nodes(&m) || resume_gc(&m))
 		abort();
 	/* Speed, not durability: nothing here survives the run. */

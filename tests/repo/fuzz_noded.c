@@ -16,10 +16,14 @@ static struct noded nd;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct store_opts so = { .segment_size = 1 << 20 };
+	struct store_opts mo = { .segment_size = 1 << 20 };
+	static char mdir[4200];
 
 	(void)argc, (void)argv;
 	so.dir = fz_init(&nd.srv, BLOBCR_ROLE_NODE);
-	if (store_open(&so, &nd.st))
+	snprintf(mdir, sizeof(mdir), "%s/manifests", so.dir);
+	mo.dir = mdir; /* metad's manifests, as noded.c keeps them */
+	if (store_open(&so, &nd.st) || store_open(&mo, &nd.mst))
 		abort();
 	server_setup(&nd);
 	return 0;

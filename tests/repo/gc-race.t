@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# Garbage collection against a commit in flight: a commit that found a
-# garbage chunk still on the nodes (dedup, no upload) while a gc deletes it
-# must not publish a version that needs the deleted chunk.
+# Garbage collection never fails a commit: a commit that found a garbage
+# chunk still on the nodes (dedup, no upload) before a gc keeps it, and
+# publishes.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -17,8 +17,11 @@ check "delete the source: its chunks become garbage" "$CTL" image delete src
 head -c 262144 "$WORK/src" >"$WORK/ext0"
 "$TOP/tests/repo/gcrace" "$META" src dst <"$WORK/ext0" >"$WORK/gcrace.out" 2>&1
 while read -r verdict what; do
-	if [ "$verdict" = pass: ]; then ok "$what"; else not_ok "$what"; fi
+	case $verdict in
+	pass:) ok "$what" ;;
+	\#) diag "$what" ;;
+	*) not_ok "$what" ;;
+	esac
 done <"$WORK/gcrace.out"
-check "gcrace checked three things" test "$(wc -l <"$WORK/gcrace.out")" -eq 3
-check "metad logged the refusal" grep -q "publish of dst refused: Resource temporarily unavailable" "$WORK/metad.log"
+check "gcrace checked three things" test "$(grep -c '^pass:' "$WORK/gcrace.out")" -eq 3
 done_testing

@@ -90,7 +90,7 @@ start_metad() {
 	fi
 	META_DIR=${META_DIR:-$WORK/meta}
 	"$METAD" --listen "$META" --data "$META_DIR" --key "$KEYS/metad.key" \
-		--dead-after-ms "${DEAD_AFTER_MS:-4000}" "$@" \
+		--dead-after-ms "${DEAD_AFTER_MS:-4000}" --gc-start-wait-s 0 "$@" \
 		>>"$WORK/metad.log" 2>&1 &
 	METAD_PID=$!
 	PIDS="$PIDS $METAD_PID"
@@ -142,6 +142,17 @@ make_image() {
 		echo "$i"
 	done | xargs -P 2 -I{} dd if=/dev/urandom of="$f" bs=1M count=1 \
 		seek={} conv=notrunc status=none
+}
+
+# change_extents SRC DST E...: DST = SRC with its 256 KiB extents E...
+# rewritten at random
+change_extents() {
+	local src=$1 dst=$2 e; shift 2
+	cp --sparse=always "$src" "$dst"
+	for e in "$@"; do
+		dd if=/dev/urandom of="$dst" bs=262144 count=1 seek="$e" \
+			conv=notrunc status=none
+	done
 }
 
 # flip_byte FILE OFFSET: invert one byte in place (overwriting it with a

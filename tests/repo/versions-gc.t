@@ -6,16 +6,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 R=2
-EXT=262144
 
-# change_extents SRC DST E...: DST = SRC with extents E... rewritten at random
-change_extents() {
-	local src=$1 dst=$2 e; shift 2
-	cp --sparse=always "$src" "$dst"
-	for e in "$@"; do
-		dd if=/dev/urandom of="$dst" bs=$EXT count=1 seek="$e" conv=notrunc status=none
-	done
-}
 chunks() { total_chunks 1 2 3; }
 exports_as() { "$CTL" image export "$1" "$WORK/x" && cmp "$2" "$WORK/x"; }
 

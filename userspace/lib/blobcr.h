@@ -125,6 +125,9 @@ struct blobcr_gc_stats {
 	uint64_t chunks_kept;
 	uint64_t delete_failures; /* node deletes that failed (retried next gc) */
 	uint64_t copies_trimmed; /* copies beyond what R needs, deleted */
+	uint64_t strays_deleted; /* chunks of commits that never published */
+	uint64_t spared; /* not deleted: a commit in flight counts on them,
+			  * or the grace period is not over */
 };
 
 struct blobcr_repair_stats {
@@ -269,9 +272,10 @@ int blobcr_commit_extent(struct blobcr_changeset *cm, uint64_t extent,
  * atomically; *@version receives its number.  @label may be NULL.
  * Nothing is published once an upload of this commit failed: that error
  * is returned again.
- * Return: 0; -EBUSY (another commit published first), -EAGAIN (a gc ran
- * meanwhile: begin again), -EHOSTDOWN (a chunk lacks R live replicas in
- * distinct failure domains outside the writer's).
+ * Return: 0; -EBUSY (another commit published first), -EAGAIN (the commit
+ * lasted longer than metad's --gc-grace-s and a gc took a chunk it found),
+ * -EHOSTDOWN (a chunk lacks R live replicas in distinct failure domains
+ * outside the writer's).
  */
 int blobcr_commit_publish(struct blobcr_changeset *cm, const char *label,
 			  uint32_t *version);
@@ -328,8 +332,9 @@ int blobcr_lease(struct blobcr_client *c, const char *holder,
 
 /**
  * blobcr_gc() - delete from the nodes every chunk that no remaining version
- * needs.  Commits that overlap a gc are refused with -EAGAIN, never
- * corrupted.  @st may be NULL.
+ * needs, copies beyond what R needs, and chunks of commits that never
+ * published (after metad's --gc-grace-s).  Never fails a commit in
+ * flight: the chunks it counts on are spared.  @st may be NULL.
  */
 int blobcr_gc(struct blobcr_client *c, struct blobcr_gc_stats *st);
 
@@ -372,6 +377,13 @@ int blobcr_group_list(struct blobcr_client *c, struct blobcr_group_info **out,
 
 /** blobcr_group_list_free() - free what blobcr_group_list() returned. */
 void blobcr_group_list_free(struct blobcr_group_info *v, size_t n);
+
+/**
+ * blobcr_group_delete() - forget checkpoint group @name (its versions
+ * stay; those it named last name no group any more).
+ * Return: 0, -ENOENT, -errno.
+ */
+int blobcr_group_delete(struct blobcr_client *c, const char *name);
 
 /** blobcr_chunk_id() - SHA-256 of @len bytes at @data into @id. */
 int blobcr_chunk_id(const void *data, size_t len, uint8_t id[BLOBCR_ID_SIZE]);

@@ -55,6 +55,7 @@
 #define BLOBCR_UUID_SIZE 16 /* a storage node's store identity */
 #define BLOBCR_DOMAIN_MAX 64 /* failure domain names, NUL included */
 #define BLOBCR_DELETE_MAX 4096 /* ids per DELETE or HAS request */
+#define BLOBCR_ROOT_MAX 192 /* root (manifest) names, NUL included */
 
 enum blobcr_op {
 	/* common */
@@ -70,6 +71,10 @@ enum blobcr_op {
 	BLOBCR_OP_GETV = 16,
 	BLOBCR_OP_VERIFY = 17,
 	BLOBCR_OP_INVENTORY = 18,
+	BLOBCR_OP_ROOT_PUT = 19,
+	BLOBCR_OP_ROOT_LIST = 20,
+	BLOBCR_OP_MANIFEST_GET = 21,
+	BLOBCR_OP_MANIFEST_DELETE = 22,
 	/* blobcr-metad */
 	BLOBCR_OP_NODE_HEARTBEAT = 30,
 	BLOBCR_OP_NODE_LIST = 31,
@@ -99,6 +104,7 @@ enum blobcr_op {
 	BLOBCR_OP_PUBLISH_COMMIT = 55,
 	BLOBCR_OP_PUBLISH_ABORT = 56,
 	BLOBCR_OP_LEASE = 57,
+	BLOBCR_OP_GROUP_DELETE = 58,
 };
 
 /* A decoded frame header. */

@@ -37,13 +37,20 @@ static int meta_simple(struct blobcr_client *c, uint8_t op, struct blobcr_enc *e
 	return err;
 }
 
-/* How to read one kind of list reply: a count, then that many records. */
+static int enc_start(struct blobcr_enc *e, const char *name);
+
+/*
+ * How to read one kind of list reply, a page at a time: a count, that many
+ * records, then whether more follow.
+ */
 struct list_kind {
 	size_t size; /* of one decoded record */
 	/* Rejects an impossible count before anything is allocated for it. */
 	int (*check_count)(const struct blobcr_dec *d, uint32_t cnt);
 	int (*decode)(struct blobcr_dec *d, void *rec);
 	void (*release)(void *v, size_t n); /* NULL: free() */
+	/* The request's cursor: the page after record @last (NULL: first). */
+	void (*after)(struct blobcr_enc *e, const void *last);
 };
 
 /* Every record takes at least a byte: a larger count is a lie. */
@@ -52,39 +59,58 @@ static int count_fits_reply(const struct blobcr_dec *d, uint32_t cnt)
 	return cnt > d->left ? -EBADMSG : 0;
 }
 
-/* Decode a list reply from its count on; on success *@out is the caller's. */
-static int decode_list(struct blobcr_dec *d, const struct list_kind *k,
-		       void **out, size_t *n)
+/* Append a count and that many records to *@v (*@n of them so far). */
+static int decode_records(struct blobcr_dec *d, const struct list_kind *k,
+			  char **v, size_t *n)
 {
 	uint32_t cnt = blobcr_dec_u32(d);
-	char *v;
 	int err = d->err ? d->err : k->check_count(d, cnt);
+	char *nv;
 
 	if (err)
 		return err;
-	/* Zeroed, so that @release may free a partly decoded array. */
-	v = calloc(cnt ? cnt : 1, k->size);
-	if (!v)
+	nv = realloc(*v, (*n + cnt ? *n + cnt : 1) * k->size);
+	if (!nv)
 		return -ENOMEM;
-	for (uint32_t i = 0; !err && i < cnt; i++)
-		err = k->decode(d, v + i * k->size);
+	/* Zeroed, so that @release may free a partly decoded array. */
+	memset(nv + *n * k->size, 0, (size_t)cnt * k->size);
+	*v = nv;
+	for (uint32_t i = 0; !err && i < cnt; i++, (*n)++)
+		err = k->decode(d, nv + *n * k->size);
+	return err;
+}
+
+static void list_release(const struct list_kind *k, char *v, size_t n)
+{
+	if (k->release)
+		k->release(v, n);
+	else
+		free(v);
+}
+
+/* A reply of one list, whole; on success *@out is the caller's. */
+static int decode_list(struct blobcr_dec *d, const struct list_kind *k,
+		       void **out, size_t *n)
+{
+	char *v = NULL;
+	size_t total = 0;
+	int err = decode_records(d, k, &v, &total);
+
 	if (!err)
 		err = blobcr_dec_end(d);
 	if (err) {
-		if (k->release)
-			k->release(v, cnt);
-		else
-			free(v);
+		list_release(k, v, total);
 		return err;
 	}
 	*out = v;
-	*n = cnt;
+	*n = total;
 	return 0;
 }
 
-/* Send @e (freed here) as @op and decode the reply as a list of @k. */
-static int list_call(struct blobcr_client *c, uint8_t op, struct blobcr_enc *e,
-		     const struct list_kind *k, void **out, size_t *n)
+/* Send @e (freed here) as @op and decode the reply as one list of @k. */
+static int list_call_once(struct blobcr_client *c, uint8_t op,
+			  struct blobcr_enc *e, const struct list_kind *k,
+			  void **out, size_t *n)
 {
 	struct blobcr_dec d;
 	void *msg;
@@ -98,6 +124,54 @@ static int list_call(struct blobcr_client *c, uint8_t op, struct blobcr_enc *e,
 	return err;
 }
 
+/*
+ * Every page of list @op (about image @name, or NULL) decoded as @k; on
+ * success *@out is the caller's.
+ */
+static int list_call(struct blobcr_client *c, uint8_t op, const char *name,
+		     const struct list_kind *k, void **out, size_t *n)
+{
+	char *v = NULL;
+	size_t total = 0;
+	bool more = true;
+	int err = 0;
+
+	while (!err && more) {
+		size_t before = total;
+		struct blobcr_enc e;
+		struct blobcr_dec d;
+		void *msg = NULL;
+
+		err = enc_start(&e, name);
+		if (err)
+			break;
+		k->after(&e, total ? v + (total - 1) * k->size : NULL);
+		err = meta_call(c, op, &e, &msg, &d);
+		blobcr_enc_free(&e);
+		if (!err) {
+			err = decode_records(&d, k, &v, &total);
+			more = blobcr_dec_u8(&d);
+			if (!err)
+				err = blobcr_dec_end(&d);
+		}
+		if (!err && more && total == before)
+			err = -EBADMSG; /* "more", and nothing: it would never end */
+		if (msg)
+			nn_freemsg(msg);
+	}
+	if (!err && !v)
+		v = calloc(1, k->size);
+	if (!err && !v)
+		err = -ENOMEM;
+	if (err) {
+		list_release(k, v, total);
+		return err;
+	}
+	*out = v;
+	*n = total;
+	return 0;
+}
+
 const char *blobcr_strerror(int err)
 {
 	switch (err) {
@@ -105,7 +179,8 @@ const char *blobcr_strerror(int err)
 		return "not enough live storage nodes in distinct failure "
 		       "domains hold the data";
 	case -EAGAIN:
-		return "a garbage collection ran meanwhile, try again";
+		return "try again (metad is rebuilding, or the commit outlasted "
+		       "the gc grace period)";
 	case -EBUSY:
 		return "busy: another commit published first, a clone depends on "
 		       "it, or it is deployed (a blobcrd holds a lease on it)";
@@ -531,39 +606,41 @@ static int decode_version(struct blobcr_dec *d, void *p)
 	       blobcr_dec_str(d, vi->group, sizeof(vi->group)) ?: d->err;
 }
 
+static void after_image(struct blobcr_enc *e, const void *last)
+{
+	blobcr_enc_str(e, last ? ((const struct blobcr_image_info *)last)->name : "");
+}
+
+static void after_version(struct blobcr_enc *e, const void *last)
+{
+	blobcr_enc_u32(e, last ? ((const struct blobcr_version_info *)last)->version : 0);
+}
+
 static const struct list_kind image_list = {
 	.size = sizeof(struct blobcr_image_info),
 	.check_count = count_fits_reply,
 	.decode = decode_image_any,
+	.after = after_image,
 };
 
 static const struct list_kind version_list = {
 	.size = sizeof(struct blobcr_version_info),
 	.check_count = count_fits_reply,
 	.decode = decode_version,
+	.after = after_version,
 };
 
 int blobcr_image_list(struct blobcr_client *c, struct blobcr_image_info **out,
 		      size_t *n)
 {
-	struct blobcr_enc e;
-	int err = enc_start(&e, NULL);
-
-	if (err)
-		return err;
-	return list_call(c, BLOBCR_OP_IMAGE_LIST, &e, &image_list,
+	return list_call(c, BLOBCR_OP_IMAGE_LIST, NULL, &image_list,
 			 (void **)out, n);
 }
 
 int blobcr_version_list(struct blobcr_client *c, const char *name,
 			struct blobcr_version_info **out, size_t *n)
 {
-	struct blobcr_enc e;
-	int err = enc_start(&e, name);
-
-	if (err)
-		return err;
-	return list_call(c, BLOBCR_OP_VERSION_LIST, &e, &version_list,
+	return list_call(c, BLOBCR_OP_VERSION_LIST, name, &version_list,
 			 (void **)out, n);
 }
 
@@ -651,26 +728,28 @@ int blobcr_lookup(struct blobcr_client *c, const char *name, uint32_t version,
 	return 0;
 }
 
-int chunk_locate(struct blobcr_client *c, const uint8_t (*ids)[BLOBCR_ID_SIZE],
-		 size_t n, uint64_t *epoch, struct blobcr_put *out)
+int chunk_locate(struct blobcr_client *c, uint64_t session,
+		 const uint8_t (*ids)[BLOBCR_ID_SIZE], size_t n,
+		 struct blobcr_put *out)
 {
 	struct blobcr_enc e;
 	struct blobcr_dec d;
 	void *msg;
-	int err = blobcr_enc_init(&e, 4 + n * BLOBCR_ID_SIZE);
+	int err = blobcr_enc_init(&e, 12 + n * BLOBCR_ID_SIZE);
 
 	if (err)
 		return err;
+	blobcr_enc_u64(&e, session);
 	blobcr_enc_u32(&e, (uint32_t)n);
 	blobcr_enc_bytes(&e, ids, n * BLOBCR_ID_SIZE);
 	err = meta_call(c, BLOBCR_OP_CHUNK_LOCATE, &e, &msg, &d);
 	blobcr_enc_free(&e);
-	if (!err) {
-		*epoch = blobcr_dec_u64(&d);
+	if (!err)
 		err = blobcr_dec_u32(&d) == n ? d.err : -EBADMSG;
-	}
 	for (size_t i = 0; !err && i < n; i++) {
 		out[i].nhave = blobcr_dec_u8(&d);
+		if (out[i].nhave == CHUNK_DOOMED)
+			continue; /* a gc is deleting it: ask again */
 		if (out[i].nhave > BLOBCR_MAX_REPLICAS)
 			err = -EBADMSG;
 		for (int k = 0; !err && k < out[i].nhave; k++)
@@ -741,6 +820,8 @@ int blobcr_gc(struct blobcr_client *c, struct blobcr_gc_stats *st)
 		s.chunks_kept = blobcr_dec_u64(&d);
 		s.delete_failures = blobcr_dec_u64(&d);
 		s.copies_trimmed = blobcr_dec_u64(&d);
+		s.strays_deleted = blobcr_dec_u64(&d);
+		s.spared = blobcr_dec_u64(&d);
 		err = blobcr_dec_end(&d);
 	}
 	if (msg)
@@ -835,7 +916,7 @@ int blobcr_access_order_get(struct blobcr_client *c, const char *image,
 	if (err)
 		return err;
 	blobcr_enc_u32(&e, version);
-	return list_call(c, BLOBCR_OP_ACCESS_GET, &e, &access_order,
+	return list_call_once(c, BLOBCR_OP_ACCESS_GET, &e, &access_order,
 			 (void **)out, n);
 }
 
@@ -875,21 +956,32 @@ static void group_list_release(void *v, size_t n)
 	blobcr_group_list_free(v, n);
 }
 
+static void after_group(struct blobcr_enc *e, const void *last)
+{
+	blobcr_enc_str(e, last ? ((const struct blobcr_group_info *)last)->name : "");
+}
+
 static const struct list_kind group_list = {
 	.size = sizeof(struct blobcr_group_info),
 	.check_count = count_fits_reply,
 	.decode = decode_group,
 	.release = group_list_release, /* each group owns its members */
+	.after = after_group,
 };
 
 int blobcr_group_list(struct blobcr_client *c, struct blobcr_group_info **out,
 		      size_t *n)
 {
+	return list_call(c, BLOBCR_OP_GROUP_LIST, NULL, &group_list,
+			 (void **)out, n);
+}
+
+int blobcr_group_delete(struct blobcr_client *c, const char *name)
+{
 	struct blobcr_enc e;
-	int err = blobcr_enc_init(&e, 0);
+	int err = enc_start(&e, name);
 
 	if (err)
 		return err;
-	return list_call(c, BLOBCR_OP_GROUP_LIST, &e, &group_list,
-			 (void **)out, n);
+	return meta_simple(c, BLOBCR_OP_GROUP_DELETE, &e);
 }

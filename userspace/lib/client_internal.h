@@ -75,8 +75,16 @@ int place_chunk(struct blobcr_client *c, const uint8_t *id,
 /** report_suspect() - tell metad that @node's copy of @id read bad or missing. */
 void report_suspect(struct blobcr_client *c, const uint8_t *id, uint32_t node);
 
-/** chunk_locate() - live holders of @n ids; *@epoch gets the gc epoch. */
-int chunk_locate(struct blobcr_client *c, const uint8_t (*ids)[BLOBCR_ID_SIZE],
-		 size_t n, uint64_t *epoch, struct blobcr_put *out);
+/* A CHUNK_LOCATE count: a gc is deleting the chunk, ask again. */
+#define CHUNK_DOOMED 0xff
+
+/**
+ * chunk_locate() - the holders of @n ids that count (nhave, replicas; nhave
+ * CHUNK_DOOMED: ask again), for commit @session (0: none), whose chunks
+ * gc then spares.
+ */
+int chunk_locate(struct blobcr_client *c, uint64_t session,
+		 const uint8_t (*ids)[BLOBCR_ID_SIZE], size_t n,
+		 struct blobcr_put *out);
 
 #endif /* BLOBCR_CLIENT_INTERNAL_H */

@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/random.h>
 
 #include <nanomsg/nn.h>
 
@@ -19,6 +21,8 @@
 #include "client_internal.h"
 
 #define BATCH_BYTES (32u << 20)
+#define DOOMED_WAIT_MS 200 /* a chunk a gc is deleting: ask again after */
+#define DOOMED_TRIES 3000 /* 10 minutes of that, at most */
 /* Entries per request: one PUBLISH up to this many, else parts of it. */
 #define PUBLISH_PART 65536
 
@@ -35,8 +39,7 @@ struct blobcr_changeset {
 	int err; /* sticky: an upload failed, nothing may be published */
 	struct blobcr_image_info info;
 	bool base_empty; /* no version and no parent: zeros need no entry */
-	uint64_t epoch;
-	bool have_epoch;
+	uint64_t session; /* gc spares what it locates until it publishes */
 	/* extents hashed but not uploaded yet */
 	uint8_t *batch;
 	size_t batch_cap, npend;
@@ -58,6 +61,9 @@ int blobcr_commit_begin(struct blobcr_client *c, const char *image,
 	if (!cm)
 		return -ENOMEM;
 	cm->c = c;
+	if (getrandom(&cm->session, sizeof(cm->session), 0) !=
+	    sizeof(cm->session) || !cm->session)
+		cm->session = blobcr_next_req_id(); /* unique in this process */
 	err = blobcr_image_info(c, image, &cm->info);
 	if (err) {
 		free(cm);
@@ -171,10 +177,40 @@ static int commit_entry(struct blobcr_changeset *cm, const struct centry *p,
 	return seen_add(cm, cm->nents - 1);
 }
 
+/*
+ * Where the @n chunks @ids are (into @puts), for this commit's session.
+ * Those a gc is deleting are asked for again, every DOOMED_WAIT_MS, until
+ * the gc is done with them: then they are gone, and uploaded afresh.
+ */
+static int locate(struct blobcr_changeset *cm,
+		  uint8_t (*ids)[BLOBCR_ID_SIZE], struct blobcr_put *puts,
+		  size_t n)
+{
+	int err = chunk_locate(cm->c, cm->session,
+			       (const uint8_t (*)[BLOBCR_ID_SIZE])ids, n, puts);
+
+	for (int tries = 0; !err && tries < DOOMED_TRIES; tries++) {
+		bool doomed = false;
+
+		for (size_t i = 0; i < n && !err; i++) {
+			if (puts[i].nhave != CHUNK_DOOMED)
+				continue;
+			if (!doomed)
+				usleep(DOOMED_WAIT_MS * 1000);
+			doomed = true;
+			err = chunk_locate(cm->c, cm->session,
+					   (const uint8_t (*)[BLOBCR_ID_SIZE])ids + i,
+					   1, &puts[i]);
+		}
+		if (!doomed)
+			return err;
+	}
+	return err ? err : -EAGAIN;
+}
+
 static int upload(struct blobcr_changeset *cm, struct blobcr_put *puts,
 		  const size_t *which, size_t n)
 {
-	uint64_t epoch;
 	uint8_t (*ids)[BLOBCR_ID_SIZE] = malloc((n ? n : 1) * BLOBCR_ID_SIZE);
 	int err;
 
@@ -182,15 +218,10 @@ static int upload(struct blobcr_changeset *cm, struct blobcr_put *puts,
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		memcpy(ids[i], cm->pend[which[i]].id, BLOBCR_ID_SIZE);
-	err = n ? chunk_locate(cm->c, (const uint8_t (*)[BLOBCR_ID_SIZE])ids,
-			       n, &epoch, puts) : 0;
+	err = n ? locate(cm, ids, puts, n) : 0;
 	free(ids);
 	if (err || !n)
 		return err;
-	if (cm->have_epoch && epoch != cm->epoch)
-		return -EAGAIN;
-	cm->epoch = epoch;
-	cm->have_epoch = true;
 	for (size_t i = 0; i < n; i++) {
 		struct blobcr_put *p = &puts[i];
 
@@ -408,7 +439,7 @@ static void enc_version_header(struct blobcr_enc *e,
 	blobcr_enc_u32(e, cm->info.latest);
 	blobcr_enc_str(e, label ? label : "");
 	blobcr_enc_str(e, cm->c->domain);
-	blobcr_enc_u64(e, cm->epoch);
+	blobcr_enc_u64(e, cm->session);
 }
 
 /* @n entries from @first: a count, then each extent and where it lives. */
@@ -511,13 +542,7 @@ int blobcr_commit_publish(struct blobcr_changeset *cm, const char *label,
 
 	if (err)
 		return err; /* an upload failed: publishing would lose extents */
-	if (!cm->have_epoch) {
-		/* Nothing was uploaded: ask for the gc epoch now. */
-		err = chunk_locate(cm->c, NULL, 0, &cm->epoch, NULL);
-		cm->have_epoch = !err;
-	}
-	if (!err)
-		err = publish_once(cm, label, version);
+	err = publish_once(cm, label, version);
 	if (err == -EHOSTDOWN) {
 		/* A holder died since its PUT: copy those chunks once more. */
 		log_warn("publish of %s: some chunks lost live replicas, re-replicating",

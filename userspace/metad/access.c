@@ -36,6 +36,7 @@ int access_del(MDB_txn *txn, struct metad *m, uint64_t image,
  */
 int do_access_put(struct metad *m, struct blobcr_dec *req)
 {
+	char root[BLOBCR_ROOT_MAX];
 	struct image img;
 	uint32_t ver, n;
 	uint8_t kb[12];
@@ -63,7 +64,12 @@ int do_access_put(struct metad *m, struct blobcr_dec *req)
 		v.mv_data = (void *)raw;
 		err = db_err(mdb_put(txn, m->db.access, &k, &v, MDB_NOOVERWRITE));
 	}
+	manifest_name_version(root, 'a', img.id, ver);
+	if (!err)
+		err = manifest_pending(txn, m, root);
 	err = txn_end(txn, err);
+	if (!err)
+		upkeep_kick(m); /* its manifest, in the background */
 	if (!err)
 		log_info("access order of %s@%" PRIu32 " recorded (%" PRIu32 " extents)",
 			 img.name, ver, n);
@@ -94,6 +100,6 @@ int do_access_get(struct metad *m, struct blobcr_dec *req,
 		blobcr_enc_u32(reply, (uint32_t)(v.mv_size / 8));
 		blobcr_enc_bytes(reply, v.mv_data, v.mv_size);
 	}
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return err ? err : reply->err;
 }

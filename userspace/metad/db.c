@@ -3,11 +3,13 @@
  * db.c - blobcr-metad's LMDB schema: record codecs and lookups (db.h).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "blobcr_util.h"
 #include "db.h"
 
 #define IMAGE_VAL 56
@@ -38,6 +40,9 @@ uint64_t get_be64(const uint8_t *p)
 	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
 }
 
+/* A write found the map full: the next write transaction grows it. */
+static bool map_full_seen;
+
 int db_err(int rc)
 {
 	if (rc == 0)
@@ -46,12 +51,105 @@ int db_err(int rc)
 		return -ENOENT;
 	if (rc == MDB_KEYEXIST)
 		return -EEXIST;
+	if (rc == MDB_MAP_FULL)
+		__atomic_store_n(&map_full_seen, true, __ATOMIC_RELAXED);
 	if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
 		return -ENOSPC;
 	return rc > 0 ? -rc : -EIO;
 }
 
-int db_open(const char *dir, struct db *db)
+/*
+ * Double the map if it is more than half used, or was found full, and no
+ * transaction is open (else a later write does it).
+ */
+static void db_room(struct db *db)
+{
+	MDB_envinfo ei;
+	MDB_stat st;
+	size_t used;
+
+	if (mdb_env_info(db->env, &ei) || mdb_env_stat(db->env, &st))
+		return;
+	used = (ei.me_last_pgno + 1) * (size_t)st.ms_psize;
+	if (used * 2 <= ei.me_mapsize &&
+	    !__atomic_load_n(&map_full_seen, __ATOMIC_RELAXED))
+		return;
+	if (pthread_rwlock_trywrlock(&db->txn_rw))
+		return;
+	if (!mdb_env_set_mapsize(db->env, ei.me_mapsize * 2)) {
+		__atomic_store_n(&map_full_seen, false, __ATOMIC_RELAXED);
+		log_info("database map grown to %zu MiB (%zu MiB used)",
+			 ei.me_mapsize * 2 >> 20, used >> 20);
+	}
+	pthread_rwlock_unlock(&db->txn_rw);
+}
+
+int db_reserve(struct db *db, size_t bytes)
+{
+	MDB_envinfo ei;
+	MDB_stat st;
+	size_t used, size;
+	int rc;
+
+	if ((rc = mdb_env_stat(db->env, &st)) || (rc = mdb_env_info(db->env, &ei)))
+		return db_err(rc);
+	used = (ei.me_last_pgno + 1) * (size_t)st.ms_psize;
+	if ((used + bytes) * 2 <= ei.me_mapsize)
+		return 0;
+	pthread_rwlock_wrlock(&db->txn_rw);
+	rc = mdb_env_info(db->env, &ei);
+	used = (ei.me_last_pgno + 1) * (size_t)st.ms_psize;
+	for (size = ei.me_mapsize; !rc && (used + bytes) * 2 > size;)
+		size *= 2;
+	if (!rc && size != ei.me_mapsize) {
+		rc = mdb_env_set_mapsize(db->env, size);
+		if (!rc)
+			log_info("database map grown to %zu MiB (%zu MiB used, %zu "
+				 "MiB wanted)", size >> 20, used >> 20, bytes >> 20);
+	}
+	pthread_rwlock_unlock(&db->txn_rw);
+	return db_err(rc);
+}
+
+int db_txn_begin(struct db *db, unsigned int flags, MDB_txn **txn)
+{
+	int rc;
+
+	if (!(flags & MDB_RDONLY))
+		db_room(db);
+	pthread_rwlock_rdlock(&db->txn_rw);
+	rc = mdb_txn_begin(db->env, NULL, flags, txn);
+	if (rc)
+		pthread_rwlock_unlock(&db->txn_rw);
+	return db_err(rc);
+}
+
+static struct db *txn_db(MDB_txn *txn)
+{
+	return mdb_env_get_userctx(mdb_txn_env(txn));
+}
+
+int db_txn_end(MDB_txn *txn, int err)
+{
+	struct db *db = txn_db(txn);
+
+	if (err)
+		mdb_txn_abort(txn);
+	else
+		err = db_err(mdb_txn_commit(txn));
+	pthread_rwlock_unlock(&db->txn_rw);
+	return err;
+}
+
+void db_txn_abort(MDB_txn *txn)
+{
+	struct db *db = txn_db(txn);
+
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&db->txn_rw);
+}
+
+int db_open(const char *dir, struct db *db, size_t map_bytes)
 {
 	static const struct {
 		const char *name;
@@ -71,8 +169,11 @@ int db_open(const char *dir, struct db *db)
 		{ "groups", offsetof(struct db, groups), 0 },
 		{ "access", offsetof(struct db, access), 0 },
 		{ "leases", offsetof(struct db, leases), 0 },
+		{ "manifests", offsetof(struct db, manifests), 0 },
+		{ "pending", offsetof(struct db, pending), 0 },
 		{ "doomed", offsetof(struct db, doomed), 0 },
 		{ "orphans", offsetof(struct db, orphans), 0 },
+		{ "strays", offsetof(struct db, strays), 0 },
 		{ "meta", offsetof(struct db, meta), 0 },
 	};
 	MDB_txn *txn;
@@ -80,11 +181,15 @@ int db_open(const char *dir, struct db *db)
 
 	if (mkdir(dir, 0755) && errno != EEXIST)
 		return -errno;
+	if (pthread_rwlock_init(&db->txn_rw, NULL))
+		return -ENOMEM;
 	rc = mdb_env_create(&db->env);
 	if (rc)
 		return db_err(rc);
+	/* A map smaller than the data already there is taken as that size. */
 	if ((rc = mdb_env_set_maxdbs(db->env, 32)) ||
-	    (rc = mdb_env_set_mapsize(db->env, (size_t)16 << 30)) ||
+	    (rc = mdb_env_set_mapsize(db->env, map_bytes)) ||
+	    (rc = mdb_env_set_userctx(db->env, db)) ||
 	    (rc = mdb_env_open(db->env, dir, MDB_NOTLS, 0644)) ||
 	    (rc = mdb_txn_begin(db->env, NULL, 0, &txn))) {
 		mdb_env_close(db->env);

@@ -26,7 +26,12 @@
  *   doomed     chunk id                    -> kind, node ids: a gc deleting
  *                                             them
  *   orphans    chunk id, node id           -> (): a node delete to retry
- *   meta       "gc_epoch", "next_image", "next_node" -> u64
+ *   strays     chunk id, node id           -> first seen (u64, wall ms): a
+ *                                             chunk a node holds, metad not
+ *   manifests  root name                   -> seq (u64), head id, entry chunk
+ *                                             ids: the manifest on the nodes
+ *   pending    root name                   -> seq (u64): a manifest to write
+ *   meta       "next_image", "next_node", "manifest_seq" -> u64
  *
  * All functions take the caller's transaction and return 0 or -errno
  * (-ENOENT for a missing record).
@@ -34,6 +39,7 @@
 #ifndef BLOBCR_METAD_DB_H
 #define BLOBCR_METAD_DB_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include <lmdb.h>
@@ -42,9 +48,14 @@
 
 struct db {
 	MDB_env *env;
+	/*
+	 * Read-held by every transaction, write-held to grow the map (LMDB
+	 * allows that only with no transaction open in the process).
+	 */
+	pthread_rwlock_t txn_rw;
 	MDB_dbi images, image_ids, versions, extmap, chunks, node_chunks,
 		writers, suspects, nodes, node_addrs, groups, access, leases,
-		doomed, orphans, meta;
+		manifests, pending, doomed, orphans, strays, meta;
 };
 
 /* A storage node's persistent state. */
@@ -86,9 +97,27 @@ struct version {
 
 #define EXT_KEY 20
 
-int db_open(const char *dir, struct db *db);
+/**
+ * db_open() - open or create the database in @dir, its map at least
+ * @map_bytes; the map doubles whenever it is more than half used, or full.
+ */
+int db_open(const char *dir, struct db *db, size_t map_bytes);
 void db_close(struct db *db);
 int db_err(int rc);
+/**
+ * db_reserve() - grow the map now, if need be, so that a transaction of
+ * about @bytes fits with room to spare; waits for every open transaction
+ * to end, so the caller must hold none.  Return: 0 or -errno.
+ */
+int db_reserve(struct db *db, size_t bytes);
+/**
+ * db_txn_begin() - a transaction on @db (a write one first grows the map
+ * if it needs room); end it with db_txn_end() or db_txn_abort() only.
+ */
+int db_txn_begin(struct db *db, unsigned int flags, MDB_txn **txn);
+/** db_txn_end() - commit @txn if @err is 0, else abort it.  Return: outcome. */
+int db_txn_end(MDB_txn *txn, int err);
+void db_txn_abort(MDB_txn *txn);
 
 int db_image_get(MDB_txn *txn, struct db *db, const char *name,
 		 struct image *img);

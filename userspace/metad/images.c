@@ -36,7 +36,7 @@ static int new_image(MDB_txn *txn, struct metad *m, const char *name,
 
 int do_image_create(struct metad *m, struct blobcr_dec *req)
 {
-	char name[BLOBCR_NAME_MAX];
+	char name[BLOBCR_NAME_MAX], root[BLOBCR_ROOT_MAX];
 	struct image img = { 0 };
 	uint64_t size;
 	uint32_t ext;
@@ -59,7 +59,12 @@ int do_image_create(struct metad *m, struct blobcr_dec *req)
 	img.extent_size = ext;
 	if (!err)
 		err = db_image_put(txn, &m->db, &img);
+	manifest_name_image(root, name);
+	if (!err)
+		err = manifest_pending(txn, m, root);
 	err = txn_end(txn, err);
+	if (!err)
+		upkeep_kick(m); /* its manifest, in the background */
 	if (!err)
 		log_info("image %s created: %" PRIu64 " bytes, extents of %" PRIu32,
 			 name, size, ext);
@@ -68,7 +73,7 @@ int do_image_create(struct metad *m, struct blobcr_dec *req)
 
 int do_image_clone(struct metad *m, struct blobcr_dec *req)
 {
-	char dst[BLOBCR_NAME_MAX];
+	char dst[BLOBCR_NAME_MAX], root[BLOBCR_ROOT_MAX];
 	struct image src, img = { 0 };
 	uint32_t ver;
 	MDB_txn *txn;
@@ -91,7 +96,12 @@ int do_image_clone(struct metad *m, struct blobcr_dec *req)
 		img.parent_version = ver;
 		err = db_image_put(txn, &m->db, &img);
 	}
+	manifest_name_image(root, dst);
+	if (!err)
+		err = manifest_pending(txn, m, root);
 	err = txn_end(txn, err);
+	if (!err)
+		upkeep_kick(m); /* its manifest, in the background */
 	if (!err)
 		log_info("image %s cloned from %s@%" PRIu32, dst, src.name, ver);
 	return err;
@@ -128,7 +138,7 @@ int do_image_info(struct metad *m, struct blobcr_dec *req,
 	err = blobcr_dec_end(req);
 	if (!err)
 		enc_image(txn, m, reply, &img);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return err ? err : reply->err;
 }
 
@@ -166,25 +176,30 @@ int do_version_list(struct metad *m, struct blobcr_dec *req,
 	struct image img;
 	MDB_cursor *cur;
 	MDB_txn *txn;
-	uint32_t n = 0;
+	uint32_t n = 0, after;
 	size_t count_off;
+	bool more = false;
 	int rc, err = begin_on_image(m, MDB_RDONLY, req, &txn, &img);
 
 	if (err)
 		return err;
+	after = blobcr_dec_u32(req); /* the page starts past it */
 	err = blobcr_dec_end(req);
 	if (!err)
 		err = db_err(mdb_cursor_open(txn, m->db.versions, &cur));
 	if (err) {
-		mdb_txn_abort(txn);
+		db_txn_abort(txn);
 		return err;
 	}
 	count_off = enc_count_slot(reply);
 	put_be64(kb, img.id);
-	put_be32(kb + 8, 0);
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	     !rc && !err && k.mv_size == 12 && get_be64(k.mv_data) == img.id;
+	put_be32(kb + 8, after == UINT32_MAX ? after : after + 1);
+	for (rc = after == UINT32_MAX ? MDB_NOTFOUND :
+		  mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     !rc && !err && !more && k.mv_size == 12 &&
+	     get_be64(k.mv_data) == img.id;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		size_t before = reply->len;
 		struct version ver;
 
 		err = db_version_get(txn, &m->db, img.id,
@@ -197,10 +212,12 @@ int do_version_list(struct metad *m, struct blobcr_dec *req,
 		blobcr_enc_u64(reply, ver.changed);
 		blobcr_enc_str(reply, ver.label);
 		blobcr_enc_str(reply, ver.group);
-		n++;
+		if (!(more = page_full(m, reply, before, n)))
+			n++;
 	}
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
+	blobcr_enc_u8(reply, more);
 	if (!err)
 		enc_count_fill(reply, count_off, n);
 	return err ? err : reply->err;
@@ -323,6 +340,26 @@ static int drop_version_entries(MDB_txn *txn, struct metad *m,
 	return err;
 }
 
+/* The manifests a deleted version changes: its own, its access order's,
+ * and the next version's, which may have taken its entries. */
+static int delete_version_manifests(MDB_txn *txn, struct metad *m,
+				    const struct image *img, uint32_t ver)
+{
+	uint32_t w = next_version_after(txn, m, img, ver);
+	char root[BLOBCR_ROOT_MAX];
+	int err;
+
+	manifest_name_version(root, 'v', img->id, ver);
+	err = manifest_pending(txn, m, root);
+	manifest_name_version(root, 'a', img->id, ver);
+	if (!err)
+		err = manifest_pending(txn, m, root);
+	manifest_name_version(root, 'v', img->id, w);
+	if (!err && w)
+		err = manifest_pending(txn, m, root);
+	return err;
+}
+
 static int delete_version(MDB_txn *txn, struct metad *m, struct image *img,
 			  uint32_t ver)
 {
@@ -333,6 +370,8 @@ static int delete_version(MDB_txn *txn, struct metad *m, struct image *img,
 		err = check_no_clone(txn, m, img, ver);
 	if (!err)
 		err = lease_check(txn, m, img, ver);
+	if (!err)
+		err = delete_version_manifests(txn, m, img, ver);
 	if (!err)
 		err = drop_version_entries(txn, m, img, ver);
 	if (!err)
@@ -366,6 +405,26 @@ static int delete_prefix(MDB_txn *txn, MDB_dbi dbi, uint64_t image)
 	return err;
 }
 
+/* The manifests a deleted image ends: its own and its versions'. */
+static int delete_image_manifests(MDB_txn *txn, struct metad *m,
+				  const struct image *img)
+{
+	char root[BLOBCR_ROOT_MAX];
+	int err;
+
+	manifest_name_image(root, img->name);
+	err = manifest_pending(txn, m, root);
+	for (uint32_t v = next_version_after(txn, m, img, 0); v && !err;
+	     v = next_version_after(txn, m, img, v)) {
+		manifest_name_version(root, 'v', img->id, v);
+		err = manifest_pending(txn, m, root);
+		manifest_name_version(root, 'a', img->id, v);
+		if (!err)
+			err = manifest_pending(txn, m, root);
+	}
+	return err;
+}
+
 int do_image_delete(struct metad *m, struct blobcr_dec *req,
 		    uint8_t op)
 {
@@ -386,6 +445,8 @@ int do_image_delete(struct metad *m, struct blobcr_dec *req,
 		if (!err)
 			err = lease_check(txn, m, &img, 0);
 		if (!err)
+			err = delete_image_manifests(txn, m, &img);
+		if (!err)
 			err = delete_prefix(txn, m->db.leases, img.id);
 		if (!err)
 			err = delete_prefix(txn, m->db.extmap, img.id);
@@ -397,6 +458,8 @@ int do_image_delete(struct metad *m, struct blobcr_dec *req,
 			err = db_image_del(txn, &m->db, &img);
 	}
 	err = txn_end(txn, err);
+	if (!err)
+		upkeep_kick(m); /* tombstones and rewrites, in the background */
 	if (!err && ver)
 		log_info("deleted %s@%" PRIu32, img.name, ver);
 	else if (!err)

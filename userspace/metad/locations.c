@@ -253,7 +253,7 @@ int do_under_replicated(struct metad *m, struct blobcr_dec *req,
 	}
 	blobcr_enc_u8(reply, rc == 0); /* more to come */
 	holder_walk_close(&w);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	enc_count_fill(reply, count_off, n);
 	return err ? err : reply->err;
 }
@@ -283,6 +283,6 @@ int node_chunks_short(struct metad *m, uint32_t node, uint64_t *short_of)
 			(*short_of)++;
 	}
 	holder_walk_close(&w);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return err;
 }

@@ -102,42 +102,49 @@ int do_lookup(struct metad *m, struct blobcr_dec *req,
 		blobcr_enc_u32(reply, n);
 		err = lookup_extents(txn, m, req, &img, ver, n, reply);
 	}
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return err ? err : reply->err;
 }
 
+/*
+ * CHUNK_LOCATE: where chunks are, for a commit (its session) about to rely
+ * on them: gc spares them from now on (sessions.c).  A chunk a gc is
+ * deleting is answered CHUNK_DOOMED: ask again.
+ */
 int do_chunk_locate(struct metad *m, struct blobcr_dec *req,
 		    struct blobcr_enc *reply)
 {
+	uint64_t session = blobcr_dec_u64(req);
 	uint32_t n = blobcr_dec_u32(req);
+	const uint8_t *ids;
 	MDB_cursor *ccur;
 	MDB_txn *txn;
-	uint64_t epoch;
 	int err;
 
 	if (req->err || n > MAX_BATCH || req->left != (size_t)n * BLOBCR_ID_SIZE)
 		return -EBADMSG;
-	err = txn_begin(m, MDB_RDONLY, &txn);
+	ids = blobcr_dec_bytes(req, (size_t)n * BLOBCR_ID_SIZE);
+	/* Wanted first: a sweep that did not see it has committed already. */
+	err = session_want(m, session, ids, n);
+	if (!err)
+		err = txn_begin(m, MDB_RDONLY, &txn);
 	if (err)
 		return err;
-	err = gc_epoch(txn, m, &epoch);
-	if (!err)
-		err = db_err(mdb_cursor_open(txn, m->db.chunks, &ccur));
+	err = db_err(mdb_cursor_open(txn, m->db.chunks, &ccur));
 	if (err) {
-		mdb_txn_abort(txn);
+		db_txn_abort(txn);
 		return err;
 	}
-	blobcr_enc_u64(reply, epoch);
 	blobcr_enc_u32(reply, n);
 	for (uint32_t i = 0; i < n && !err; i++) {
-		const uint8_t *id = blobcr_dec_bytes(req, BLOBCR_ID_SIZE);
+		const uint8_t *id = ids + (size_t)i * BLOBCR_ID_SIZE;
 
 		if (chunk_doomed(txn, m, id))
-			blobcr_enc_u8(reply, 0);
+			blobcr_enc_u8(reply, CHUNK_DOOMED);
 		else
 			err = enc_locations(m, ccur, reply, id, true);
 	}
 	mdb_cursor_close(ccur);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return err ? err : reply->err;
 }

@@ -66,6 +66,7 @@ static const struct blobcr_op_rule rules[] = {
 	{ BLOBCR_OP_PUBLISH_COMMIT, true, WRITERS, 0 },
 	{ BLOBCR_OP_PUBLISH_ABORT, true, WRITERS, 0 },
 	{ BLOBCR_OP_LEASE, true, WRITERS, 0 },
+	{ BLOBCR_OP_GROUP_DELETE, true, BLOBCR_ROLE_ADMIN, 0 },
 };
 
 /* ---- dispatch ---- */
@@ -75,6 +76,12 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 {
 	struct metad *m = ctx;
 
+	/* While the database is rebuilt, only the nodes are heard. */
+	if (__atomic_load_n(&m->rebuilding, __ATOMIC_ACQUIRE) &&
+	    h->opcode != BLOBCR_OP_PING && h->opcode != BLOBCR_OP_NODE_HEARTBEAT &&
+	    h->opcode != BLOBCR_OP_NODE_LIST &&
+	    h->opcode != BLOBCR_OP_NODE_BAD_CHUNKS)
+		return -EAGAIN;
 	switch (h->opcode) {
 	case BLOBCR_OP_PING:
 		return blobcr_dec_end(req);
@@ -123,6 +130,8 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 		return do_group_publish(m, req);
 	case BLOBCR_OP_GROUP_LIST:
 		return do_group_list(m, req, reply);
+	case BLOBCR_OP_GROUP_DELETE:
+		return do_group_delete(m, req);
 	case BLOBCR_OP_ACCESS_PUT:
 		return do_access_put(m, req);
 	case BLOBCR_OP_ACCESS_GET:
@@ -158,15 +167,35 @@ static void usage(FILE *f)
 		"  -R, --repair-interval-s N  while a node is dead or copies were lost,\n"
 		"                             re-replicate every N s (default 10, 0: only\n"
 		"                             on request)\n"
+		"      --rebuild              make an empty --data's database again from\n"
+		"                             the manifests the storage nodes keep, once\n"
+		"                             they have joined, then serve\n"
+		"      --rebuild-wait-s N     wait at most N s for the nodes to join\n"
+		"                             (default 60)\n"
 		"  -S, --max-stage-mb N       memory for versions being published in parts\n"
 		"                             (default 4096): a bigger one is refused\n"
 		"  -I, --reconcile-interval-s N\n"
 		"                             compare every node's inventory with the\n"
 		"                             locations every N s (default 3600; 0: only\n"
 		"                             when a node joins or comes back)\n"
+		"      --map-mb N             the database's map to begin with (default\n"
+		"                             16384); it doubles whenever more than half\n"
+		"                             used\n"
+		"  -G, --gc-grace-s N         a commit idle N s is taken for dead, and\n"
+		"                             what it uploaded but never published is\n"
+		"                             collected N s after a node reported it\n"
+		"                             (default 3600)\n"
+		"      --gc-start-wait-s N    after a start, gc deletes no chunk for N s:\n"
+		"                             the commits in flight may still count on\n"
+		"                             what they found (default: --gc-grace-s)\n"
+		"      --test-list-page-bytes N\n"
+		"                             test hook: list replies in pages of N bytes\n"
+		"      --test-gc-pause PATH   test hook: each gc waits after its mark\n"
+		"                             while PATH.mark exists, before its deletes\n"
+		"                             while PATH.delete exists\n"
 		"      --test-publish-delay-ms N\n"
 		"                             test hook: stall each publish N ms before commit\n"
-		"      --test-gc-delay-ms N   test hook: stall each gc N ms after its first phase\n"
+		"      --test-gc-delay-ms N   test hook: stall each gc N ms before its deletes\n"
 		"  -v, --verbose              debug logging\n"
 		"  -h, --help                 this help\n");
 }
@@ -180,6 +209,7 @@ struct metad_args {
 	const char *listen, *data, *key;
 	bool encrypt;
 	int verbose;
+	int rebuild;
 };
 
 static int parse_args(int argc, char **argv, struct metad *m,
@@ -196,8 +226,15 @@ static int parse_args(int argc, char **argv, struct metad *m,
 		{ "repair-interval-s", required_argument, NULL, 'R' },
 		{ "reconcile-interval-s", required_argument, NULL, 'I' },
 		{ "max-stage-mb", required_argument, NULL, 'S' },
+		{ "rebuild", no_argument, NULL, 'B' },
+		{ "gc-grace-s", required_argument, NULL, 'G' },
+		{ "map-mb", required_argument, NULL, 'M' },
+		{ "gc-start-wait-s", required_argument, NULL, 'g' },
+		{ "test-gc-pause", required_argument, NULL, 'Q' },
+		{ "test-list-page-bytes", required_argument, NULL, 'L' },
+		{ "rebuild-wait-s", required_argument, NULL, 'W' },
 		{ "test-publish-delay-ms", required_argument, NULL, 'P' },
-		{ "test-gc-delay-ms", required_argument, NULL, 'G' },
+		{ "test-gc-delay-ms", required_argument, NULL, 'Y' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -205,7 +242,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "l:d:k:er:D:T:R:I:S:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:k:er:D:T:R:I:S:G:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': a->listen = optarg; break;
 		case 'd': a->data = optarg; break;
@@ -233,6 +270,37 @@ static int parse_args(int argc, char **argv, struct metad *m,
 				goto bad;
 			m->repair_s = (int)v;
 			break;
+		case 'B':
+			a->rebuild = 1;
+			break;
+		case 'G':
+			if (parse_num(optarg, 86400 * 30, &v))
+				goto bad;
+			m->gc_grace_ms = v * 1000;
+			break;
+		case 'g':
+			if (parse_num(optarg, 86400 * 30, &v))
+				goto bad;
+			m->gc_start_wait_ms = v * 1000;
+			break;
+		case 'Q':
+			m->gc_pause = optarg;
+			break;
+		case 'M':
+			if (parse_num(optarg, (uint64_t)1 << 26, &v) || !v)
+				goto bad;
+			m->map_bytes = (size_t)v << 20;
+			break;
+		case 'L':
+			if (parse_num(optarg, LIST_PAGE_BYTES, &v) || !v)
+				goto bad;
+			m->list_page_bytes = v;
+			break;
+		case 'W':
+			if (parse_num(optarg, 86400, &v) || !v)
+				goto bad;
+			m->rebuild_wait_s = (int)v;
+			break;
 		case 'S':
 			if (parse_num(optarg, 1u << 20, &v) || !v)
 				goto bad;
@@ -248,7 +316,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 				goto bad;
 			m->publish_delay_ms = (int)v;
 			break;
-		case 'G':
+		case 'Y':
 			if (parse_num(optarg, 3600000, &v))
 				goto bad;
 			m->gc_delay_ms = (int)v;
@@ -299,15 +367,35 @@ static void server_setup(struct metad *m)
 	m->srv.stop = &m->stop;
 }
 
+/* Writers first: publishes must not keep a gc from its snapshot. */
+static int wanted_rwlock_init(pthread_rwlock_t *rw)
+{
+	pthread_rwlockattr_t a;
+	int err = pthread_rwlockattr_init(&a);
+
+	if (!err)
+		err = pthread_rwlockattr_setkind_np(&a,
+				PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	if (!err)
+		err = pthread_rwlock_init(rw, &a);
+	pthread_rwlockattr_destroy(&a);
+	return err;
+}
+
 int main(int argc, char **argv)
 {
 	struct metad m = { .replicas = 2, .dead_after_ms = 5000,
 			   .node_timeout_ms = 10000, .repair_s = 10,
 			   .reconcile_s = 3600,
-			   .max_staged_bytes = (uint64_t)4096 << 20 };
+			   .max_staged_bytes = (uint64_t)4096 << 20,
+			   .rebuild_wait_s = 60,
+			   .gc_grace_ms = 3600 * 1000,
+			   .gc_start_wait_ms = UINT64_MAX,
+			   .list_page_bytes = LIST_PAGE_BYTES,
+			   .map_bytes = (size_t)16 << 30 };
 	struct metad_args a = { 0 };
 	struct repairer rep;
-	pthread_t upkeep;
+	pthread_t upkeep, rebuilder;
 	const char *listen, *data;
 	int err;
 
@@ -323,15 +411,21 @@ int main(int argc, char **argv)
 	    pthread_mutex_init(&m.gc_mu, NULL) ||
 	    pthread_mutex_init(&m.upkeep_mu, NULL) ||
 	    pthread_mutex_init(&m.stage_mu, NULL) ||
+	    pthread_mutex_init(&m.manifest_mu, NULL) ||
+	    pthread_mutex_init(&m.wanted.mu, NULL) ||
+	    wanted_rwlock_init(&m.wanted.mark_rw) ||
 	    pthread_cond_init(&m.upkeep_cv, NULL)) {
 		log_err("out of memory");
 		return 1;
 	}
-	err = db_open(data, &m.db);
+	err = db_open(data, &m.db, m.map_bytes);
 	if (err) {
 		log_err("cannot open the database in %s: %s", data, strerror(-err));
 		return 1;
 	}
+	m.started_ms = blobcr_now_ms();
+	if (m.gc_start_wait_ms == UINT64_MAX)
+		m.gc_start_wait_ms = m.gc_grace_ms;
 	/* Stage ids from before a restart are never reused. */
 	m.next_stage = blobcr_wall_s() << 20;
 	err = load_nodes(&m);
@@ -346,6 +440,13 @@ int main(int argc, char **argv)
 	m.srv.threads = SERVER_THREADS;
 	m.srv.heavy_threads = HEAVY_THREADS;
 	server_setup(&m);
+	if (a.rebuild && (err = rebuild_start(&m, &rebuilder))) {
+		log_err("cannot rebuild: %s", err == -ENOTEMPTY ?
+			"the database in --data holds images: rebuild into an "
+			"empty directory" : strerror(-err));
+		db_close(&m.db);
+		return 1;
+	}
 	if (upkeep_start(&m, &upkeep)) {
 		log_err("cannot start the upkeep thread");
 		db_close(&m.db);
@@ -370,7 +471,10 @@ int main(int argc, char **argv)
 		repairer_join(&rep);
 	upkeep_kick(&m);
 	pthread_join(upkeep, NULL);
+	if (a.rebuild)
+		pthread_join(rebuilder, NULL);
 	stages_free(&m);
+	sessions_free(&m);
 	db_close(&m.db);
 	free(m.nodes);
 	blobcr_authsrv_free(m.srv.auth);

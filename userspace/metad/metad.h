@@ -11,11 +11,14 @@
  *   publish.c    a new version in one write transaction, staged if big
  *   replicas.c   how well a chunk is kept: holders, failure domains
  *   gc.c         garbage collection
+ *   sessions.c   commits in flight: the chunks gc must spare
  *   locations.c  chunk locations: repairs, reports, under-replicated
  *   upkeep.c     suspects checked, removed nodes forgotten, inventories
  *   groups.c     checkpoint groups
  *   access.c     access orders for adaptive prefetch
  *   leases.c     leases on deployed versions
+ *   manifests.c  the state kept on the nodes too, for a rebuild
+ *   rebuild.c    the database made again from the nodes' manifests
  *   db.c         the LMDB schema (db.h)
  *   repair.c     the re-replication thread (repair.h)
  *
@@ -35,8 +38,32 @@
 #include "db.h"
 
 #define MAX_BATCH 65536 /* extents or ids per request */
+#define CHUNK_DOOMED 0xff /* CHUNK_LOCATE's count: a gc deletes it, ask again */
 
 struct pub;
+struct mentry;
+
+/* A commit in flight, or the publishes during a gc (sessions.c). */
+struct session {
+	uint64_t id;
+	uint64_t touched; /* blobcr_now_ms() */
+	uint64_t *keys; /* the chunks it counts on (may repeat) */
+	size_t n, cap;
+	struct session *next;
+};
+
+/* Chunks the commits in flight count on (sessions.c), under mu. */
+struct wanted {
+	pthread_mutex_t mu;
+	pthread_rwlock_t mark_rw; /* a gc's snapshot against publishes */
+	bool gc_running; /* publishes go to late meanwhile */
+	struct session late; /* chunks published since the gc's snapshot */
+	struct session *sessions;
+	uint64_t *keys; /* id prefixes, open addressing */
+	uint32_t *counts; /* how many sessions want each, 0: none now */
+	uint8_t *taken; /* a slot once used stays taken until rebuilt */
+	size_t cap, used;
+};
 #define DELETE_BATCH BLOBCR_DELETE_MAX
 #define MAX_NODES 4096
 #define SERVER_THREADS 4 /* heartbeats, lookups, lists */
@@ -64,6 +91,9 @@ struct metad {
 	uint64_t dead_after_ms;
 	int publish_delay_ms; /* test hook: stall publishes before commit */
 	int gc_delay_ms; /* test hook: stall gc between its phases */
+	const char *gc_pause; /* test hook: gc waits while PATH.mark/.delete */
+	size_t list_page_bytes; /* LIST_PAGE_BYTES; less in tests */
+	size_t map_bytes; /* the LMDB map to begin with (--map-mb) */
 	int node_timeout_ms;
 	int repair_s; /* re-replication check period, 0: never */
 	int reconcile_s; /* period of inventory checks, 0: on (re)join only */
@@ -82,6 +112,13 @@ struct metad {
 	uint64_t staged_bytes; /* under stage_mu */
 	uint64_t max_staged_bytes;
 	uint64_t next_stage; /* atomic */
+	pthread_mutex_t manifest_mu; /* manifests are written one at a time */
+	struct wanted wanted;
+	uint64_t gc_grace_ms; /* a session idle this long has ended */
+	uint64_t gc_start_wait_ms; /* gc deletes nothing this long after start */
+	uint64_t started_ms; /* blobcr_now_ms() at start */
+	bool rebuilding; /* atomic: only heartbeats are served meanwhile */
+	int rebuild_wait_s; /* longest wait for the nodes to join */
 	struct blobcr_server srv;
 	volatile sig_atomic_t stop;
 };
@@ -105,6 +142,10 @@ void node_addr(struct metad *m, const struct node *n,
  */
 int node_call(struct metad *m, const struct node *n, uint8_t op,
 	      struct blobcr_enc *e, void **msg, struct blobcr_dec *d);
+/** node_call_timeout() - node_call(), waiting at most @timeout_ms. */
+int node_call_timeout(struct metad *m, const struct node *n, uint8_t op,
+		      struct blobcr_enc *e, void **msg, struct blobcr_dec *d,
+		      int timeout_ms);
 /** load_nodes() - the node table from LMDB, at startup (all dead). */
 int load_nodes(struct metad *m);
 /** repair_wanted() - copies may be missing: let re-replication look. */
@@ -139,7 +180,19 @@ void enc_count_fill(struct blobcr_enc *reply, size_t off, uint32_t n);
 typedef int (*enc_record_fn)(MDB_txn *txn, struct metad *m, const MDB_val *k,
 			     const MDB_val *v, struct blobcr_enc *reply);
 
-/** reply_table() - answer an empty request with every record of @dbi. */
+/* A list reply's page stops past this many bytes (a frame holds 8 MiB). */
+#define LIST_PAGE_BYTES (1u << 20)
+/**
+ * page_full() - after a record (encoded from @before on) and @n before
+ * it: whether the page is full (m->list_page_bytes); if so the record is
+ * taken back.
+ */
+bool page_full(struct metad *m, struct blobcr_enc *reply, size_t before,
+	       uint32_t n);
+/**
+ * reply_table() - a page of the records of @dbi after the name the
+ * request gives ("": the first), then whether more follow.
+ */
 int reply_table(struct metad *m, struct blobcr_dec *req, MDB_dbi dbi,
 		enc_record_fn enc_record, struct blobcr_enc *reply);
 
@@ -216,6 +269,11 @@ bool holders_in_domain(const struct holders *h, uint32_t domain);
 int holders_extras(struct metad *m, const uint8_t *id, const struct holders *h,
 		   uint32_t *extra);
 bool holders_writer(const struct holders *h, uint32_t domain);
+/**
+ * place_nodes() - the live, active nodes ranked for chunk @id by
+ * rendezvous hashing, best first (at most @max).  Return: how many.
+ */
+int place_nodes(struct metad *m, const uint8_t *id, uint32_t *out, int max);
 
 /* ---- publish.c ---- */
 
@@ -230,9 +288,40 @@ int do_publish_abort(struct metad *m, struct blobcr_dec *req);
 /** stages_free() - drop every staged publish, at exit. */
 void stages_free(struct metad *m);
 
+/* ---- sessions.c ---- */
+
+/**
+ * session_want() - commit @session (0: none) counts on the @n chunks @ids
+ * (packed): gc spares them until it publishes or goes idle.
+ */
+int session_want(struct metad *m, uint64_t session, const uint8_t *ids,
+		 size_t n);
+/** session_end() - @session published: its chunks are referenced now. */
+void session_end(struct metad *m, uint64_t session);
+/*
+ * A publish holds sessions_publish_begin() .. _end() around its write
+ * transaction, in which sessions_published() tells a running gc its
+ * chunks (@n entries @e).
+ */
+void sessions_publish_begin(struct metad *m);
+int sessions_published(struct metad *m, const struct mentry *e, size_t n);
+void sessions_publish_end(struct metad *m);
+/**
+ * sessions_gc_mark() - a gc begins: the read transaction of its mark in
+ * *@txn; publishes from now on are noted until sessions_gc_done().
+ */
+int sessions_gc_mark(struct metad *m, MDB_txn **txn);
+void sessions_gc_done(struct metad *m);
+/* gc holds the sessions' lock (after its write transaction began) while
+ * it chooses what to delete. */
+void sessions_lock(struct metad *m);
+void sessions_unlock(struct metad *m);
+/** session_wanted_locked() - some commit in flight counts on @id. */
+bool session_wanted_locked(struct metad *m, const uint8_t *id);
+void sessions_free(struct metad *m);
+
 /* ---- gc.c ---- */
 
-int gc_epoch(MDB_txn *txn, struct metad *m, uint64_t *epoch);
 /** chunk_doomed() - whether a gc is deleting @id. */
 bool chunk_doomed(MDB_txn *txn, struct metad *m, const uint8_t *id);
 int do_gc(struct metad *m, struct blobcr_dec *req, struct blobcr_enc *reply);
@@ -267,6 +356,69 @@ int do_node_bad_chunks(struct metad *m, struct blobcr_dec *req);
 int do_under_replicated(struct metad *m, struct blobcr_dec *req,
 			struct blobcr_enc *reply);
 
+/* ---- manifests.c ---- */
+
+#define MANIFEST_MAGIC "BCRMANI1" /* 8 bytes: a manifest chunk */
+
+enum manifest_kind {
+	MANIFEST_IMAGE = 1,
+	MANIFEST_VERSION = 2,
+	MANIFEST_GROUP = 3,
+	MANIFEST_ACCESS = 4,
+	MANIFEST_TOMBSTONE = 5,
+};
+
+/* One extent of a version, as a manifest lists it. */
+struct mentry {
+	uint64_t extent;
+	uint8_t kind;
+	uint8_t id[BLOBCR_ID_SIZE];
+};
+
+void manifest_name_image(char out[BLOBCR_ROOT_MAX], const char *image);
+/** manifest_name_version() - @kind 'v' a version, 'a' its access order. */
+void manifest_name_version(char out[BLOBCR_ROOT_MAX], char kind,
+			   uint64_t image, uint32_t ver);
+void manifest_name_group(char out[BLOBCR_ROOT_MAX], const char *group);
+/**
+ * manifest_pending() - in the transaction of a mutation: the manifest of
+ * @name must be written again, at a fresh sequence number.
+ */
+int manifest_pending(MDB_txn *txn, struct metad *m, const char *name);
+/** manifest_write() - write @name's manifest, if pending, from the database. */
+int manifest_write(struct metad *m, const char *name);
+/** manifest_write_logged() - the same; a failure is logged, left pending. */
+void manifest_write_logged(struct metad *m, const char *name);
+/**
+ * manifest_publish() - write a just published version's manifest from its
+ * entries, unless a later change made it pending again.
+ */
+int manifest_publish(struct metad *m, const char *name, uint64_t seq,
+		     uint64_t image, const struct version *ver, uint32_t writer,
+		     const struct mentry *e, size_t n);
+/** manifests_flush() - write pending manifests (a batch); *@left: failed. */
+int manifests_flush(struct metad *m, size_t *left);
+/**
+ * manifests_keep() - copy manifests with fewer than R live holders to
+ * more nodes.  Return: 0 or the first error (the others are tried).
+ */
+int manifests_keep(struct metad *m);
+/**
+ * manifest_fetch() - manifest chunk @id from the first of @n @nodes that
+ * has it whole, malloc'ed in *@out.  Return: 0 or -errno.
+ */
+int manifest_fetch(struct metad *m, const uint32_t *nodes, int n,
+		   const uint8_t *id, uint8_t **out, size_t *len);
+
+/* ---- rebuild.c ---- */
+
+/**
+ * rebuild_start() - rebuild the (empty) database from the nodes in a
+ * thread; m->rebuilding until done.  Return: 0; -ENOTEMPTY if the
+ * database holds images already; -errno.
+ */
+int rebuild_start(struct metad *m, pthread_t *tid);
+
 /* ---- leases.c ---- */
 
 /**
@@ -293,6 +445,11 @@ void upkeep_kick(struct metad *m);
 int do_group_publish(struct metad *m, struct blobcr_dec *req);
 int do_group_list(struct metad *m, struct blobcr_dec *req,
 		  struct blobcr_enc *reply);
+/**
+ * do_group_delete() - forget a group; the versions it named last name the
+ * group before it that names them, if any.
+ */
+int do_group_delete(struct metad *m, struct blobcr_dec *req);
 
 /* ---- access.c ---- */
 

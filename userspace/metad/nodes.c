@@ -74,6 +74,13 @@ void node_addr(struct metad *m, const struct node *n, char out[BLOBCR_ADDR_MAX])
 int node_call(struct metad *m, const struct node *n, uint8_t op,
 	      struct blobcr_enc *e, void **msg, struct blobcr_dec *d)
 {
+	return node_call_timeout(m, n, op, e, msg, d, m->node_timeout_ms);
+}
+
+int node_call_timeout(struct metad *m, const struct node *n, uint8_t op,
+		      struct blobcr_enc *e, void **msg, struct blobcr_dec *d,
+		      int timeout_ms)
+{
 	char addr[BLOBCR_ADDR_MAX];
 	struct blobcr_peer peer;
 	int err;
@@ -82,7 +89,7 @@ int node_call(struct metad *m, const struct node *n, uint8_t op,
 	node_addr(m, n, addr);
 	/* As metad, in a session of its own: the node must prove it is one. */
 	err = blobcr_peer_open(&peer, addr, m->key, BLOBCR_ROLE_NODE,
-			       m->node_timeout_ms);
+			       timeout_ms);
 	if (!err)
 		err = blobcr_peer_call(&peer, op, e, msg, d);
 	if (err && blobcr_auth_error(err))
@@ -141,12 +148,12 @@ int load_nodes(struct metad *m)
 	MDB_val k, v;
 	int rc, err = 0;
 
-	rc = mdb_txn_begin(m->db.env, NULL, MDB_RDONLY, &txn);
-	if (rc)
-		return db_err(rc);
+	err = txn_begin(m, MDB_RDONLY, &txn);
+	if (err)
+		return err;
 	rc = mdb_cursor_open(txn, m->db.nodes, &cur);
 	if (rc) {
-		mdb_txn_abort(txn);
+		db_txn_abort(txn);
 		return db_err(rc);
 	}
 	while (!err && !mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -166,7 +173,7 @@ int load_nodes(struct metad *m)
 		}
 	}
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return err;
 }
 

@@ -4,7 +4,7 @@
  * (metad.h).
  *
  * A small version comes in one PUBLISH.  A version of any size is staged:
- * PUBLISH_BEGIN names the image, base, label, writer and gc epoch;
+ * PUBLISH_BEGIN names the image, base, label, writer and commit session;
  * PUBLISH_PARTs bring the entries, each part recording its chunks'
  * locations in a transaction of its own (harmless: they are true, and gc
  * collects a chunk nothing references) and its entries in metad's memory;
@@ -25,22 +25,19 @@
 
 #define STAGE_IDLE_MS (10 * 60 * 1000)
 
-/* One entry of a version: an extent and what it holds. */
-struct pub_entry {
-	uint64_t extent;
-	uint8_t kind;
-	uint8_t id[BLOBCR_ID_SIZE];
-};
-
 /* A publish under way: its header, then its entries. */
+/* Map bytes a publish may take per byte of its entries (db_reserve()). */
+#define PUB_MAP_FACTOR 8
+
 struct pub {
 	uint64_t stage; /* staged: its id; 0: a one-shot PUBLISH */
 	char image[BLOBCR_NAME_MAX];
 	uint32_t base;
 	char label[BLOBCR_NAME_MAX];
 	char writer[BLOBCR_DOMAIN_MAX];
-	uint64_t epoch;
-	struct pub_entry *e;
+	uint64_t session; /* the commit's: ends once published */
+	uint64_t manifest_seq; /* once applied: its manifest's */
+	struct mentry *e;
 	size_t n, cap;
 	uint64_t touched; /* blobcr_now_ms() of its last request */
 	struct pub *next;
@@ -58,7 +55,7 @@ static void pub_free(struct pub *p)
 	free(p);
 }
 
-/* After the image's name: base version, label, writer's domain, gc epoch. */
+/* After the image's name: base version, label, writer's domain, session. */
 static int pub_header_decode(struct blobcr_dec *req, struct pub *p)
 {
 	int err;
@@ -69,7 +66,7 @@ static int pub_header_decode(struct blobcr_dec *req, struct pub *p)
 		err = -EINVAL; /* it reaches logs and terminals */
 	if (!err)
 		err = blobcr_dec_str(req, p->writer, sizeof(p->writer));
-	p->epoch = blobcr_dec_u64(req);
+	p->session = blobcr_dec_u64(req);
 	return err ? err : req->err;
 }
 
@@ -105,7 +102,7 @@ static int record_locations(MDB_txn *txn, struct metad *m,
 static int pub_grow(struct pub *p, size_t more)
 {
 	size_t cap = p->cap ? p->cap : 1024;
-	struct pub_entry *nv;
+	struct mentry *nv;
 
 	while (cap < p->n + more)
 		cap *= 2;
@@ -131,7 +128,7 @@ static int pub_entries_decode(MDB_txn *txn, struct metad *m,
 	int err = pub_grow(p, n);
 
 	for (uint32_t i = 0; i < n && !err; i++) {
-		struct pub_entry *e = &p->e[p->n];
+		struct mentry *e = &p->e[p->n];
 		const uint8_t *id;
 
 		e->extent = blobcr_dec_u64(req);
@@ -178,7 +175,7 @@ static int pub_entries_apply(MDB_txn *txn, struct metad *m,
 	int err = db_err(mdb_cursor_open(txn, m->db.chunks, &ccur));
 
 	for (size_t i = 0; i < p->n && !err; i++) {
-		const struct pub_entry *e = &p->e[i];
+		const struct mentry *e = &p->e[i];
 		uint8_t kb[EXT_KEY], vb[1 + BLOBCR_ID_SIZE] = { e->kind };
 		MDB_val k = { EXT_KEY, kb }, v = { 1, vb };
 
@@ -206,19 +203,15 @@ static int pub_entries_apply(MDB_txn *txn, struct metad *m,
 
 /*
  * Make @p version next of its image in @txn: the base must still be the
- * latest, no gc may have run since the client located its chunks, and
- * every chunk must have R copies that count.
+ * latest, and every chunk must have R copies that count and not be going
+ * (a gc spares a commit's chunks while its session lasts).
  */
-static int pub_apply(MDB_txn *txn, struct metad *m, const struct pub *p,
+static int pub_apply(MDB_txn *txn, struct metad *m, struct pub *p,
 		     struct image *img, struct version *ver)
 {
-	uint64_t epoch;
+	char root[BLOBCR_ROOT_MAX];
 	int err = db_image_get(txn, &m->db, p->image, img);
 
-	if (!err)
-		err = gc_epoch(txn, m, &epoch);
-	if (!err && (p->epoch != epoch || (epoch & 1)))
-		err = -EAGAIN; /* a gc ran or runs: chunks may be gone */
 	if (!err && p->base != img->latest)
 		err = -EBUSY;
 	if (err)
@@ -230,12 +223,40 @@ static int pub_apply(MDB_txn *txn, struct metad *m, const struct pub *p,
 	ver->changed = p->n;
 	memcpy(ver->label, p->label, sizeof(ver->label));
 	err = pub_entries_apply(txn, m, p, img, ver->version);
+	if (!err) /* a gc's mark may not see them: it is told */
+		err = sessions_published(m, p->e, p->n);
 	if (!err)
 		err = db_version_put(txn, &m->db, img->id, ver);
+	manifest_name_version(root, 'v', img->id, ver->version);
+	if (!err)
+		err = manifest_pending(txn, m, root);
+	if (!err)
+		err = db_meta_get(txn, &m->db, "manifest_seq", &p->manifest_seq);
 	img->latest = ver->version;
 	img->next_version++;
 	img->nversions++;
 	return err ? err : db_image_put(txn, &m->db, img);
+}
+
+/*
+ * The new version's manifest goes to the nodes before the reply: once a
+ * client is told its version is published, losing metad's database loses
+ * it no more.  A failure is logged; the upkeep thread writes it later.
+ */
+static void pub_manifest(struct metad *m, const struct pub *p,
+			 const struct image *img, const struct version *ver)
+{
+	char root[BLOBCR_ROOT_MAX];
+	int err;
+
+	manifest_name_image(root, img->name);
+	manifest_write_logged(m, root); /* its image's first, if pending */
+	manifest_name_version(root, 'v', img->id, ver->version);
+	err = manifest_publish(m, root, p->manifest_seq, img->id, ver,
+			       blobcr_domain_hash(p->writer), p->e, p->n);
+	if (err)
+		log_warn("manifest %s not on the nodes yet (%s): written later",
+			 root, strerror(-err));
 }
 
 static void log_published(const struct pub *p, const struct version *ver,
@@ -260,7 +281,16 @@ int do_publish(struct metad *m, struct blobcr_dec *req,
 	uint32_t n = 0;
 	int err = blobcr_dec_str(req, p.image, sizeof(p.image));
 
-	if (err || (err = txn_begin(m, 0, &txn))) {
+	/* An entry weighs a few times its bytes on the wire in the map. */
+	if (!err)
+		err = db_reserve(&m->db, req->left * PUB_MAP_FACTOR);
+	if (!err) {
+		sessions_publish_begin(m);
+		err = txn_begin(m, 0, &txn);
+		if (err)
+			sessions_publish_end(m);
+	}
+	if (err) {
 		log_published(&p, NULL, err);
 		return err;
 	}
@@ -279,7 +309,12 @@ int do_publish(struct metad *m, struct blobcr_dec *req,
 	if (!err)
 		err = pub_apply(txn, m, &p, &img, &ver);
 	err = txn_end(txn, err);
+	sessions_publish_end(m);
 	log_published(&p, &ver, err);
+	if (!err) {
+		session_end(m, p.session);
+		pub_manifest(m, &p, &img, &ver);
+	}
 	free(p.e);
 	if (err)
 		return err;
@@ -366,7 +401,7 @@ int do_publish_begin(struct metad *m, struct blobcr_dec *req,
 		err = blobcr_dec_end(req);
 	if (!err && !(err = txn_begin(m, MDB_RDONLY, &txn))) {
 		err = db_image_get(txn, &m->db, p->image, &img);
-		mdb_txn_abort(txn);
+		db_txn_abort(txn);
 	}
 	if (!err && p->base != img.latest)
 		err = -EBUSY; /* another commit published first: say so now */
@@ -397,7 +432,9 @@ int do_publish_part(struct metad *m, struct blobcr_dec *req)
 	p = stage_take(m, id);
 	if (!p)
 		return -ENOENT;
-	err = txn_begin(m, 0, &txn);
+	err = db_reserve(&m->db, req->left * PUB_MAP_FACTOR);
+	if (!err)
+		err = txn_begin(m, 0, &txn);
 	if (!err) {
 		err = db_image_get(txn, &m->db, p->image, &img);
 		if (!err)
@@ -431,10 +468,18 @@ int do_publish_commit(struct metad *m, struct blobcr_dec *req,
 	p = stage_take(m, id);
 	if (!p)
 		return -ENOENT;
-	err = txn_begin(m, 0, &txn);
+	err = db_reserve(&m->db, p->n * sizeof(*p->e) * PUB_MAP_FACTOR);
+	sessions_publish_begin(m);
+	if (!err)
+		err = txn_begin(m, 0, &txn);
 	if (!err)
 		err = txn_end(txn, pub_apply(txn, m, p, &img, &ver));
+	sessions_publish_end(m);
 	log_published(p, &ver, err);
+	if (!err) {
+		session_end(m, p->session);
+		pub_manifest(m, p, &img, &ver);
+	}
 	pub_free(p);
 	if (err)
 		return err;

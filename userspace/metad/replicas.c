@@ -162,3 +162,26 @@ int holders_extras(struct metad *m, const uint8_t *id, const struct holders *h,
 	}
 	return ne;
 }
+
+int place_nodes(struct metad *m, const uint8_t *id, uint32_t *out, int max)
+{
+	size_t count = node_count(m);
+	int k = 0;
+
+	for (size_t i = 0; i < count; i++) {
+		uint32_t nid = m->nodes[i].id;
+		int j;
+
+		if (!node_counts(m, nid))
+			continue;
+		for (j = k; j > 0 && blobcr_rendezvous_score(id, out[j - 1]) <
+				     blobcr_rendezvous_score(id, nid); j--)
+			if (j < max)
+				out[j] = out[j - 1];
+		if (j < max) {
+			out[j] = nid;
+			k += k < max;
+		}
+	}
+	return k;
+}

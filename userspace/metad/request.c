@@ -11,17 +11,13 @@
 
 int txn_begin(struct metad *m, unsigned int flags, MDB_txn **txn)
 {
-	return db_err(mdb_txn_begin(m->db.env, NULL, flags, txn));
+	return db_txn_begin(&m->db, flags, txn);
 }
 
 /* Commit @txn if @err is 0, else abort it.  Return: the outcome. */
 int txn_end(MDB_txn *txn, int err)
 {
-	if (err) {
-		mdb_txn_abort(txn);
-		return err;
-	}
-	return db_err(mdb_txn_commit(txn));
+	return db_txn_end(txn, err);
 }
 
 uint64_t image_extents(const struct image *img)
@@ -72,7 +68,7 @@ int begin_on_image(struct metad *m, unsigned int flags,
 		return err;
 	err = read_image(*txn, m, req, img);
 	if (err)
-		mdb_txn_abort(*txn);
+		db_txn_abort(*txn);
 	return err;
 }
 
@@ -100,32 +96,58 @@ void enc_count_fill(struct blobcr_enc *reply, size_t off, uint32_t n)
 typedef int (*enc_record_fn)(MDB_txn *txn, struct metad *m, const MDB_val *k,
 			     const MDB_val *v, struct blobcr_enc *reply);
 
-/* Answer an empty request with a count, then every record of table @dbi. */
+bool page_full(struct metad *m, struct blobcr_enc *reply, size_t before,
+	       uint32_t n)
+{
+	if (n == 0 || reply->len <= m->list_page_bytes)
+		return false;
+	reply->len = before; /* the next page brings it */
+	return true;
+}
+
+/*
+ * A page of table @dbi (keys are names): the request names the key after
+ * which it starts ("" for the first page); the reply is a count, the
+ * records, and whether more follow.
+ */
 int reply_table(struct metad *m, struct blobcr_dec *req, MDB_dbi dbi,
 		enc_record_fn enc_record, struct blobcr_enc *reply)
 {
+	char after[BLOBCR_ROOT_MAX];
 	MDB_cursor *cur = NULL;
 	MDB_txn *txn;
-	MDB_val k, v;
+	MDB_val k = { 0, after }, v;
 	uint32_t n = 0;
 	size_t count_off;
-	int err = blobcr_dec_end(req);
+	bool more = false;
+	int rc, err = blobcr_dec_str(req, after, sizeof(after));
 
+	if (!err)
+		err = blobcr_dec_end(req);
 	if (err || (err = txn_begin(m, MDB_RDONLY, &txn)))
 		return err;
 	err = db_err(mdb_cursor_open(txn, dbi, &cur));
 	count_off = enc_count_slot(reply);
-	while (!err && !mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		int rc = enc_record(txn, m, &k, &v, reply);
+	k.mv_size = strlen(after);
+	rc = err ? MDB_NOTFOUND : k.mv_size ?
+	     mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) :
+	     mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	if (!rc && k.mv_size == strlen(after) &&
+	    !memcmp(k.mv_data, after, k.mv_size) && k.mv_size)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	for (; !rc && !err && !more; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		size_t before = reply->len;
+		int r = enc_record(txn, m, &k, &v, reply);
 
-		if (rc < 0)
-			err = rc;
-		else
-			n += rc;
+		if (r < 0)
+			err = r;
+		else if (!(more = page_full(m, reply, before, n)))
+			n += r;
 	}
 	if (cur)
 		mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
+	blobcr_enc_u8(reply, more);
 	if (!err)
 		enc_count_fill(reply, count_off, n);
 	return err ? err : reply->err;

@@ -9,6 +9,8 @@
  *  - A node that (re)joins, and every node every --reconcile-interval-s,
  *    is compared with its INVENTORY: a location the node lacks is dropped
  *    once a HAS confirms it; a copy metad had forgotten is recorded again.
+ *  - Manifests left pending (manifests.c) are written to the nodes, and
+ *    those with fewer than R live holders copied to more.
  *
  * Every drop keeps a chunk's last location (locations.c) and asks for
  * re-replication, which restores R from the good copies.
@@ -28,6 +30,7 @@
 #define VERIFY_BATCH 1024 /* suspects asked at once */
 #define FORGET_BATCH 4096 /* locations of a removed node per transaction */
 #define INVENTORY_PAGE 65536
+#define KEEP_MS 10000 /* between checks of the manifests' holders */
 
 typedef uint8_t chunk_id[BLOBCR_ID_SIZE];
 
@@ -151,7 +154,7 @@ static void verify_suspects(struct metad *m)
 		}
 		mdb_cursor_close(cur);
 	}
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	/* Gather each node's suspects in front, ask, go on with the rest. */
 	for (size_t done = 0; done < n;) {
 		uint32_t node = nodes[done];
@@ -305,7 +308,7 @@ static int metad_ids(struct metad *m, uint32_t node, const uint8_t *after,
 	}
 	if (!err)
 		mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	db_txn_abort(txn);
 	return err;
 }
 
@@ -342,7 +345,12 @@ static int inventory_page(struct metad *m, const struct node *node,
 	return err;
 }
 
-/* Record again the copies @node holds of chunks metad knows elsewhere. */
+/*
+ * Record again the copies @node holds of chunks metad knows elsewhere;
+ * the chunks metad does not know at all are strays (a commit that never
+ * published, or one still uploading), collected by gc after the grace
+ * period unless they become known.
+ */
 static int readd_locations(struct metad *m, uint32_t node,
 			   const struct idlist *extra, size_t *readded,
 			   size_t *unknown)
@@ -354,9 +362,19 @@ static int readd_locations(struct metad *m, uint32_t node,
 		MDB_val k = { BLOBCR_ID_SIZE, extra->ids[i] }, v;
 		int r;
 
+		if (chunk_doomed(txn, m, extra->ids[i]))
+			continue; /* a gc is deleting it */
 		/* Checked in this transaction: a gc may have just taken it. */
-		if (mdb_get(txn, m->db.chunks, &k, &v) ||
-		    chunk_doomed(txn, m, extra->ids[i])) {
+		if (mdb_get(txn, m->db.chunks, &k, &v)) {
+			uint8_t kb[BLOBCR_ID_SIZE + 4], vb[8];
+			MDB_val sk = { sizeof(kb), kb }, sv = { 8, vb };
+
+			memcpy(kb, extra->ids[i], BLOBCR_ID_SIZE);
+			put_be32(kb + BLOBCR_ID_SIZE, node);
+			put_be64(vb, blobcr_wall_s() * 1000);
+			r = mdb_put(txn, m->db.strays, &sk, &sv, MDB_NOOVERWRITE);
+			if (r && r != MDB_KEYEXIST)
+				err = db_err(r);
 			(*unknown)++;
 			continue;
 		}
@@ -468,8 +486,8 @@ static int reconcile_node(struct metad *m, const struct node *node)
 			 strerror(-err));
 	else if (nmissing || readded || unknown)
 		log_warn("inventory of node %" PRIu32 ": %zu copies missing (%zu "
-			 "dropped), %zu copies recorded again, %zu chunks no "
-			 "version knows", node->id, nmissing, dropped, readded,
+			 "dropped), %zu copies recorded again, %zu strays (chunks "
+			 "no version knows)", node->id, nmissing, dropped, readded,
 			 unknown);
 	free(inv.ids);
 	free(mine.ids);
@@ -494,16 +512,45 @@ static void reconcile_nodes(struct metad *m)
 	}
 }
 
+/* Which nodes are live, as one number: it changes when one dies or joins. */
+static uint64_t live_nodes(struct metad *m)
+{
+	size_t count = node_count(m);
+	uint64_t h = count;
+
+	for (size_t i = 0; i < count; i++)
+		if (node_live(m, m->nodes[i].id))
+			h = h * 1000003 + m->nodes[i].id;
+	return h;
+}
+
 static void *upkeep_thread(void *p)
 {
 	struct metad *m = p;
 	uint64_t next = blobcr_now_ms() + (uint64_t)m->reconcile_s * 1000;
 	bool *forgotten = calloc(MAX_NODES, sizeof(*forgotten));
+	uint64_t kept = 0, next_keep = 0, live, last_live = 0;
 
 	while (forgotten && !blobcr_stopping(&m->stop)) {
+		size_t left;
+
 		upkeep_wait(m, 1000);
 		if (blobcr_stopping(&m->stop))
 			break;
+		if (__atomic_load_n(&m->rebuilding, __ATOMIC_ACQUIRE))
+			continue;
+		if (manifests_flush(m, &left) && left)
+			log_warn("%zu manifests not written to the nodes yet", left);
+		/* Manifests lose holders too: when copies may be missing or
+		 * a node died, and now and then. */
+		live = live_nodes(m);
+		if (kept != __atomic_load_n(&m->repair_events, __ATOMIC_RELAXED) ||
+		    live != last_live || blobcr_now_ms() >= next_keep) {
+			kept = __atomic_load_n(&m->repair_events, __ATOMIC_RELAXED);
+			last_live = live;
+			next_keep = blobcr_now_ms() + KEEP_MS;
+			manifests_keep(m);
+		}
 		verify_suspects(m);
 		forget_removed(m, forgotten);
 		if (m->reconcile_s && blobcr_now_ms() >= next) {

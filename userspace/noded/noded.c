@@ -26,6 +26,7 @@
 #define BAD_QUEUE_MAX 4096 /* bad chunks kept for the next report */
 #define INVENTORY_MAX 65536 /* ids per INVENTORY reply */
 #define SCRUB_PAGE 256 /* ids listed at once by the scrubber */
+#define ROOTS_MAX 4096 /* roots per ROOT_LIST reply */
 
 /* Chunks found bad here, waiting to be reported to metad. */
 struct bad_queue {
@@ -35,7 +36,8 @@ struct bad_queue {
 };
 
 struct noded {
-	struct store *st;
+	struct store *st; /* chunks */
+	struct store *mst; /* manifests: metad's state, kept for a rebuild */
 	struct blobcr_server srv;
 	struct blobcr_key *key; /* this node's */
 	const char *meta; /* version manager, NULL: standalone */
@@ -77,7 +79,7 @@ static int do_put(struct noded *nd, struct blobcr_dec *req)
 	return err;
 }
 
-static int do_get(struct noded *nd, struct blobcr_dec *req,
+static int do_get(struct noded *nd, struct store *st, struct blobcr_dec *req,
 		  struct blobcr_enc *reply)
 {
 	const uint8_t *id = blobcr_dec_bytes(req, BLOBCR_ID_SIZE);
@@ -87,7 +89,7 @@ static int do_get(struct noded *nd, struct blobcr_dec *req,
 
 	if (err)
 		return err;
-	len = store_get_len(nd->st, id);
+	len = store_get_len(st, id);
 	if (len < 0)
 		return (int)len;
 	if (blobcr_enc_grow(reply, (size_t)len))
@@ -95,8 +97,8 @@ static int do_get(struct noded *nd, struct blobcr_dec *req,
 	buf = blobcr_enc_reserve(reply, (size_t)len);
 	if (!buf)
 		return reply->err;
-	len = store_get(nd->st, id, buf, (uint32_t)len, NULL);
-	if (len == -EUCLEAN)
+	len = store_get(st, id, buf, (uint32_t)len, NULL);
+	if (len == -EUCLEAN && st == nd->st)
 		report_bad(nd, id);
 	return len < 0 ? (int)len : 0;
 }
@@ -220,23 +222,19 @@ static int answer_verify(struct noded *nd, const uint8_t *id,
 	return 0;
 }
 
-static int do_delete(struct noded *nd, struct blobcr_dec *req,
+static int do_delete(struct store *st, struct blobcr_dec *req,
 		     struct blobcr_enc *reply)
 {
 	const uint8_t *ids;
-	uint32_t n, deleted = 0;
-	int err = decode_ids(req, &ids, &n);
+	uint32_t n;
+	int r, err = decode_ids(req, &ids, &n);
 
 	if (err)
 		return err;
-	for (uint32_t i = 0; i < n; i++) {
-		int r = store_delete(nd->st, ids + (size_t)i * BLOBCR_ID_SIZE);
-
-		if (r < 0)
-			return r;
-		deleted += (uint32_t)r;
-	}
-	blobcr_enc_u32(reply, deleted);
+	r = store_delete(st, ids, n); /* one index transaction */
+	if (r < 0)
+		return r;
+	blobcr_enc_u32(reply, (uint32_t)r);
 	return reply->err;
 }
 
@@ -275,14 +273,70 @@ static int do_inventory(struct noded *nd, struct blobcr_dec *req,
 	return reply->err;
 }
 
+/*
+ * ROOT_PUT: a manifest chunk, into the manifest store, root of its name
+ * (or, with no name, a part a root names).
+ */
+static int do_root_put(struct noded *nd, struct blobcr_dec *req)
+{
+	char name[BLOBCR_ROOT_MAX];
+	int err = blobcr_dec_str(req, name, sizeof(name));
+	uint64_t seq = blobcr_dec_u64(req);
+	const uint8_t *id = blobcr_dec_bytes(req, BLOBCR_ID_SIZE);
+	uint32_t len = blobcr_dec_u32(req);
+	const uint8_t *data = blobcr_dec_bytes(req, len);
+
+	if (!err)
+		err = blobcr_dec_end(req);
+	return err ? err : store_put_root(nd->mst, name, seq, id, data, len);
+}
+
+/* ROOT_LIST: the roots in name order, a page at a time. */
+static int do_root_list(struct noded *nd, struct blobcr_dec *req,
+			struct blobcr_enc *reply)
+{
+	char after[BLOBCR_ROOT_MAX];
+	uint8_t has_after = blobcr_dec_u8(req);
+	int err = blobcr_dec_str(req, after, sizeof(after));
+	uint32_t max = blobcr_dec_u32(req);
+	struct store_root *r;
+	bool more;
+	int n;
+
+	if (!err)
+		err = blobcr_dec_end(req);
+	if (err)
+		return err;
+	if (max > ROOTS_MAX)
+		max = ROOTS_MAX;
+	r = malloc((max ? max : 1) * sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	n = store_list_roots(nd->mst, has_after ? after : NULL, r, (int)max,
+			     &more);
+	if (n >= 0) {
+		blobcr_enc_u32(reply, (uint32_t)n);
+		for (int i = 0; i < n; i++) {
+			blobcr_enc_str(reply, r[i].name);
+			blobcr_enc_u64(reply, r[i].seq);
+			blobcr_enc_bytes(reply, r[i].id, BLOBCR_ID_SIZE);
+		}
+		blobcr_enc_u8(reply, more);
+	}
+	free(r);
+	return n < 0 ? n : reply->err;
+}
+
 static int do_stat(struct noded *nd, struct blobcr_dec *req,
 		   struct blobcr_enc *reply)
 {
-	struct store_stat s;
+	struct store_stat s, ms;
 	int err = blobcr_dec_end(req);
 
 	if (!err)
 		err = store_stat(nd->st, &s);
+	if (!err)
+		err = store_stat(nd->mst, &ms);
 	if (err)
 		return err;
 	blobcr_enc_u64(reply, s.chunks);
@@ -295,6 +349,8 @@ static int do_stat(struct noded *nd, struct blobcr_dec *req,
 	blobcr_enc_u64(reply, __atomic_load_n(&nd->srv.malformed, __ATOMIC_RELAXED));
 	blobcr_enc_u64(reply, __atomic_load_n(&nd->scrubbed, __ATOMIC_RELAXED));
 	blobcr_enc_u64(reply, __atomic_load_n(&nd->scrub_passes, __ATOMIC_RELAXED));
+	blobcr_enc_u64(reply, ms.roots);
+	blobcr_enc_u64(reply, ms.used_bytes);
 	return reply->err;
 }
 
@@ -306,7 +362,13 @@ static int do_compact(struct noded *nd, struct blobcr_dec *req,
 
 	if (err)
 		return err;
-	r = store_compact(nd->st);
+	/* Asked for: every dead byte goes, the open segment's too. */
+	r = store_compact(nd->st, true);
+	if (r >= 0) {
+		int64_t mr = store_compact(nd->mst, true);
+
+		r = mr < 0 ? mr : r + mr;
+	}
 	if (r < 0)
 		return (int)r;
 	blobcr_enc_u64(reply, (uint64_t)r);
@@ -336,6 +398,13 @@ static const struct blobcr_op_rule rules[] = {
 	  4 + BLOBCR_DELETE_MAX * BLOBCR_ID_SIZE },
 	{ BLOBCR_OP_INVENTORY, true, BLOBCR_ROLE_ADMIN | BLOBCR_ROLE_METAD,
 	  1 + BLOBCR_ID_SIZE + 4 },
+	/* metad's manifests: written, listed, read back and dropped by it */
+	{ BLOBCR_OP_ROOT_PUT, true, BLOBCR_ROLE_METAD, 0 },
+	{ BLOBCR_OP_ROOT_LIST, true, BLOBCR_ROLE_METAD,
+	  1 + 2 + BLOBCR_ROOT_MAX + 4 },
+	{ BLOBCR_OP_MANIFEST_GET, false, BLOBCR_ROLE_METAD, BLOBCR_ID_SIZE },
+	{ BLOBCR_OP_MANIFEST_DELETE, true, BLOBCR_ROLE_METAD,
+	  4 + BLOBCR_DELETE_MAX * BLOBCR_ID_SIZE },
 };
 
 static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
@@ -349,13 +418,13 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 	case BLOBCR_OP_PUT:
 		return do_put(nd, req);
 	case BLOBCR_OP_GET:
-		return do_get(nd, req, reply);
+		return do_get(nd, nd->st, req, reply);
 	case BLOBCR_OP_GETV:
 		return do_getv(nd, req, reply);
 	case BLOBCR_OP_HAS:
 		return answer_ids(nd, req, reply, answer_has);
 	case BLOBCR_OP_DELETE:
-		return do_delete(nd, req, reply);
+		return do_delete(nd->st, req, reply);
 	case BLOBCR_OP_STAT:
 		return do_stat(nd, req, reply);
 	case BLOBCR_OP_COMPACT:
@@ -364,6 +433,14 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 		return answer_ids(nd, req, reply, answer_verify);
 	case BLOBCR_OP_INVENTORY:
 		return do_inventory(nd, req, reply);
+	case BLOBCR_OP_ROOT_PUT:
+		return do_root_put(nd, req);
+	case BLOBCR_OP_ROOT_LIST:
+		return do_root_list(nd, req, reply);
+	case BLOBCR_OP_MANIFEST_GET:
+		return do_get(nd, nd->mst, req, reply);
+	case BLOBCR_OP_MANIFEST_DELETE:
+		return do_delete(nd->mst, req, reply);
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -498,7 +575,9 @@ static void *compact_thread(void *p)
 		usleep(100 * 1000);
 		if (blobcr_now_ms() < next)
 			continue;
-		r = store_compact(nd->st);
+		r = store_compact(nd->st, false);
+		if (r >= 0)
+			r = store_compact(nd->mst, false);
 		if (r < 0)
 			log_warn("compaction failed: %s", strerror((int)-r));
 		next = blobcr_now_ms() + (uint64_t)nd->compact_s * 1000;
@@ -581,6 +660,8 @@ static void usage(FILE *f)
 		"  -a, --advertise ADDR     address given to clients (default: --listen)\n"
 		"  -c, --capacity BYTES     refuse PUTs past this many bytes (K/M/G)\n"
 		"  -s, --segment-size BYTES segment file size (default 64M)\n"
+		"      --map-mb N           the index's map to begin with (default 4096);\n"
+		"                           it doubles whenever more than half used\n"
 		"  -t, --threads N          worker threads (default 4)\n"
 		"  -H, --heartbeat-ms N     heartbeat period (default 1000)\n"
 		"  -C, --compact-s N        compact segments every N s, 0: never\n"
@@ -630,6 +711,7 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 		{ "advertise", required_argument, NULL, 'a' },
 		{ "capacity", required_argument, NULL, 'c' },
 		{ "segment-size", required_argument, NULL, 's' },
+		{ "map-mb", required_argument, NULL, 'M' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "heartbeat-ms", required_argument, NULL, 'H' },
 		{ "compact-s", required_argument, NULL, 'C' },
@@ -677,6 +759,14 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 				return -EINVAL;
 			}
 			nd->compact_s = (int)v;
+			break;
+		case 'M':
+			if (blobcr_parse_u64(optarg, &v) || !v || v > (1u << 26)) {
+				fprintf(stderr, "blobcr-noded: bad value '%s' for --map-mb\n",
+					optarg);
+				return -EINVAL;
+			}
+			a->so.map_bytes = (size_t)v << 20;
 			break;
 		case 'c':
 		case 's':
@@ -740,6 +830,7 @@ int main(int argc, char **argv)
 		{ .what = "scrubber", .fn = scrub_thread },
 	};
 	size_t nth = sizeof(th) / sizeof(th[0]);
+	char mdir[4096];
 	int err = 0;
 
 	if (parse_args(argc, argv, &nd, &a))
@@ -777,6 +868,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	err = store_open(&a.so, &nd.st);
+	if (!err) {
+		struct store_opts mo = { .dir = mdir, .segment_size = 16u << 20,
+					 .map_bytes = a.so.map_bytes };
+
+		snprintf(mdir, sizeof(mdir), "%s/manifests", a.data);
+		err = store_open(&mo, &nd.mst);
+		if (err)
+			store_close(nd.st);
+	}
 	if (err) {
 		log_err("cannot open store in %s: %s", a.data, strerror(-err));
 		blobcr_authsrv_free(nd.srv.auth);
@@ -810,6 +910,7 @@ int main(int argc, char **argv)
 	for (size_t i = nth; i-- > 0;)
 		if (th[i].started)
 			pthread_join(th[i].tid, NULL);
+	store_close(nd.mst);
 	store_close(nd.st);
 	free(nd.bad.ids);
 	blobcr_authsrv_free(nd.srv.auth);

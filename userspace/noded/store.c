@@ -37,12 +37,17 @@ struct seg_fd {
 struct store {
 	char dir[4096];
 	MDB_env *env;
+	/* Read-held by every index transaction, write-held to grow the map. */
+	pthread_rwlock_t txn_rw;
 	MDB_dbi idx; /* chunk id -> seg, off, len, crc */
 	MDB_dbi segs; /* seg id -> live bytes */
 	MDB_dbi meta; /* "uuid" -> the store's identity */
+	MDB_dbi roots; /* root name -> seq u64, chunk id */
+	MDB_dbi root_ids; /* chunk id -> root name */
 	uint8_t uuid[BLOBCR_UUID_SIZE];
 	uint64_t capacity;
 	uint64_t segment_size;
+	size_t map_bytes; /* the index's map to begin with */
 
 	pthread_rwlock_t seg_rw; /* write-held only to unlink a segment */
 	pthread_mutex_t mu;
@@ -124,15 +129,76 @@ static int loc_decode(const MDB_val *v, struct loc *l)
 	return 0;
 }
 
+/* A write found a map full: the next write transaction grows it. */
+static bool map_full_seen;
+
 static int mdb_to_errno(int rc)
 {
 	if (rc == 0)
 		return 0;
 	if (rc == MDB_NOTFOUND)
 		return -ENOENT;
-	if (rc == MDB_MAP_FULL)
+	if (rc == MDB_MAP_FULL) {
+		__atomic_store_n(&map_full_seen, true, __ATOMIC_RELAXED);
 		return -ENOSPC;
+	}
 	return rc > 0 ? -rc : -EIO;
+}
+
+/*
+ * Double the index's map if it is more than half used, or a map was found
+ * full, and no transaction is open (else a later write does it).
+ */
+static void idx_room(struct store *st)
+{
+	MDB_envinfo ei;
+	MDB_stat ms;
+	size_t used;
+
+	if (mdb_env_info(st->env, &ei) || mdb_env_stat(st->env, &ms))
+		return;
+	used = (ei.me_last_pgno + 1) * (size_t)ms.ms_psize;
+	if (used * 2 <= ei.me_mapsize &&
+	    !__atomic_load_n(&map_full_seen, __ATOMIC_RELAXED))
+		return;
+	if (pthread_rwlock_trywrlock(&st->txn_rw))
+		return;
+	if (!mdb_env_set_mapsize(st->env, ei.me_mapsize * 2)) {
+		__atomic_store_n(&map_full_seen, false, __ATOMIC_RELAXED);
+		log_info("index map of %s grown to %zu MiB (%zu MiB used)",
+			 st->dir, ei.me_mapsize * 2 >> 20, used >> 20);
+	}
+	pthread_rwlock_unlock(&st->txn_rw);
+}
+
+/* Every index transaction: idx_begin(), then idx_commit() or idx_abort(). */
+static int idx_begin(struct store *st, unsigned int flags, MDB_txn **txn)
+{
+	int rc;
+
+	if (!(flags & MDB_RDONLY))
+		idx_room(st);
+	pthread_rwlock_rdlock(&st->txn_rw);
+	rc = mdb_txn_begin(st->env, NULL, flags, txn);
+	if (rc)
+		pthread_rwlock_unlock(&st->txn_rw);
+	return rc;
+}
+
+static int idx_commit(struct store *st, MDB_txn *txn)
+{
+	int rc = mdb_txn_commit(txn);
+
+	if (rc == MDB_MAP_FULL)
+		__atomic_store_n(&map_full_seen, true, __ATOMIC_RELAXED);
+	pthread_rwlock_unlock(&st->txn_rw);
+	return rc;
+}
+
+static void idx_abort(struct store *st, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&st->txn_rw);
 }
 
 static uint32_t rec_hdr_crc(const uint8_t *h)
@@ -227,13 +293,13 @@ static int seg_live_add(MDB_txn *txn, MDB_dbi dbi, uint32_t seg, int64_t delta)
 /* A read transaction and a cursor on the index; nothing open on failure. */
 static int index_cursor(struct store *st, MDB_txn **txn, MDB_cursor **cur)
 {
-	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn);
+	int rc = idx_begin(st, MDB_RDONLY, txn);
 
 	if (rc)
 		return mdb_to_errno(rc);
 	rc = mdb_cursor_open(*txn, st->idx, cur);
 	if (rc)
-		mdb_txn_abort(*txn);
+		idx_abort(st, *txn);
 	return mdb_to_errno(rc);
 }
 
@@ -243,14 +309,16 @@ static int index_lookup(struct store *st, const uint8_t *id, struct loc *l)
 	MDB_txn *txn;
 	int rc, err;
 
-	rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	rc = idx_begin(st, MDB_RDONLY, &txn);
 	if (rc)
 		return mdb_to_errno(rc);
 	rc = mdb_get(txn, st->idx, &key, &val);
 	err = rc ? mdb_to_errno(rc) : loc_decode(&val, l);
-	mdb_txn_abort(txn);
+	idx_abort(st, txn);
 	return err;
 }
+
+static int root_forget(struct store *st, MDB_txn *txn, const uint8_t *id);
 
 /* ---- open ---- */
 
@@ -312,25 +380,27 @@ static int open_env(struct store *st)
 	rc = mdb_env_create(&st->env);
 	if (rc)
 		return mdb_to_errno(rc);
-	if ((rc = mdb_env_set_maxdbs(st->env, 4)) ||
-	    (rc = mdb_env_set_mapsize(st->env, (size_t)4 << 30)) ||
+	if ((rc = mdb_env_set_maxdbs(st->env, 8)) ||
+	    (rc = mdb_env_set_mapsize(st->env, st->map_bytes)) ||
 	    (rc = mdb_env_open(st->env, path, MDB_NOTLS, 0644)))
 		return mdb_to_errno(rc);
-	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	rc = idx_begin(st, 0, &txn);
 	if (rc)
 		return mdb_to_errno(rc);
 	if ((rc = mdb_dbi_open(txn, "index", MDB_CREATE, &st->idx)) ||
 	    (rc = mdb_dbi_open(txn, "segments", MDB_CREATE, &st->segs)) ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta))) {
-		mdb_txn_abort(txn);
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta)) ||
+	    (rc = mdb_dbi_open(txn, "roots", MDB_CREATE, &st->roots)) ||
+	    (rc = mdb_dbi_open(txn, "root_ids", MDB_CREATE, &st->root_ids))) {
+		idx_abort(st, txn);
 		return mdb_to_errno(rc);
 	}
 	rc = load_uuid(st, txn);
 	if (rc) {
-		mdb_txn_abort(txn);
+		idx_abort(st, txn);
 		return rc;
 	}
-	rc = mdb_txn_commit(txn);
+	rc = idx_commit(st, txn);
 	return rc ? mdb_to_errno(rc) : 0;
 }
 
@@ -344,7 +414,9 @@ int store_open(const struct store_opts *o, struct store **out)
 	snprintf(st->dir, sizeof(st->dir), "%s", o->dir);
 	st->capacity = o->capacity;
 	st->segment_size = o->segment_size ? o->segment_size : 64u << 20;
+	st->map_bytes = o->map_bytes ? o->map_bytes : (size_t)4 << 30;
 	st->next_seg = 1;
+	pthread_rwlock_init(&st->txn_rw, NULL);
 	pthread_rwlock_init(&st->seg_rw, NULL);
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_mutex_init(&st->compact_mu, NULL);
@@ -421,7 +493,7 @@ static int index_batch(struct store *st, struct pending *batch)
 	MDB_txn *txn;
 	int rc, err = 0;
 
-	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	rc = idx_begin(st, 0, &txn);
 	if (rc)
 		return mdb_to_errno(rc);
 	for (struct pending *p = batch; p && !err; p = p->next) {
@@ -441,10 +513,10 @@ static int index_batch(struct store *st, struct pending *batch)
 					REC_HDR + p->l.len);
 	}
 	if (err) {
-		mdb_txn_abort(txn);
+		idx_abort(st, txn);
 		return err;
 	}
-	return mdb_to_errno(mdb_txn_commit(txn));
+	return mdb_to_errno(idx_commit(st, txn));
 }
 
 /* Make @batch durable: sync each segment written once, then index. */
@@ -591,7 +663,7 @@ static void drop_corrupt(struct store *st, const uint8_t *id,
 	blobcr_id_hex(id, hex);
 	log_err("chunk %s is corrupt in segment %" PRIu32 " at %" PRIu64
 		": not served, dropped from the index", hex, l->seg, l->off);
-	if (store_delete(st, id) < 0)
+	if (store_delete(st, id, 1) < 0)
 		log_err("could not drop corrupt chunk %s", hex);
 }
 
@@ -644,32 +716,140 @@ int store_has(struct store *st, const uint8_t id[BLOBCR_ID_SIZE])
 	return err == -ENOENT ? 0 : err ? err : 1;
 }
 
-int store_delete(struct store *st, const uint8_t id[BLOBCR_ID_SIZE])
+/* Forget @id in @txn.  Return: 1 deleted, 0 absent, -errno. */
+static int delete_one(struct store *st, MDB_txn *txn, const uint8_t *id)
 {
 	MDB_val key = { BLOBCR_ID_SIZE, (void *)id }, val;
 	struct loc l;
-	MDB_txn *txn;
-	int rc, err;
+	int rc = mdb_get(txn, st->idx, &key, &val), err;
 
-	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
-	if (rc)
-		return mdb_to_errno(rc);
-	rc = mdb_get(txn, st->idx, &key, &val);
-	if (rc == MDB_NOTFOUND) {
-		mdb_txn_abort(txn);
+	if (rc == MDB_NOTFOUND)
 		return 0;
-	}
 	err = rc ? mdb_to_errno(rc) : loc_decode(&val, &l);
 	if (!err)
 		err = mdb_to_errno(mdb_del(txn, st->idx, &key, NULL));
 	if (!err)
 		err = seg_live_add(txn, st->segs, l.seg, -(int64_t)(REC_HDR + l.len));
-	if (err) {
-		mdb_txn_abort(txn);
-		return err;
+	if (!err)
+		err = root_forget(st, txn, id);
+	return err ? err : 1;
+}
+
+int store_delete(struct store *st, const uint8_t *ids, size_t n)
+{
+	MDB_txn *txn;
+	int64_t deleted = 0;
+	int rc = idx_begin(st, 0, &txn);
+
+	if (rc)
+		return mdb_to_errno(rc);
+	for (size_t i = 0; i < n; i++) {
+		int r = delete_one(st, txn, ids + i * BLOBCR_ID_SIZE);
+
+		if (r < 0) {
+			idx_abort(st, txn);
+			return r;
+		}
+		deleted += r;
 	}
-	rc = mdb_txn_commit(txn);
-	return rc ? mdb_to_errno(rc) : 1;
+	rc = idx_commit(st, txn);
+	return rc ? mdb_to_errno(rc) : (int)deleted;
+}
+
+/* ---- roots ---- */
+
+/* Chunk @id is going: so is the root it is, if it still is one. */
+static int root_forget(struct store *st, MDB_txn *txn, const uint8_t *id)
+{
+	MDB_val ik = { BLOBCR_ID_SIZE, (void *)id }, name, rv;
+	int rc = mdb_get(txn, st->root_ids, &ik, &name);
+
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (!rc)
+		rc = mdb_get(txn, st->roots, &name, &rv);
+	if (!rc && rv.mv_size == 8 + BLOBCR_ID_SIZE &&
+	    !memcmp((uint8_t *)rv.mv_data + 8, id, BLOBCR_ID_SIZE))
+		rc = mdb_del(txn, st->roots, &name, NULL);
+	if (!rc || rc == MDB_NOTFOUND)
+		rc = mdb_del(txn, st->root_ids, &ik, NULL);
+	return rc == MDB_NOTFOUND ? 0 : mdb_to_errno(rc);
+}
+
+int store_put_root(struct store *st, const char *name, uint64_t seq,
+		   const uint8_t id[BLOBCR_ID_SIZE], const void *data,
+		   uint32_t len)
+{
+	size_t nl = strnlen(name, STORE_ROOT_MAX);
+	MDB_val k = { nl, (void *)name }, v, ik = { BLOBCR_ID_SIZE, (void *)id };
+	uint8_t vb[8 + BLOBCR_ID_SIZE];
+	MDB_txn *txn;
+	int rc, err;
+
+	if (nl >= STORE_ROOT_MAX)
+		return -EINVAL;
+	err = store_put(st, id, data, len);
+	if (err || !nl)
+		return err;
+	rc = idx_begin(st, 0, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	rc = mdb_get(txn, st->roots, &k, &v);
+	if (!rc && v.mv_size == 8 + BLOBCR_ID_SIZE && be64_get(v.mv_data) >= seq) {
+		idx_abort(st, txn);
+		return 0; /* a newer root already (or this one again) */
+	}
+	be64_put(vb, seq);
+	memcpy(vb + 8, id, BLOBCR_ID_SIZE);
+	v.mv_size = sizeof(vb);
+	v.mv_data = vb;
+	rc = mdb_put(txn, st->roots, &k, &v, 0);
+	if (!rc)
+		rc = mdb_put(txn, st->root_ids, &ik, &k, 0);
+	if (rc) {
+		idx_abort(st, txn);
+		return mdb_to_errno(rc);
+	}
+	return mdb_to_errno(idx_commit(st, txn));
+}
+
+int store_list_roots(struct store *st, const char *after,
+		     struct store_root *out, int max, bool *more)
+{
+	MDB_val k = { after ? strlen(after) : 0, (void *)after }, v;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc, n = 0;
+
+	*more = false;
+	rc = idx_begin(st, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	rc = mdb_cursor_open(txn, st->roots, &cur);
+	if (rc) {
+		idx_abort(st, txn);
+		return mdb_to_errno(rc);
+	}
+	rc = mdb_cursor_get(cur, &k, &v, after ? MDB_SET_RANGE : MDB_FIRST);
+	if (!rc && after && k.mv_size == strlen(after) &&
+	    !memcmp(k.mv_data, after, k.mv_size))
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	for (; !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size >= STORE_ROOT_MAX || v.mv_size != 8 + BLOBCR_ID_SIZE)
+			continue;
+		if (n == max) {
+			*more = true;
+			break;
+		}
+		memcpy(out[n].name, k.mv_data, k.mv_size);
+		out[n].name[k.mv_size] = 0;
+		out[n].seq = be64_get(v.mv_data);
+		memcpy(out[n].id, (uint8_t *)v.mv_data + 8, BLOBCR_ID_SIZE);
+		n++;
+	}
+	mdb_cursor_close(cur);
+	idx_abort(st, txn);
+	return rc && rc != MDB_NOTFOUND ? mdb_to_errno(rc) : n;
 }
 
 /* ---- compaction ---- */
@@ -715,7 +895,7 @@ static int collect_live(struct store *st, uint32_t seg, struct moved **out,
 		cnt++;
 	}
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	idx_abort(st, txn);
 	if (err) {
 		free(v);
 		return err;
@@ -766,7 +946,7 @@ static int repoint(struct store *st, const struct moved *v, size_t n)
 	MDB_txn *txn;
 	int rc, err = 0;
 
-	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	rc = idx_begin(st, 0, &txn);
 	if (rc)
 		return mdb_to_errno(rc);
 	for (size_t i = 0; i < n && !err; i++) {
@@ -791,10 +971,10 @@ static int repoint(struct store *st, const struct moved *v, size_t n)
 			err = seg_live_add(txn, st->segs, v[i].to.seg, sz);
 	}
 	if (err) {
-		mdb_txn_abort(txn);
+		idx_abort(st, txn);
 		return err;
 	}
-	rc = mdb_txn_commit(txn);
+	rc = idx_commit(st, txn);
 	return rc ? mdb_to_errno(rc) : 0;
 }
 
@@ -806,15 +986,15 @@ static int seg_forget(struct store *st, uint32_t seg)
 	int rc;
 
 	be32_put(k, seg);
-	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	rc = idx_begin(st, 0, &txn);
 	if (rc)
 		return mdb_to_errno(rc);
 	rc = mdb_del(txn, st->segs, &key, NULL);
 	if (rc && rc != MDB_NOTFOUND) {
-		mdb_txn_abort(txn);
+		idx_abort(st, txn);
 		return mdb_to_errno(rc);
 	}
-	rc = mdb_txn_commit(txn);
+	rc = idx_commit(st, txn);
 	return rc ? mdb_to_errno(rc) : 0;
 }
 
@@ -827,11 +1007,11 @@ static uint64_t seg_live(struct store *st, uint32_t seg)
 	MDB_txn *txn;
 
 	be32_put(k, seg);
-	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn))
+	if (idx_begin(st, MDB_RDONLY, &txn))
 		return UINT64_MAX;
 	if (!mdb_get(txn, st->segs, &key, &val) && val.mv_size == 8)
 		live = be64_get(val.mv_data);
-	mdb_txn_abort(txn);
+	idx_abort(st, txn);
 	return live;
 }
 
@@ -882,8 +1062,12 @@ static int64_t compact_segment(struct store *st, uint32_t seg)
 	return drop_segment(st, seg);
 }
 
-/* Segments worth compacting: closed, at most half live. */
-static int pick_segments(struct store *st, uint32_t **out, size_t *n)
+/*
+ * Segments worth compacting: closed and at most half live, or (@all)
+ * closed with any dead byte.
+ */
+static int pick_segments(struct store *st, bool all, uint32_t **out,
+			 size_t *n)
 {
 	uint32_t *v = NULL;
 	size_t cnt = 0;
@@ -911,14 +1095,15 @@ static int pick_segments(struct store *st, uint32_t **out, size_t *n)
 		if (stat(path, &sb))
 			continue;
 		be32_put(k, seg);
-		if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) {
+		if (idx_begin(st, MDB_RDONLY, &txn)) {
 			err = -EIO;
 			break;
 		}
 		if (!mdb_get(txn, st->segs, &key, &val) && val.mv_size == 8)
 			live = be64_get(val.mv_data);
-		mdb_txn_abort(txn);
-		if (live * 2 <= (uint64_t)sb.st_size)
+		idx_abort(st, txn);
+		if (all ? live < (uint64_t)sb.st_size :
+			  live * 2 <= (uint64_t)sb.st_size)
 			v[cnt++] = seg;
 	}
 	if (err) {
@@ -930,8 +1115,11 @@ static int pick_segments(struct store *st, uint32_t **out, size_t *n)
 	return 0;
 }
 
-/* A mostly dead active segment is closed so that it can be compacted. */
-static void roll_if_mostly_dead(struct store *st)
+/*
+ * A mostly dead active segment (@all: one with any dead byte) is closed
+ * so that it can be compacted.
+ */
+static void roll_if_dead(struct store *st, bool all)
 {
 	uint8_t k[4];
 	MDB_val key = { 4, k }, val;
@@ -940,11 +1128,11 @@ static void roll_if_mostly_dead(struct store *st)
 
 	pthread_mutex_lock(&st->mu);
 	be32_put(k, st->active);
-	if (st->active_size && !mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) {
+	if (st->active_size && !idx_begin(st, MDB_RDONLY, &txn)) {
 		if (!mdb_get(txn, st->segs, &key, &val) && val.mv_size == 8)
 			live = be64_get(val.mv_data);
-		mdb_txn_abort(txn);
-		if (live * 2 <= st->active_size) {
+		idx_abort(st, txn);
+		if (all ? live < st->active_size : live * 2 <= st->active_size) {
 			st->active = st->next_seg++;
 			st->active_size = 0;
 		}
@@ -952,7 +1140,7 @@ static void roll_if_mostly_dead(struct store *st)
 	pthread_mutex_unlock(&st->mu);
 }
 
-int64_t store_compact(struct store *st)
+int64_t store_compact(struct store *st, bool all)
 {
 	uint32_t *segs;
 	size_t n;
@@ -960,8 +1148,8 @@ int64_t store_compact(struct store *st)
 	int err;
 
 	pthread_mutex_lock(&st->compact_mu);
-	roll_if_mostly_dead(st);
-	err = pick_segments(st, &segs, &n);
+	roll_if_dead(st, all);
+	err = pick_segments(st, all, &segs, &n);
 	if (!err) {
 		for (size_t i = 0; !err && i < n; i++) {
 			int64_t r = compact_segment(st, segs[i]);
@@ -988,12 +1176,16 @@ int store_stat(struct store *st, struct store_stat *out)
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	rc = idx_begin(st, MDB_RDONLY, &txn);
 	if (rc)
 		return mdb_to_errno(rc);
 	rc = mdb_stat(txn, st->idx, &ms);
 	if (!rc)
 		out->chunks = ms.ms_entries;
+	if (!rc)
+		rc = mdb_stat(txn, st->roots, &ms);
+	if (!rc)
+		out->roots = ms.ms_entries;
 	if (!rc)
 		rc = mdb_cursor_open(txn, st->segs, &cur);
 	if (!rc) {
@@ -1002,7 +1194,7 @@ int store_stat(struct store *st, struct store_stat *out)
 				out->live_bytes += be64_get(val.mv_data);
 		mdb_cursor_close(cur);
 	}
-	mdb_txn_abort(txn);
+	idx_abort(st, txn);
 	if (rc)
 		return mdb_to_errno(rc);
 	pthread_mutex_lock(&st->mu);
@@ -1044,6 +1236,6 @@ int store_list(struct store *st, const uint8_t *after,
 		memcpy(ids[n++], key.mv_data, BLOBCR_ID_SIZE);
 	}
 	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
+	idx_abort(st, txn);
 	return rc && rc != MDB_NOTFOUND ? mdb_to_errno(rc) : n;
 }

@@ -30,6 +30,8 @@ struct store_opts {
 	const char *dir;
 	uint64_t capacity; /* bytes of segment files, 0: unlimited */
 	uint64_t segment_size; /* roll over to a new segment past this */
+	size_t map_bytes; /* the index's LMDB map to begin with, 0: 4 GiB;
+			   * it doubles whenever more than half used */
 };
 
 struct store_stat {
@@ -39,6 +41,7 @@ struct store_stat {
 	uint64_t capacity;
 	uint64_t segments;
 	uint64_t corrupt; /* corrupt reads detected since start */
+	uint64_t roots; /* roots (manifests) held */
 };
 
 /** store_open() - open or create the store in @o->dir.  Return: 0 or -errno. */
@@ -70,14 +73,19 @@ int64_t store_get(struct store *st, const uint8_t id[BLOBCR_ID_SIZE],
 /** store_has() - Return: 1 if present, 0 if not, -errno. */
 int store_has(struct store *st, const uint8_t id[BLOBCR_ID_SIZE]);
 
-/** store_delete() - forget chunk @id.  Return: 1 deleted, 0 absent, -errno. */
-int store_delete(struct store *st, const uint8_t id[BLOBCR_ID_SIZE]);
+/**
+ * store_delete() - forget the @n chunks @ids (packed), in one index
+ * transaction.  Return: how many were held, or -errno (none forgotten).
+ */
+int store_delete(struct store *st, const uint8_t *ids, size_t n);
 
 /**
- * store_compact() - rewrite every closed segment whose live bytes are at
- * most half its size.  Return: bytes reclaimed (>= 0) or -errno.
+ * store_compact() - rewrite every segment whose live bytes are at most
+ * half its size, or (@all) every segment with a dead byte; the active
+ * segment is closed first if it is one of them.  Return: bytes reclaimed
+ * (>= 0) or -errno.
  */
-int64_t store_compact(struct store *st);
+int64_t store_compact(struct store *st, bool all);
 
 int store_stat(struct store *st, struct store_stat *out);
 
@@ -102,5 +110,37 @@ int store_verify(struct store *st, const uint8_t id[BLOBCR_ID_SIZE]);
  */
 int store_list(struct store *st, const uint8_t *after,
 	       uint8_t (*ids)[BLOBCR_ID_SIZE], int max, bool *more);
+
+/*
+ * Roots: the manifests metad keeps on the nodes, so that its database can
+ * be rebuilt from them.  A root is a name (an image, a version, a group,
+ * an access order) and the id of the chunk that says what it is, at a
+ * sequence number: a higher one replaces a lower one.  A root goes with
+ * its chunk when that chunk is deleted.
+ */
+#define STORE_ROOT_MAX BLOBCR_ROOT_MAX
+
+struct store_root {
+	char name[STORE_ROOT_MAX];
+	uint64_t seq;
+	uint8_t id[BLOBCR_ID_SIZE];
+};
+
+/**
+ * store_put_root() - store_put() the chunk, then make it root @name at
+ * @seq unless that root has a higher sequence number already (an empty
+ * @name: no root).  Return: as store_put(); -EINVAL for a bad name.
+ */
+int store_put_root(struct store *st, const char *name, uint64_t seq,
+		   const uint8_t id[BLOBCR_ID_SIZE], const void *data,
+		   uint32_t len);
+
+/**
+ * store_list_roots() - the roots in name order after @after (NULL: from
+ * the first), at most @max; *@more if others follow.  Return: how many,
+ * or -errno.
+ */
+int store_list_roots(struct store *st, const char *after,
+		     struct store_root *out, int max, bool *more);
 
 #endif /* BLOBCR_STORE_H */
