@@ -36,16 +36,6 @@ static int repo_status(int err)
 	       EXIT_FAIL;
 }
 
-/* @group is JOB.N for @job: *@seq receives N. */
-static bool group_of_job(const char *group, const char *job, uint64_t *seq)
-{
-	size_t n = strlen(job);
-
-	return !strncmp(group, job, n) && group[n] == '.' &&
-	       group[n + 1] >= '0' && group[n + 1] <= '9' &&
-	       !blobcr_parse_u64(group + n + 1, seq);
-}
-
 /*
  * Whether every member of @g still exists.  Return: 1 complete, 0 not
  * (*@gone names a missing member), or -errno.
@@ -109,7 +99,7 @@ static int resolve_group(struct blobcr_client *c, const char *ref,
 		uint64_t cseq = 0;
 
 		for (size_t i = 0; i < n; i++)
-			if (group_of_job(g[i].name, ref, &seq) &&
+			if (blobcr_group_seq(g[i].name, ref, &seq) &&
 			    (!best || seq < best) && (!cand || seq > cseq)) {
 				cand = &g[i];
 				cseq = seq;
