@@ -83,6 +83,13 @@ int host_set_label(const char *dm_name, const char *label);
 int host_commit_image(const char *dm_name, char *image, size_t len);
 
 /**
+ * host_commit_meta() - the version manager's address the helper of
+ * @dm_name was started with (blobcrd's --meta): the repository its
+ * versions are published at.
+ */
+int host_commit_meta(const char *dm_name, char *addr, size_t len);
+
+/**
  * host_block_signals() - hold the signals that would kill or stop this
  * process while it has something frozen or paused (SIGINT, SIGTERM, SIGHUP,
  * SIGQUIT and the terminal's stop signals); the old mask goes to *@old.
@@ -106,6 +113,7 @@ struct host_vm {
 	char mounts[HOST_VM_MAX_MOUNTS][256]; /* fsfreeze: host mount points */
 	enum host_quiesce mode;
 	char qmp[108], qga[108]; /* QEMU's QMP and guest agent sockets */
+	char job[HOST_VM_NAME_MAX]; /* the job it belongs to, "": none */
 	uint32_t cid; /* AF_VSOCK CID, 0: none */
 	uid_t uid; /* who besides root may use its socket; -1: nobody */
 };
