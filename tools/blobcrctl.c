@@ -894,13 +894,16 @@ static const struct verb verbs[] = {
 	  "group=, rank=, host=, from=, image=, device= lines per rank, blocks\n"
 	  "apart by an empty line: the plan that job apply reads.",
 	  cmd_job_plan, 5, 5 },
-	{ "job", "apply", "PLAN --host HOST --cache-dir DIR",
+	{ "job", "apply", "PLAN --host HOST --cache-dir DIR [--vm [--quiesce MODE] [--mount DIR]]",
 	  "on HOST, deploy the ranks PLAN (a file, or - for stdin) puts there:\n"
 	  "from its version, caches DIR/DEVICE.cache, commits to its clone;\n"
 	  "prints each device path in rank order, and on stderr where each\n"
 	  "rank went.  All or nothing: on a failure the ones deployed are\n"
-	  "taken down again.",
-	  cmd_job_apply, 5, 5 },
+	  "taken down again.  --vm makes each device VM DEVICE of the proxy,\n"
+	  "in the job of the plan's group (as deploy --vm DEVICE --job JOB),\n"
+	  "with --quiesce and --mount as for deploy (--mount: a host with one\n"
+	  "rank only).",
+	  cmd_job_apply, 5, 10 },
 	{ NULL, "gc", "",
 	  "delete the chunks no remaining version needs, and copies beyond R;\n"
 	  "prints deleted= kept= deferred= trimmed=",
