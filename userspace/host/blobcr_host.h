@@ -83,11 +83,12 @@ int host_set_label(const char *dm_name, const char *label);
 int host_commit_image(const char *dm_name, char *image, size_t len);
 
 /**
- * host_commit_meta() - the version manager's address the helper of
- * @dm_name was started with (blobcrd's --meta): the repository its
- * versions are published at.
+ * host_helper_arg() - the value of option @opt ("--meta", "--key") in the
+ * command line the helper of @dm_name was started with: the repository
+ * its versions are published at, and the key it publishes with.
+ * Return: 0, -ENOENT (no deployment, or no such option), or -errno.
  */
-int host_commit_meta(const char *dm_name, char *addr, size_t len);
+int host_helper_arg(const char *dm_name, const char *opt, char *val, size_t len);
 
 /**
  * host_block_signals() - hold the signals that would kill or stop this

@@ -119,8 +119,7 @@ int host_set_label(const char *dm_name, const char *label)
 	return 0;
 }
 
-/* The argument after @opt in the helper's saved command line of @dm_name. */
-static int helper_arg(const char *dm_name, const char *opt, char *val, size_t len)
+int host_helper_arg(const char *dm_name, const char *opt, char *val, size_t len)
 {
 	char path[PATH_MAX], line[PATH_MAX];
 	bool next = false;
@@ -146,14 +145,9 @@ static int helper_arg(const char *dm_name, const char *opt, char *val, size_t le
 
 int host_commit_image(const char *dm_name, char *image, size_t len)
 {
-	int err = helper_arg(dm_name, "--commit-to", image, len);
+	int err = host_helper_arg(dm_name, "--commit-to", image, len);
 
 	if (!err)
 		image[strcspn(image, "@")] = '\0';
 	return err;
-}
-
-int host_commit_meta(const char *dm_name, char *addr, size_t len)
-{
-	return helper_arg(dm_name, "--meta", addr, len);
 }

@@ -5,12 +5,13 @@
  * group.  The job is the one the VM file says the VM belongs to (its
  * "job" line), never one the request names: a VM can publish only groups
  * JOB.N of its own job, so it cannot make another job's latest group.  The
- * group is published at the repository of the VM's first disk, where
- * metad checks in the same transaction that every member version exists:
- * a group is whole or absent.
+ * group is published at the repository of the VM's first disk, with its
+ * helper's key, where metad checks in the same transaction that every
+ * member version exists: a group is whole or absent.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,19 +22,25 @@
 
 #define GROUP_MAX_MEMBERS 4096 /* what one request's payload can carry */
 
-/* A client of the repository @vm's first disk publishes to. */
+/*
+ * A client of the repository @vm's first disk publishes to, with the key
+ * its helper publishes with (the host's: a host key may publish groups).
+ */
 static int connect_repo(struct vm *vm, struct blobcr_client **c, char *msg,
 			size_t len)
 {
-	char meta[256];
-	int err = host_commit_meta(vm->cfg.disks[0], meta, sizeof(meta));
+	struct blobcr_client_opts o = { 0 };
+	char meta[256], key[PATH_MAX];
+	int err = host_helper_arg(vm->cfg.disks[0], "--meta", meta, sizeof(meta));
 
 	if (err) {
 		snprintf(msg, len, "disk %s: no deployment found (%s)",
 			 vm->cfg.disks[0], strerror(-err));
 		return err;
 	}
-	err = blobcr_connect(meta, NULL, c);
+	if (!host_helper_arg(vm->cfg.disks[0], "--key", key, sizeof(key)))
+		o.key_file = key;
+	err = blobcr_connect(meta, &o, c);
 	if (err)
 		snprintf(msg, len, "cannot reach the repository at %s: %s", meta,
 			 blobcr_strerror(err));
