@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,33 @@ static int next_name(struct vm *vm, struct blobcr_client *c, char *name,
 	blobcr_group_list_free(g, n);
 	snprintf(name, namelen, "%s.%" PRIu64, vm->cfg.job, top + 1);
 	return 0;
+}
+
+/*
+ * Whether group @name exists with exactly these members: a GROUP request
+ * sent again (after the proxy reconnected, or by a requester that lost
+ * the answer) finds the group its first copy published.
+ */
+static bool published_as(struct blobcr_client *c, const char *name, uint32_t n,
+			 const char **images, const uint32_t *versions)
+{
+	struct blobcr_group_info *g;
+	bool same = false;
+	size_t ng;
+
+	if (blobcr_group_list(c, &g, &ng))
+		return false;
+	for (size_t i = 0; i < ng; i++) {
+		if (strcmp(g[i].name, name))
+			continue;
+		same = g[i].nmembers == n;
+		for (uint32_t k = 0; same && k < n; k++)
+			same = !strcmp(g[i].members[k].image, images[k]) &&
+			       g[i].members[k].version == versions[k];
+		break;
+	}
+	blobcr_group_list_free(g, ng);
+	return same;
 }
 
 /* Decode the members; @images point into @names. */
@@ -139,6 +167,13 @@ int group_serve(struct vm *vm, struct proxy_dec *d, struct proxy_enc *e,
 		goto out;
 	}
 	err = blobcr_group_publish(c, name, n, images, versions);
+	if (err == -EEXIST && published_as(c, name, n, images, versions)) {
+		log_info("%s: group %s was published already, as asked", vm->name,
+			 name);
+		proxy_put_str(e, name);
+		err = 0;
+		goto out;
+	}
 	if (err == -EEXIST)
 		snprintf(msg, len, "group %s exists already", name);
 	else if (err == -ENOENT)
