@@ -84,6 +84,7 @@ userspace/blobcrd tools tests: userspace
 tests: userspace/guest
 tools: userspace/host
 userspace/proxyd: userspace userspace/host userspace/guest
+tests: userspace/guest
 
 # The nested guests' kernel (tests/vm/nested): built once, cached.
 nested-kernel: deps

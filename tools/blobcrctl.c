@@ -815,7 +815,8 @@ static const struct verb verbs[] = {
 	  "--vm VM (the disk belongs to VM VM, whose checkpoints blobcr-proxyd\n"
 	  "serves; a new VM takes --quiesce qmp|qga|fsfreeze|none (default qmp,\n"
 	  "fsfreeze with --mount), --mount DIR (fsfreeze: a host mount point of\n"
-	  "a disk, repeatable), --cid N (its vsock CID)), then --qemu or\n"
+	  "a disk, repeatable), --cid N (its vsock CID), --job JOB (its job:\n"
+	  "the proxy publishes only groups JOB.N for it)), then --qemu or\n"
 	  "--libvirt print VM's QEMU arguments (one per line; --machine microvm\n"
 	  "for virtio-mmio devices) or libvirt XML, to --output FILE if given.\n"
 	  "Show NAME@VERSION (default: latest) as /dev/mapper/DMNAME, fetching\n"
@@ -911,13 +912,16 @@ static const struct verb verbs[] = {
 	  "group=, rank=, host=, from=, image=, device= lines per rank, blocks\n"
 	  "apart by an empty line: the plan that job apply reads.",
 	  cmd_job_plan, 5, 5 },
-	{ "job", "apply", "PLAN --host HOST --cache-dir DIR",
+	{ "job", "apply", "PLAN --host HOST --cache-dir DIR [--vm [--quiesce MODE] [--mount DIR]]",
 	  "on HOST, deploy the ranks PLAN (a file, or - for stdin) puts there:\n"
 	  "from its version, caches DIR/DEVICE.cache, commits to its clone;\n"
 	  "prints each device path in rank order, and on stderr where each\n"
 	  "rank went.  All or nothing: on a failure the ones deployed are\n"
-	  "taken down again.",
-	  cmd_job_apply, 5, 5 },
+	  "taken down again.  --vm makes each device VM DEVICE of the proxy,\n"
+	  "in the job of the plan's group (as deploy --vm DEVICE --job JOB),\n"
+	  "with --quiesce and --mount as for deploy (--mount: a host with one\n"
+	  "rank only).",
+	  cmd_job_apply, 5, 10 },
 	{ NULL, "gc", "",
 	  "delete the chunks no remaining version needs, copies beyond R, and\n"
 	  "chunks of commits that never published (strays, after metad's\n"

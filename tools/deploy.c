@@ -337,7 +337,7 @@ static int parse_deploy(int argc, char **argv, struct deploy_opts *o)
 		case 'j': o->threads = atoi(optarg); break;
 		case 'T': o->helper_timeout_ms = (unsigned int)atoi(optarg); break;
 		default:
-			if (c < 0x100 || c > 0x107)
+			if (c < 0x100 || c > 0x108)
 				return EXIT_USAGE;
 			r = vm_parse_opt(&o->vm, c, optarg);
 			if (r)
@@ -345,8 +345,9 @@ static int parse_deploy(int argc, char **argv, struct deploy_opts *o)
 		}
 	}
 	if (!o->vm.name && (o->vm.mode >= 0 || o->vm.nmounts || o->vm.cid ||
-			    o->vm.print || o->vm.output || o->vm.microvm))
-		return say(EXIT_USAGE, "--quiesce, --mount, --cid, --machine, --qemu, --libvirt and --output go with --vm NAME");
+			    o->vm.print || o->vm.output || o->vm.microvm ||
+			    o->vm.job))
+		return say(EXIT_USAGE, "--quiesce, --mount, --cid, --job, --machine, --qemu, --libvirt and --output go with --vm NAME");
 	if (optind != argc - 1 || !o->cache || !o->as)
 		return say(EXIT_USAGE, "deploy needs NAME[@VERSION] --cache PATH --as DMNAME");
 	if (strlen(o->as) > BLOBCR_CHANNEL_MAX || strchr(o->as, '/'))

@@ -36,16 +36,6 @@ static int repo_status(int err)
 	       EXIT_FAIL;
 }
 
-/* @group is JOB.N for @job: *@seq receives N. */
-static bool group_of_job(const char *group, const char *job, uint64_t *seq)
-{
-	size_t n = strlen(job);
-
-	return !strncmp(group, job, n) && group[n] == '.' &&
-	       group[n + 1] >= '0' && group[n + 1] <= '9' &&
-	       !blobcr_parse_u64(group + n + 1, seq);
-}
-
 /*
  * Whether every member of @g still exists.  Return: 1 complete, 0 not
  * (*@gone names a missing member), or -errno.
@@ -109,7 +99,7 @@ static int resolve_group(struct blobcr_client *c, const char *ref,
 		uint64_t cseq = 0;
 
 		for (size_t i = 0; i < n; i++)
-			if (group_of_job(g[i].name, ref, &seq) &&
+			if (blobcr_group_seq(g[i].name, ref, &seq) &&
 			    (!best || seq < best) && (!cand || seq > cseq)) {
 				cand = &g[i];
 				cseq = seq;
@@ -225,6 +215,7 @@ int job_cmd_plan(struct blobcr_client *c, int argc, char **argv)
 
 /* One VM of a plan. */
 struct plan_rank {
+	char group[PLAN_VAL_MAX];
 	char rank[PLAN_VAL_MAX], host[PLAN_VAL_MAX], from[PLAN_VAL_MAX];
 	char image[PLAN_VAL_MAX], device[PLAN_VAL_MAX];
 };
@@ -233,6 +224,7 @@ struct plan_rank {
 static int plan_field(struct plan_rank *p, const char *line)
 {
 	static const struct { const char *key; size_t off; } keys[] = {
+		{ "group", offsetof(struct plan_rank, group) },
 		{ "rank", offsetof(struct plan_rank, rank) },
 		{ "host", offsetof(struct plan_rank, host) },
 		{ "from", offsetof(struct plan_rank, from) },
@@ -308,47 +300,103 @@ static int read_plan(const char *path, struct plan_rank **out, size_t *n)
 	return 0;
 }
 
+/*
+ * The deploy command line of rank @p: with @vm, the device is also VM
+ * DEVICE of the proxy, in the job of the plan's group, taking @vmargs
+ * (--quiesce, --mount).  Return: argc.
+ */
+static int apply_argv(const struct plan_rank *p, const char *cache, bool vm,
+		      char *job, size_t joblen, char **vmargs, int nvmargs,
+		      char **argv)
+{
+	char *dot;
+	int n = 0;
+
+	argv[n++] = "deploy";
+	argv[n++] = "--cache";
+	argv[n++] = (char *)cache;
+	argv[n++] = "--as";
+	argv[n++] = (char *)p->device;
+	argv[n++] = "--commit-to";
+	argv[n++] = (char *)p->image;
+	if (vm) {
+		snprintf(job, joblen, "%s", p->group);
+		dot = strrchr(job, '.');
+		if (dot)
+			*dot = '\0';
+		argv[n++] = "--vm";
+		argv[n++] = (char *)p->device;
+		if (job[0]) {
+			argv[n++] = "--job";
+			argv[n++] = job;
+		}
+		for (int i = 0; i < nvmargs; i++)
+			argv[n++] = vmargs[i];
+	}
+	argv[n++] = (char *)p->from;
+	argv[n] = NULL;
+	return n;
+}
+
 int job_cmd_apply(struct blobcr_client *c, const char *meta, int argc,
 		  char **argv)
 {
 	static const struct option opts[] = {
 		{ "host", required_argument, NULL, 'H' },
 		{ "cache-dir", required_argument, NULL, 'C' },
+		{ "vm", no_argument, NULL, 'V' },
+		{ "quiesce", required_argument, NULL, 'q' },
+		{ "mount", required_argument, NULL, 'm' },
 		{ 0 }
 	};
 	const char *host = NULL, *cachedir = NULL, *plan;
+	char *vmargs[4];
 	struct plan_rank *p = NULL;
 	size_t n = 0, done = 0, mine = 0;
-	int r, o;
+	int r, o, nvmargs = 0;
+	bool vm = false, mount = false;
 
 	while ((o = getopt_long(argc, argv, "H:C:", opts, NULL)) != -1) {
 		switch (o) {
 		case 'H': host = optarg; break;
 		case 'C': cachedir = optarg; break;
+		case 'V': vm = true; break;
+		case 'q':
+		case 'm':
+			if ((o == 'm' && mount) || nvmargs == 4)
+				return say(EXIT_USAGE, "one --quiesce and one --mount at most");
+			mount |= o == 'm';
+			vmargs[nvmargs++] = o == 'q' ? "--quiesce" : "--mount";
+			vmargs[nvmargs++] = optarg;
+			break;
 		default: return EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1 || !host || !cachedir)
 		return say(EXIT_USAGE, "job apply needs PLAN --host HOST --cache-dir DIR");
+	if (nvmargs && !vm)
+		return say(EXIT_USAGE, "--quiesce and --mount go with --vm");
 	plan = argv[optind];
 	r = read_plan(plan, &p, &n);
 	if (r)
 		return r;
+	for (size_t i = 0; i < n; i++)
+		mine += !strcmp(p[i].host, host);
+	/* A mount point is one VM's: a host job with fsfreeze is one rank. */
+	if (mount && mine > 1)
+		r = say(EXIT_USAGE, "--mount: plan %s puts %zu ranks on %s, each "
+			"needs a mount point of its own", plan, mine, host);
 	for (size_t i = 0; i < n && !r; i++) {
-		char cache[PATH_MAX];
+		char cache[PATH_MAX], job[PLAN_VAL_MAX], *dargv[20];
+		int dargc;
 
 		if (strcmp(p[i].host, host))
 			continue;
-		mine++;
 		snprintf(cache, sizeof(cache), "%s/%s.cache", cachedir, p[i].device);
-		{
-			char *dargv[] = { "deploy", "--cache", cache, "--as",
-					  p[i].device, "--commit-to", p[i].image,
-					  p[i].from, NULL };
-
-			optind = 0;
-			r = deploy_cmd_deploy(c, meta, 8, dargv);
-		}
+		dargc = apply_argv(&p[i], cache, vm, job, sizeof(job), vmargs,
+				   nvmargs, dargv);
+		optind = 0;
+		r = deploy_cmd_deploy(c, meta, dargc, dargv);
 		if (!r) {
 			say(0, "rank %s: %s on /dev/mapper/%s, commits to %s",
 			    p[i].rank, p[i].from, p[i].device, p[i].image);

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blobcr_util.h"
 #include "deploy.h"
 #include "vm.h"
 
@@ -72,6 +73,12 @@ int vm_parse_opt(struct vm_opts *o, int c, const char *arg)
 		return 0;
 	case 0x107:
 		o->output = arg;
+		return 0;
+	case 0x108:
+		/* JOB.N names its groups: a group name with room for N. */
+		if (!blobcr_valid_name(arg, HOST_VM_NAME_MAX))
+			return usage_err("--job wants 1 to 63 of A-Z a-z 0-9 . _ - : +, not", arg);
+		o->job = arg;
 		return 0;
 	}
 	return EXIT_USAGE;
@@ -213,6 +220,8 @@ int vm_add_disk(const struct vm_opts *o, const char *dm)
 		vm = (struct host_vm){ .uid = (uid_t)-1, .cid = o->cid,
 				       .mode = o->mode >= 0 ? o->mode :
 				       o->nmounts ? HOST_Q_FSFREEZE : HOST_Q_QMP };
+		if (o->job)
+			snprintf(vm.job, sizeof(vm.job), "%s", o->job);
 		/* Both, so that the mode can change without a new QEMU. */
 		if (vm.mode == HOST_Q_QMP || vm.mode == HOST_Q_QGA) {
 			vm_path(o->name, "qmp", vm.qmp, sizeof(vm.qmp));
@@ -230,7 +239,8 @@ int vm_add_disk(const struct vm_opts *o, const char *dm)
 		unlock_vm_dir(lock);
 		fprintf(stderr, "blobcrctl: %s: %s\n", path, err);
 		return EXIT_FAIL;
-	} else if (o->mode >= 0 || o->nmounts || o->cid) {
+	} else if (o->mode >= 0 || o->nmounts || o->cid ||
+		   (o->job && strcmp(o->job, vm.job))) {
 		unlock_vm_dir(lock);
 		fprintf(stderr, "blobcrctl: VM %s exists: its settings are in %s\n",
 			o->name, path);

@@ -19,6 +19,7 @@ struct vm_opts {
 	int nmounts; /* --mount */
 	const char *mounts[HOST_VM_MAX_MOUNTS];
 	unsigned int cid; /* --cid, 0: not given */
+	const char *job; /* --job, NULL: not given */
 	int microvm; /* --machine microvm: virtio-mmio devices */
 	int print; /* VM_PRINT_* */
 	const char *output; /* --output FILE, else stdout */
@@ -33,7 +34,8 @@ struct vm_opts {
 	{ "machine", required_argument, NULL, 0x104 }, \
 	{ "qemu", no_argument, NULL, 0x105 }, \
 	{ "libvirt", no_argument, NULL, 0x106 }, \
-	{ "output", required_argument, NULL, 0x107 }
+	{ "output", required_argument, NULL, 0x107 }, \
+	{ "job", required_argument, NULL, 0x108 }
 
 /**
  * vm_parse_opt() - take option @c (one of VM_OPTIONS) with @arg into @o.

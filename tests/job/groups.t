@@ -38,6 +38,9 @@ check "... and md.2 stays the latest" [ "$("$CTL" job latest md)" = "md.2 vm0@2 
 # Numbered, not sorted as text: md.10 comes after md.9.
 "$CTL" group publish md.9 vm0@2 vm1@3 && "$CTL" group publish md.10 vm0@3 vm1@3
 check "md.10 is later than md.9" [ "$("$CTL" job latest md)" = "md.10 vm0@3 vm1@3" ]
+# Only JOB.N with N a plain decimal: md.1K is not md.1024, nor md.011 md.11.
+"$CTL" group publish md.1K vm0@1 vm1@1 && "$CTL" group publish md.011 vm0@1 vm1@1
+check "md.1K and md.011 are no groups of job md" [ "$("$CTL" job latest md)" = "md.10 vm0@3 vm1@3" ]
 
 # A group that lost a member is skipped, and says so.
 "$CTL" image delete vm1@3

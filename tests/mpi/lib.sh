@@ -25,17 +25,22 @@ ssh-keygen -q -t ed25519 -N "" -C mpi-test -f "$JOB/key" || exit 1
 host_ip() { echo "$VM_BRIDGE_SUBNET.$((10 + $1))"; }
 
 # rank_host N [vm options...]: boot host N in the background, running
-# sshd until rank_hosts_stop; its output goes to $JOB/hostN.out.
+# $JOB/hostN/setup.sh (sh -e) first if it exists, then sshd until
+# rank_hosts_stop; its output goes to $JOB/hostN.out, the runner's pid
+# is HOST_PID[N] (kill -9 it to lose the host).
 RANK_PIDS=""
+HOST_PID=()
 rank_host() {
 	local n=$1
 	shift
 	mkdir -p "$JOB/host$n"
 	"$VM" --bridge "$VM_BRIDGE" --ip "$(host_ip "$n")/24" --name "host$n" \
 		--cpus 1 --timeout 900 --outdir "$JOB/host$n" "$@" -- sh -c "
+		[ ! -e /run/vm-out/setup.sh ] || sh -e /run/vm-out/setup.sh
 		$TOP/tests/mpi/guest-sshd $JOB/key.pub
 		while [ ! -e /run/vm-out/stop ]; do sleep 1; done" \
 		>"$JOB/host$n.out" 2>&1 &
+	HOST_PID[n]=$!
 	RANK_PIDS="$RANK_PIDS $!"
 }
 

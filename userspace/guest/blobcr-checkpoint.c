@@ -20,6 +20,7 @@ static void usage(FILE *f)
 "Usage: blobcr-checkpoint [OPTIONS]              checkpoint this VM\n"
 "       blobcr-checkpoint [OPTIONS] --wait ID    wait for a cut checkpoint\n"
 "       blobcr-checkpoint [OPTIONS] --status | --cost\n"
+"       blobcr-checkpoint [OPTIONS] --group NAME IMAGE@VERSION... | --next-group\n"
 "\n"
 "Syncs the file systems and asks the host's checkpointing proxy, on this\n"
 "VM's channel, for a snapshot of every disk of the VM in one pause.  Prints\n"
@@ -39,12 +40,16 @@ static void usage(FILE *f)
 "                     version and bytes written since (key=value lines)\n"
 "      --cost         the bytes a checkpoint would upload now (of what has\n"
 "                     reached the disks: sync first to count the page cache)\n"
+"      --group NAME   publish the checkpoint group NAME of these versions (one\n"
+"                     global checkpoint of this VM's job, named JOB.N) at the\n"
+"                     repository, whole or not at all; prints NAME\n"
+"      --next-group   print the name the job's next group takes\n"
 "  -k, --keys         print results as key=value lines\n"
 "  -t, --timeout SEC  give up waiting after SEC seconds (default 600)\n"
 "  -h, --help         this help\n"
 "\n"
-"Exit status: 0 done, 1 failed, 2 usage, 4 busy, 5 proxy unreachable or\n"
-"timed out.\n", BLOBCR_GUEST_VSOCK_PORT, BLOBCR_GUEST_LABEL_MAX);
+"Exit status: 0 done, 1 failed, 2 usage, 4 busy (--group: the group\n"
+"exists), 5 proxy unreachable or timed out.\n", BLOBCR_GUEST_VSOCK_PORT, BLOBCR_GUEST_LABEL_MAX);
 }
 
 static int exit_code(int err)
@@ -111,9 +116,43 @@ static void print_status(const struct blobcr_guest_status *s)
 		       s->disks[i].committing);
 }
 
+/* --group NAME IMAGE@VERSION... (@n of them), or --next-group (@n 0). */
+static int do_group(struct blobcr_guest *g, const char *name, int n,
+		    char **refs)
+{
+	struct blobcr_guest_member *m = calloc((size_t)n + 1, sizeof(*m));
+	char out[128];
+	int err = 0;
+
+	if (!m)
+		return -ENOMEM;
+	for (int i = 0; i < n && !err; i++) {
+		char *at = strrchr(refs[i], '@'), *end;
+
+		m[i].image = refs[i];
+		if (at) {
+			*at = '\0';
+			m[i].version = strtoull(at + 1, &end, 10);
+		}
+		if (!at || at == refs[i] || *end || !m[i].version) {
+			fprintf(stderr, "blobcr-checkpoint: not IMAGE@VERSION: %s\n", refs[i]);
+			err = -EINVAL;
+		}
+	}
+	if (!err) {
+		err = blobcr_guest_group(g, name, (unsigned int)n, m, out, sizeof(out));
+		if (err)
+			fprintf(stderr, "blobcr-checkpoint: %s\n", blobcr_guest_error(g));
+		else
+			printf("%s\n", out);
+	}
+	free(m);
+	return err;
+}
+
 int main(int argc, char **argv)
 {
-	enum { O_CUT = 256, O_WAIT, O_NOSYNC, O_STATUS, O_COST };
+	enum { O_CUT = 256, O_WAIT, O_NOSYNC, O_STATUS, O_COST, O_GROUP, O_NEXT };
 	static const struct option opts[] = {
 		{ "channel", required_argument, NULL, 'c' },
 		{ "label", required_argument, NULL, 'l' },
@@ -122,13 +161,15 @@ int main(int argc, char **argv)
 		{ "no-sync", no_argument, NULL, O_NOSYNC },
 		{ "status", no_argument, NULL, O_STATUS },
 		{ "cost", no_argument, NULL, O_COST },
+		{ "group", required_argument, NULL, O_GROUP },
+		{ "next-group", no_argument, NULL, O_NEXT },
 		{ "keys", no_argument, NULL, 'k' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	const char *channel = NULL, *label = NULL, *wait_id = NULL;
-	int keys = 0, status = 0, cost = 0, timeout_s = 0, c, err;
+	const char *channel = NULL, *label = NULL, *wait_id = NULL, *group = NULL;
+	int keys = 0, status = 0, cost = 0, next = 0, timeout_s = 0, c, err;
 	unsigned int flags = 0;
 	struct blobcr_guest *g;
 	char *end;
@@ -142,6 +183,8 @@ int main(int argc, char **argv)
 		case O_NOSYNC: flags |= BLOBCR_GUEST_NOSYNC; break;
 		case O_STATUS: status = 1; break;
 		case O_COST: cost = 1; break;
+		case O_GROUP: group = optarg; break;
+		case O_NEXT: next = 1; break;
 		case 'k': keys = 1; break;
 		case 't':
 			timeout_s = (int)strtol(optarg, &end, 10);
@@ -154,11 +197,13 @@ int main(int argc, char **argv)
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
-	if (optind != argc || status + cost + !!wait_id > 1 ||
-	    ((status || cost || wait_id) && (flags || label))) {
-		fprintf(stderr, "blobcr-checkpoint: one of checkpoint, --wait, --status, --cost (see --help)\n");
+	if ((optind != argc && !group) || (group && optind == argc) ||
+	    status + cost + !!wait_id + !!group + next > 1 ||
+	    ((status || cost || wait_id || group || next) && (flags || label))) {
+		fprintf(stderr, "blobcr-checkpoint: one of checkpoint, --wait, --status, --cost, --group, --next-group (see --help)\n");
 		return EXIT_USAGE;
 	}
+
 	err = blobcr_guest_open(channel, &g);
 	if (err) {
 		fprintf(stderr, "blobcr-checkpoint: bad channel '%s': %s\n",
@@ -167,7 +212,13 @@ int main(int argc, char **argv)
 	}
 	if (timeout_s)
 		blobcr_guest_set_timeout(g, timeout_s * 1000);
-	if (status || cost) {
+	if (group || next) {
+		err = do_group(g, group, argc - optind, argv + optind);
+		blobcr_guest_close(g);
+		/* -ENOENT here is a missing version, not a missing proxy. */
+		return err == -EINVAL ? EXIT_USAGE : err == -EEXIST ? EXIT_CONFLICT :
+		       err == -ENOENT ? EXIT_FAIL : exit_code(err);
+	} else if (status || cost) {
 		struct blobcr_guest_status s;
 
 		err = blobcr_guest_status(g, &s);

@@ -31,6 +31,7 @@
 #ifndef BLOBCR_GUEST_H
 #define BLOBCR_GUEST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -139,6 +140,27 @@ int blobcr_guest_status(struct blobcr_guest *g, struct blobcr_guest_status *out)
  * still holds counts once written back (sync(2) first to count it).
  */
 int blobcr_guest_cost(struct blobcr_guest *g, uint64_t *bytes);
+
+/* One version of a checkpoint group. */
+struct blobcr_guest_member {
+	const char *image;
+	uint64_t version;
+};
+
+/**
+ * blobcr_guest_group() - publish the checkpoint group @name, the @n
+ * versions @m (one global checkpoint of a job: one per disk of each of
+ * its VMs), at the repository, in one transaction that checks that they
+ * all exist.  The proxy publishes only groups JOB.N of the job this VM
+ * belongs to (-EPERM otherwise); -EEXIST: the group exists; -ENOENT: a
+ * version does not exist (nothing is published).  With @n 0, nothing is
+ * published and @name is ignored: @out receives the name the job's next
+ * group takes, JOB.N with N above every existing one.  On success @out
+ * (@len bytes) holds the group's name.  blobcr_mpi_checkpoint() (in
+ * blobcr-mpi.h) does all of it for an MPI job.
+ */
+int blobcr_guest_group(struct blobcr_guest *g, const char *name, unsigned int n,
+		       const struct blobcr_guest_member *m, char *out, size_t len);
 
 /**
  * blobcr_guest_error() - what went wrong in the last failed call: the

@@ -517,3 +517,29 @@ int blobcr_guest_cost(struct blobcr_guest *g, uint64_t *bytes)
 		*bytes = s.dirty_bytes;
 	return err;
 }
+
+int blobcr_guest_group(struct blobcr_guest *g, const char *name, unsigned int n,
+		       const struct blobcr_guest_member *m, char *out, size_t len)
+{
+	struct proxy_enc req = { 0 };
+	struct proxy_dec d;
+	uint8_t *payload;
+	int err;
+
+	proxy_enc_start(&req);
+	proxy_put_str(&req, n ? name : "");
+	proxy_put_u32(&req, n);
+	for (unsigned int i = 0; i < n; i++) {
+		proxy_put_str(&req, m[i].image);
+		proxy_put_u64(&req, m[i].version);
+	}
+	err = call(g, PROXY_OP_GROUP, &req, &payload, &d);
+	if (!err) {
+		proxy_get_str(&d, out, len);
+		if (d.err)
+			err = fail(g, -EPROTO, "malformed answer from the proxy");
+	}
+	proxy_enc_free(&req);
+	free(payload);
+	return err;
+}

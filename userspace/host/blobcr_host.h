@@ -83,6 +83,14 @@ int host_set_label(const char *dm_name, const char *label);
 int host_commit_image(const char *dm_name, char *image, size_t len);
 
 /**
+ * host_helper_arg() - the value of option @opt ("--meta", "--key") in the
+ * command line the helper of @dm_name was started with: the repository
+ * its versions are published at, and the key it publishes with.
+ * Return: 0, -ENOENT (no deployment, or no such option), or -errno.
+ */
+int host_helper_arg(const char *dm_name, const char *opt, char *val, size_t len);
+
+/**
  * host_block_signals() - hold the signals that would kill or stop this
  * process while it has something frozen or paused (SIGINT, SIGTERM, SIGHUP,
  * SIGQUIT and the terminal's stop signals); the old mask goes to *@old.
@@ -106,6 +114,7 @@ struct host_vm {
 	char mounts[HOST_VM_MAX_MOUNTS][256]; /* fsfreeze: host mount points */
 	enum host_quiesce mode;
 	char qmp[108], qga[108]; /* QEMU's QMP and guest agent sockets */
+	char job[HOST_VM_NAME_MAX]; /* the job it belongs to, "": none */
 	uint32_t cid; /* AF_VSOCK CID, 0: none */
 	uid_t uid; /* who besides root may use its socket; -1: nobody */
 };

@@ -119,7 +119,7 @@ int host_set_label(const char *dm_name, const char *label)
 	return 0;
 }
 
-int host_commit_image(const char *dm_name, char *image, size_t len)
+int host_helper_arg(const char *dm_name, const char *opt, char *val, size_t len)
 {
 	char path[PATH_MAX], line[PATH_MAX];
 	bool next = false;
@@ -133,13 +133,21 @@ int host_commit_image(const char *dm_name, char *image, size_t len)
 	while (fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\n")] = '\0';
 		if (next) {
-			line[strcspn(line, "@")] = '\0';
-			snprintf(image, len, "%s", line);
+			snprintf(val, len, "%s", line);
 			err = 0;
 			break;
 		}
-		next = !strcmp(line, "--commit-to");
+		next = !strcmp(line, opt);
 	}
 	fclose(f);
+	return err;
+}
+
+int host_commit_image(const char *dm_name, char *image, size_t len)
+{
+	int err = host_helper_arg(dm_name, "--commit-to", image, len);
+
+	if (!err)
+		image[strcspn(image, "@")] = '\0';
 	return err;
 }

@@ -76,6 +76,10 @@ int host_vm_parse(const char *path, struct host_vm *vm, char *err, size_t len)
 			      copy_path(vm->mounts[vm->nmounts], sizeof(vm->mounts[0]), val);
 			if (!bad)
 				vm->nmounts++;
+		} else if (!strcmp(key, "job")) {
+			bad = !host_vm_name_ok(val);
+			if (!bad)
+				strcpy(vm->job, val);
 		} else if (!strcmp(key, "qmp")) {
 			bad = copy_path(vm->qmp, sizeof(vm->qmp), val);
 		} else if (!strcmp(key, "qga")) {
@@ -136,6 +140,8 @@ int host_vm_write(const char *path, const struct host_vm *vm)
 		fprintf(f, "qmp %s\n", vm->qmp);
 	if (vm->qga[0])
 		fprintf(f, "qga %s\n", vm->qga);
+	if (vm->job[0])
+		fprintf(f, "job %s\n", vm->job);
 	if (vm->cid)
 		fprintf(f, "cid %u\n", vm->cid);
 	if (vm->uid != (uid_t)-1)

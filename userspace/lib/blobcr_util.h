@@ -53,6 +53,13 @@ uint64_t blobcr_rendezvous_score(const uint8_t *id, uint32_t node);
 int blobcr_parse_u64(const char *s, uint64_t *out);
 
 /**
+ * blobcr_group_seq() - whether checkpoint group @group is global
+ * checkpoint N of job @job, "JOB.N" with N a plain decimal from 1 (no
+ * sign, suffix or leading zero), and N in *@seq if so.
+ */
+bool blobcr_group_seq(const char *group, const char *job, uint64_t *seq);
+
+/**
  * A request handler: decode @req, write the reply's payload into @reply
  * (already initialised).  Return: the status to send (0 or -errno); on an
  * error the reply payload is dropped.

@@ -138,6 +138,25 @@ int blobcr_parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+bool blobcr_group_seq(const char *group, const char *job, uint64_t *seq)
+{
+	size_t n = strlen(job);
+	const char *d = group + n + 1;
+	uint64_t v = 0;
+
+	if (!n || strncmp(group, job, n) || group[n] != '.' || *d < '1' || *d > '9')
+		return false;
+	for (; *d >= '0' && *d <= '9'; d++) {
+		if (v > (UINT64_MAX - (uint64_t)(*d - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*d - '0');
+	}
+	if (*d)
+		return false;
+	*seq = v;
+	return true;
+}
+
 static volatile sig_atomic_t *signal_stop;
 
 static void on_signal(int sig)

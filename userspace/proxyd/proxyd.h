@@ -92,6 +92,10 @@ void vm_table_clear(void);
 /* serve.c: serve one connection of @vm (referenced; put when done). */
 void serve_start(struct vm *vm, int fd);
 
+/* group.c: a GROUP request of @vm; the reply's payload to @e, errors to @msg. */
+int group_serve(struct vm *vm, struct proxy_dec *d, struct proxy_enc *e,
+		char *msg, size_t len);
+
 /*
  * checkpoint.c: a checkpoint of @vm for the request whose frame id is
  * @req_id; a request sent again with the id of one of the VM's recent

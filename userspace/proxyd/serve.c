@@ -142,8 +142,7 @@ static int handle(struct conn *cn, const struct proxy_hdr *h,
 		err = ckpt_wait(vm, id, true, &c);
 		break;
 	case PROXY_OP_GROUP:
-		snprintf(msg, len, "this proxy does not publish checkpoint groups");
-		return -EOPNOTSUPP;
+		return group_serve(vm, d, e, msg, len);
 	default:
 		snprintf(msg, len, "unknown operation %u", h->op);
 		return -EOPNOTSUPP;
