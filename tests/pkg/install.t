@@ -1,0 +1,86 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make install / make uninstall into a scratch root: the expected files,
+# programs that run from where they were installed, configuration kept on
+# a reinstall, `systemd-analyze verify` clean on every unit (templates
+# through an instance), and nothing left by uninstall but the settings.
+set -uo pipefail
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+root=$(mktemp -d /tmp/blobcr-test.pkg.XXXXXX)
+trap 'rm -rf "$root"' EXIT
+n=0 failed=0
+tap() { # tap OK NAME [DIAG]
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then echo "ok $n $2"; else
+		echo "not ok $n $2"; failed=1
+		[ -z "${3:-}" ] || sed 's/^/# /' <<<"$3"
+	fi
+}
+
+# Paths inside $root, so that the units name programs that exist here.
+dirs=(PREFIX="$root/usr" SYSCONFDIR="$root/etc"
+      UNITDIR="$root/lib/systemd/system")
+out=$(make -s -C "$TOP" install "${dirs[@]}" 2>&1)
+tap $? "make install" "$out"
+
+expected="etc/blobcr/blobcrd.env
+etc/blobcr/metad.env
+etc/blobcr/proxyd.env
+lib/systemd/system/blobcr-metad.service
+lib/systemd/system/blobcr-noded@.service
+lib/systemd/system/blobcr-proxyd.service
+lib/systemd/system/blobcrd@.service
+usr/bin/blobcr-checkpoint
+usr/include/blobcr-guest.h
+usr/lib/libblobcr-guest.a
+usr/sbin/blobcr-metad
+usr/sbin/blobcr-noded
+usr/sbin/blobcr-proxyd
+usr/sbin/blobcrctl
+usr/sbin/blobcrd
+usr/share/man/man1/blobcr-checkpoint.1
+usr/share/man/man4/dm-blobcr.4
+usr/share/man/man8/blobcr-metad.8
+usr/share/man/man8/blobcr-noded.8
+usr/share/man/man8/blobcr-proxyd.8
+usr/share/man/man8/blobcrctl.8
+usr/share/man/man8/blobcrd.8"
+got=$(cd "$root" && find . -type f | sed 's|^\./||' | sort)
+tap "$([ "$got" = "$expected" ]; echo $?)" "installed files" \
+	"$(diff <(echo "$expected") <(echo "$got"))"
+
+bad=""
+for p in "$root"/usr/sbin/* "$root"/usr/bin/*; do
+	"$p" --help 2>&1 | grep -q "^Usage: $(basename "$p")" || bad+=" $p"
+done
+tap "$([ -z "$bad" ]; echo $?)" "installed programs print their usage" "$bad"
+
+bad=""
+for m in "$root"/usr/share/man/man*/*; do
+	man -l "$m" 2>&1 | grep -q '^NAME' || bad+=" $m"
+done
+tap "$([ -z "$bad" ]; echo $?)" "man opens every installed page" "$bad"
+
+echo '# the operator was here' >>"$root/etc/blobcr/metad.env"
+out=$(make -s -C "$TOP" install "${dirs[@]}" 2>&1)
+tap "$(grep -q 'operator was here' "$root/etc/blobcr/metad.env"; echo $?)" \
+	"a reinstall keeps the settings" "$out"
+
+units=$root/lib/systemd/system
+ln -s blobcr-noded@.service "$units/blobcr-noded@store1.service"
+ln -s blobcrd@.service "$units/blobcrd@vm1.service"
+out=$(cd "$units" && systemd-analyze verify --man=no blobcr-metad.service \
+	blobcr-noded@store1.service blobcr-proxyd.service blobcrd@vm1.service 2>&1)
+rc=$?
+tap "$([ $rc = 0 ] && [ -z "$out" ]; echo $?)" "systemd-analyze verify: no complaint" "$out"
+rm "$units/blobcr-noded@store1.service" "$units/blobcrd@vm1.service"
+
+out=$(make -s -C "$TOP" uninstall "${dirs[@]}" 2>&1)
+tap $? "make uninstall" "$out"
+left=$(cd "$root" && find . -type f | sed 's|^\./||' | sort)
+tap "$([ "$left" = "$(grep '^etc/' <<<"$expected")" ]; echo $?)" \
+	"uninstall leaves only the settings" "$left"
+
+echo "1..$n"
+exit $failed
