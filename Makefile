@@ -43,6 +43,8 @@ help:
 	@echo 'make nested-kernel  the kernel of the VMs the tests run under QEMU in a guest'
 	@echo 'make demo       the end-to-end demo'
 	@echo 'make install    programs, man pages, units (PREFIX=/usr/local, DESTDIR);  make uninstall'
+	@echo 'make deb        Debian packages in build/deb/ (dpkg-buildpackage -b)'
+	@echo 'make check-pkg  make deb, then lintian and a DKMS build of the module'
 	@echo 'Variables: KDIR=<kernel build dir>  VM_ACCEL=kvm (default tcg)'
 
 deps:

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Installing dm-blobcr: man pages, systemd units, `make install` and
-# `make uninstall` (DESTDIR, PREFIX and the directories below).  Included
-# by the top-level Makefile.
+# `make uninstall` (DESTDIR, PREFIX and the directories below), and the
+# Debian packages (`make deb`).  Included by the top-level Makefile.
+
+VERSION := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' $(TOP)/debian/changelog)
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -26,7 +28,8 @@ MAN_PAGES := $(patsubst Documentation/man/%.rst,$(BUILD)/man/%, \
 UNITS := $(patsubst systemd/%.in,%,$(wildcard systemd/*.service.in))
 ENV_FILES := metad.env proxyd.env blobcrd.env
 
-.PHONY: progs man install uninstall install-module clean-dist
+.PHONY: progs man install uninstall install-module deb check-pkg \
+	clean-dist
 
 # The installed programs only: no kernel headers, no tests, no apt-get.
 progs:
@@ -78,6 +81,25 @@ install-module: module
 	$(MAKE) -C $(KDIR) M=$(TOP) INSTALL_MOD_PATH=$(DESTDIR) \
 		INSTALL_MOD_DIR=updates modules_install
 
+# Binary packages from a copy of the tree (the files git knows, committed
+# or not), so that the build's debian/ scratch stays out of the worktree;
+# the .deb files land in build/deb/.
+DEB_DIR := $(BUILD)/deb
+deb:
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/dm-blobcr-$(VERSION)
+	git ls-files -co --exclude-standard -z | \
+		tar -c --no-recursion --ignore-failed-read --null -T - | \
+		tar -x -C $(DEB_DIR)/dm-blobcr-$(VERSION)
+	cd $(DEB_DIR)/dm-blobcr-$(VERSION) && \
+		dpkg-buildpackage -b -us -uc -j$$(nproc) >../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; echo "deb: failed, log in $(DEB_DIR)/build.log"; exit 1; }
+	rm -rf $(DEB_DIR)/dm-blobcr-$(VERSION)
+	@ls $(DEB_DIR)/*.deb
+
+# The packages' own checks (minutes: a package and a module build).
+check-pkg: deb
+	$(TOP)/tests/pkg/debs.sh $(DEB_DIR)
+
 clean-dist:
-	rm -rf $(BUILD)/man
+	rm -rf $(BUILD)/man $(DEB_DIR)
 	for d in $(PROG_DIRS); do $(MAKE) -C $$d clean; done
