@@ -76,10 +76,13 @@ uninstall:
 	done
 
 # The module for the kernel of KDIR (default: Debian's 6.1 headers; give
-# KDIR=/lib/modules/$(uname -r)/build for the running kernel).
+# KDIR=/lib/modules/$(uname -r)/build for the running kernel), unsigned
+# (headers carry no signing key; DKMS signs with its own).
 install-module: module
 	$(MAKE) -C $(KDIR) M=$(TOP) INSTALL_MOD_PATH=$(DESTDIR) \
-		INSTALL_MOD_DIR=updates modules_install
+		INSTALL_MOD_DIR=updates CONFIG_MODULE_SIG_ALL= modules_install
+	[ -n "$(DESTDIR)" ] || depmod $$(sed -n 's/.*UTS_RELEASE "\(.*\)"/\1/p' \
+		$(KDIR)/include/generated/utsrelease.h)
 
 # Binary packages from a copy of the tree (the files git knows, committed
 # or not), so that the build's debian/ scratch stays out of the worktree;
