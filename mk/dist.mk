@@ -46,7 +46,7 @@ install: progs man
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
 		$(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSCONFDIR)/blobcr \
-		$(addprefix $(DESTDIR)$(MANDIR)/man,1 4 8)
+		$(addprefix $(DESTDIR)$(MANDIR)/man,1 3 4 8)
 	install -m 755 $(SBIN_PROGS) $(DESTDIR)$(SBINDIR)/
 	install -m 755 $(BIN_PROGS) $(DESTDIR)$(BINDIR)/
 	install -m 644 userspace/guest/libblobcr-guest.a $(DESTDIR)$(LIBDIR)/

@@ -56,6 +56,7 @@ contents blobcr-repository usr/sbin/blobcr-metad usr/sbin/blobcr-noded \
 contents blobcr-guest usr/bin/blobcr-checkpoint \
 	usr/share/man/man1/blobcr-checkpoint.1.gz
 contents libblobcr-guest-dev usr/include/blobcr-guest.h \
+	usr/share/man/man3/blobcr-guest.3.gz \
 	"usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libblobcr-guest.a"
 contents dm-blobcr-dkms usr/share/man/man4/dm-blobcr.4.gz
 

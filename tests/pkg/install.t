@@ -40,6 +40,7 @@ usr/sbin/blobcr-proxyd
 usr/sbin/blobcrctl
 usr/sbin/blobcrd
 usr/share/man/man1/blobcr-checkpoint.1
+usr/share/man/man3/blobcr-guest.3
 usr/share/man/man4/dm-blobcr.4
 usr/share/man/man8/blobcr-metad.8
 usr/share/man/man8/blobcr-noded.8
