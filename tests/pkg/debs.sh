@@ -12,16 +12,7 @@
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${1:-$TOP/build/deb}
-tmp=$(mktemp -d /tmp/blobcr-test.debs.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-n=0 failed=0
-tap() { # tap OK NAME [DIAG]
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then echo "ok $n $2"; else
-		echo "not ok $n $2"; failed=1
-		[ -z "${3:-}" ] || sed 's/^/# /' <<<"$3"
-	fi
-}
+. "$TOP/tests/pkg/lib.sh"
 
 changes=$(ls "$dir"/*.changes 2>/dev/null | head -n 1)
 if [ -z "$changes" ]; then
@@ -61,16 +52,16 @@ contents libblobcr-guest-dev usr/include/blobcr-guest.h \
 contents dm-blobcr-dkms usr/share/man/man4/dm-blobcr.4.gz
 
 # DKMS, as the package's postinst runs it, but in a tree of our own.
-dpkg-deb -x "$(ls "$dir"/dm-blobcr-dkms_*.deb)" "$tmp/root"
-src=$(ls -d "$tmp"/root/usr/src/dm-blobcr-*)
+dpkg-deb -x "$(ls "$dir"/dm-blobcr-dkms_*.deb)" "$WORK/root"
+src=$(ls -d "$WORK"/root/usr/src/dm-blobcr-*)
 ver=${src##*/dm-blobcr-}
 kver=$("$TOP/scripts/kver.sh" linux-headers-amd64)
-mkdir -p "$tmp/dkms"
-dk=(-m dm-blobcr -v "$ver" --sourcetree "$tmp/root/usr/src" --dkmstree "$tmp/dkms")
+mkdir -p "$WORK/dkms"
+dk=(-m dm-blobcr -v "$ver" --sourcetree "$WORK/root/usr/src" --dkmstree "$WORK/dkms")
 out=$(timeout 900 dkms add "${dk[@]}" 2>&1 &&
       timeout 900 dkms build "${dk[@]}" -k "$kver" 2>&1)
 rc=$?
-ko=$(find "$tmp/dkms/dm-blobcr/$ver/$kver" -name dm-blobcr.ko 2>/dev/null)
+ko=$(find "$WORK/dkms/dm-blobcr/$ver/$kver" -name dm-blobcr.ko 2>/dev/null)
 tap "$([ $rc = 0 ] && [ -n "$ko" ]; echo $?)" "dkms builds dm-blobcr.ko for $kver" "$out"
 if [ -n "$ko" ]; then
 	info=$(modinfo "$ko")
@@ -78,5 +69,4 @@ if [ -n "$ko" ]; then
 	tap $? "the module is for $kver" "$info"
 fi
 
-echo "1..$n"
-exit $failed
+done_testing

@@ -7,20 +7,11 @@
 # through an instance), and nothing left by uninstall but the settings.
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
-root=$(mktemp -d /tmp/blobcr-test.pkg.XXXXXX)
-trap 'rm -rf "$root"' EXIT
-n=0 failed=0
-tap() { # tap OK NAME [DIAG]
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then echo "ok $n $2"; else
-		echo "not ok $n $2"; failed=1
-		[ -z "${3:-}" ] || sed 's/^/# /' <<<"$3"
-	fi
-}
+. "$TOP/tests/pkg/lib.sh"
 
-# Paths inside $root, so that the units name programs that exist here.
-dirs=(PREFIX="$root/usr" SYSCONFDIR="$root/etc"
-      UNITDIR="$root/lib/systemd/system")
+# Paths inside $WORK, so that the units name programs that exist here.
+dirs=(PREFIX="$WORK/usr" SYSCONFDIR="$WORK/etc"
+      UNITDIR="$WORK/lib/systemd/system")
 out=$(make -s -C "$TOP" install "${dirs[@]}" 2>&1)
 tap $? "make install" "$out"
 
@@ -47,28 +38,28 @@ usr/share/man/man8/blobcr-noded.8
 usr/share/man/man8/blobcr-proxyd.8
 usr/share/man/man8/blobcrctl.8
 usr/share/man/man8/blobcrd.8"
-got=$(cd "$root" && find . -type f | sed 's|^\./||' | sort)
+got=$(cd "$WORK" && find . -type f | sed 's|^\./||' | sort)
 tap "$([ "$got" = "$expected" ]; echo $?)" "installed files" \
 	"$(diff <(echo "$expected") <(echo "$got"))"
 
 bad=""
-for p in "$root"/usr/sbin/* "$root"/usr/bin/*; do
+for p in "$WORK"/usr/sbin/* "$WORK"/usr/bin/*; do
 	"$p" --help 2>&1 | grep -q "^Usage: $(basename "$p")" || bad+=" $p"
 done
 tap "$([ -z "$bad" ]; echo $?)" "installed programs print their usage" "$bad"
 
 bad=""
-for m in "$root"/usr/share/man/man*/*; do
+for m in "$WORK"/usr/share/man/man*/*; do
 	man -l "$m" 2>&1 | grep -q '^NAME' || bad+=" $m"
 done
 tap "$([ -z "$bad" ]; echo $?)" "man opens every installed page" "$bad"
 
-echo '# the operator was here' >>"$root/etc/blobcr/metad.env"
+echo '# the operator was here' >>"$WORK/etc/blobcr/metad.env"
 out=$(make -s -C "$TOP" install "${dirs[@]}" 2>&1)
-tap "$(grep -q 'operator was here' "$root/etc/blobcr/metad.env"; echo $?)" \
+tap "$(grep -q 'operator was here' "$WORK/etc/blobcr/metad.env"; echo $?)" \
 	"a reinstall keeps the settings" "$out"
 
-units=$root/lib/systemd/system
+units=$WORK/lib/systemd/system
 ln -s blobcr-noded@.service "$units/blobcr-noded@store1.service"
 ln -s blobcrd@.service "$units/blobcrd@vm1.service"
 out=$(cd "$units" && systemd-analyze verify --man=no blobcr-metad.service \
@@ -79,9 +70,8 @@ rm "$units/blobcr-noded@store1.service" "$units/blobcrd@vm1.service"
 
 out=$(make -s -C "$TOP" uninstall "${dirs[@]}" 2>&1)
 tap $? "make uninstall" "$out"
-left=$(cd "$root" && find . -type f | sed 's|^\./||' | sort)
+left=$(cd "$WORK" && find . -type f | sed 's|^\./||' | sort)
 tap "$([ "$left" = "$(grep '^etc/' <<<"$expected")" ]; echo $?)" \
 	"uninstall leaves only the settings" "$left"
 
-echo "1..$n"
-exit $failed
+done_testing
