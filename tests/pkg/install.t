@@ -4,7 +4,8 @@
 # make install / make uninstall into a scratch root: the expected files,
 # programs that run from where they were installed, configuration kept on
 # a reinstall, `systemd-analyze verify` clean on every unit (templates
-# through an instance), and nothing left by uninstall but the settings.
+# through an instance), blobcrd@'s command line, and nothing left by
+# uninstall but the settings.
 set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/pkg/lib.sh"
@@ -67,6 +68,38 @@ out=$(cd "$units" && systemd-analyze verify --man=no blobcr-metad.service \
 rc=$?
 tap "$([ $rc = 0 ] && [ -z "$out" ]; echo $?)" "systemd-analyze verify: no complaint" "$out"
 rm "$units/blobcr-noded@store1.service" "$units/blobcrd@vm1.service"
+
+# blobcrd@NAME runs blobcrd with the arguments deploy saved in
+# /run/blobcr/NAME.args: run its ExecStart as systemd would (after its
+# unescaping of $$ and %i), with the installed blobcrd swapped for a
+# program that prints its arguments, one per line.
+name=pkgtest-$$
+args=/run/blobcr/$name.args
+[ -d /run/blobcr ] || { mkdir /run/blobcr && made_run_dir=1; }
+trap 'rm -rf "$WORK" "$args"; [ -z "${made_run_dir:-}" ] || rmdir /run/blobcr 2>/dev/null' EXIT
+printf '%s\n' /elsewhere/blobcrd --meta tcp://10.0.2.2:7000 --label-file \
+	'/run/blobcr/a b.label' >"$args"
+cp "$WORK/usr/sbin/blobcrd" "$WORK/blobcrd.real"
+printf '#!/bin/sh\nprintf "%%s\\n" "$@"\n' >"$WORK/usr/sbin/blobcrd"
+line=$(sed -n "s/^ExecStart=\/bin\/sh -c '\(.*\)'\$/\1/p" "$units/blobcrd@.service")
+# systemd would substitute a lone $VAR itself: every $ for sh is $$.
+tap "$(sed 's/\$\$//g' <<<"$line" | grep -q '\$'; [ $? = 1 ]; echo $?)" \
+	"blobcrd@'s command escapes each \$ for systemd" "$line"
+script=$(sed -e 's/\$\$/$/g' -e "s/%i/$name/g" <<<"$line")
+got=$(BLOBCRD_OPTS='--verbose --threads 8' /bin/sh -c "$script" 2>&1)
+want="--meta
+tcp://10.0.2.2:7000
+--label-file
+/run/blobcr/a b.label
+--pidfile
+/run/blobcr/$name.pid
+--verbose
+--threads
+8"
+tap "$([ "$got" = "$want" ]; echo $?)" "blobcrd@NAME passes deploy's saved arguments" \
+	"$(diff <(echo "$want") <(echo "$got"))"
+rm -f "$args"
+mv "$WORK/blobcrd.real" "$WORK/usr/sbin/blobcrd"
 
 out=$(make -s -C "$TOP" uninstall "${dirs[@]}" 2>&1)
 tap $? "make uninstall" "$out"
