@@ -15,7 +15,8 @@ PACKAGES="
 	fio e2fsprogs socat cpio iproute2 procps psmisc xz-utils bc time
 	clang libclang-rt-14-dev
 	lammps openmpi-bin openssh-client openssh-server criu
-	python3-docutils groff-base man-db systemd debhelper dh-dkms dkms lintian
+	python3-docutils groff-base man-db systemd strace debhelper dh-dkms dkms
+	lintian
 "
 
 missing=""
