@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The repository daemons stay inside their units' SystemCallFilter: run
-# blobcr-metad and blobcr-noded under strace through a real session (an
-# import, an export compared byte for byte, a delete, gc, a compaction,
-# heartbeats and the repair loop), and check every system call they made
-# against the filter of systemd/blobcr-metad.service.in and
+# blobcr-metad and blobcr-noded under strace through a real session (with
+# keys: an import, an export compared byte for byte, a delete, gc, a
+# compaction, heartbeats and the repair loop), and check every system call
+# they made against the filter of systemd/blobcr-metad.service.in and
 # blobcr-noded@.service.in (groups expanded by systemd-analyze).
 import os
 import re
@@ -95,17 +95,26 @@ def main():
         return session(groups, work)
 
 
+def key(work, name, role):
+    subprocess.run([CTL, "key", "create", "--dir", work, name, role],
+                   check=True, stdout=subprocess.DEVNULL)
+    return os.path.join(work, name + ".key")
+
+
 def session(groups, work):
     meta = "tcp://127.0.0.1:%d" % free_port()
     node = "tcp://127.0.0.1:%d" % free_port()
     os.environ["BLOBCR_DOMAIN"] = "client"  # not the node's domain
+    os.environ["BLOBCR_KEY"] = key(work, "admin", "admin")  # blobcrctl's
     md = traced(work + "/metad.st", [
         os.path.join(TOP, "userspace/metad/blobcr-metad"), "--listen", meta,
-        "--data", work + "/meta", "--replicas", "1",
+        "--data", work + "/meta", "--key", key(work, "metad", "metad"),
+        "--replicas", "1",
         "--repair-interval-s", "1"])
     nd = traced(work + "/noded.st", [
         os.path.join(TOP, "userspace/noded/blobcr-noded"), "--listen", node,
-        "--data", work + "/node", "--meta", meta, "--domain", "d1",
+        "--data", work + "/node", "--key", key(work, "node1", "node"),
+        "--meta", meta, "--domain", "d1",
         "--compact-s", "1", "--scrub-mb-s", "64"])
     try:
         for _ in range(150):  # the node is live once metad lists it
