@@ -23,6 +23,10 @@ PROG_DIRS := userspace userspace/host userspace/guest userspace/blobcrd \
 SBIN_PROGS := userspace/metad/blobcr-metad userspace/noded/blobcr-noded \
 	userspace/blobcrd/blobcrd userspace/proxyd/blobcr-proxyd tools/blobcrctl
 BIN_PROGS := userspace/guest/blobcr-checkpoint
+# The guest library, and the MPI collective built for Open MPI and MPICH.
+GUEST_LIBS := $(addprefix userspace/guest/,libblobcr-guest.a \
+	libblobcr-mpi-openmpi.a libblobcr-mpi-mpich.a)
+GUEST_HEADERS := userspace/guest/blobcr-guest.h userspace/guest/blobcr-mpi.h
 MAN_PAGES := $(patsubst Documentation/man/%.rst,$(BUILD)/man/%, \
 	$(wildcard Documentation/man/*.rst))
 UNITS := $(patsubst systemd/%.in,%,$(wildcard systemd/*.service.in))
@@ -49,8 +53,8 @@ install: progs man
 		$(addprefix $(DESTDIR)$(MANDIR)/man,1 3 4 8)
 	install -m 755 $(SBIN_PROGS) $(DESTDIR)$(SBINDIR)/
 	install -m 755 $(BIN_PROGS) $(DESTDIR)$(BINDIR)/
-	install -m 644 userspace/guest/libblobcr-guest.a $(DESTDIR)$(LIBDIR)/
-	install -m 644 userspace/guest/blobcr-guest.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(GUEST_LIBS) $(DESTDIR)$(LIBDIR)/
+	install -m 644 $(GUEST_HEADERS) $(DESTDIR)$(INCLUDEDIR)/
 	for m in $(MAN_PAGES); do \
 		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; \
 	done
@@ -68,8 +72,8 @@ install: progs man
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(SBINDIR)/,$(notdir $(SBIN_PROGS))) \
 		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(BIN_PROGS))) \
-		$(DESTDIR)$(LIBDIR)/libblobcr-guest.a \
-		$(DESTDIR)$(INCLUDEDIR)/blobcr-guest.h \
+		$(addprefix $(DESTDIR)$(LIBDIR)/,$(notdir $(GUEST_LIBS))) \
+		$(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(notdir $(GUEST_HEADERS))) \
 		$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
 	for m in $(notdir $(MAN_PAGES)); do \
 		rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m; \

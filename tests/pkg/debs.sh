@@ -46,7 +46,9 @@ contents blobcr-repository usr/sbin/blobcr-metad usr/sbin/blobcr-noded \
 	usr/share/man/man8/blobcr-metad.8.gz usr/share/man/man8/blobcr-noded.8.gz
 contents blobcr-guest usr/bin/blobcr-checkpoint \
 	usr/share/man/man1/blobcr-checkpoint.1.gz
-contents libblobcr-guest-dev usr/include/blobcr-guest.h \
+contents libblobcr-guest-dev usr/include/blobcr-guest.h usr/include/blobcr-mpi.h \
+	"usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libblobcr-mpi-openmpi.a" \
+	"usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libblobcr-mpi-mpich.a" \
 	usr/share/man/man3/blobcr-guest.3.gz \
 	"usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libblobcr-guest.a"
 contents dm-blobcr-dkms usr/share/man/man4/dm-blobcr.4.gz

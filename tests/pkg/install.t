@@ -25,7 +25,10 @@ lib/systemd/system/blobcr-proxyd.service
 lib/systemd/system/blobcrd@.service
 usr/bin/blobcr-checkpoint
 usr/include/blobcr-guest.h
+usr/include/blobcr-mpi.h
 usr/lib/libblobcr-guest.a
+usr/lib/libblobcr-mpi-mpich.a
+usr/lib/libblobcr-mpi-openmpi.a
 usr/sbin/blobcr-metad
 usr/sbin/blobcr-noded
 usr/sbin/blobcr-proxyd
