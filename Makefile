@@ -42,6 +42,9 @@ help:
 	@echo 'make lint       checkpatch --strict and sparse on the kernel code'
 	@echo 'make nested-kernel  the kernel of the VMs the tests run under QEMU in a guest'
 	@echo 'make demo       the end-to-end demo'
+	@echo 'make install    programs, man pages, units (PREFIX=/usr/local, DESTDIR);  make uninstall'
+	@echo 'make deb        Debian packages in build/deb/ (dpkg-buildpackage -b)'
+	@echo 'make check-pkg  make deb, then lintian and a DKMS build of the module'
 	@echo 'Variables: KDIR=<kernel build dir>  VM_ACCEL=kvm (default tcg)'
 
 deps:
@@ -110,6 +113,8 @@ lint: deps $(BUILD)/linux-src/.stamp
 
 demo: all
 	@$(TOP)/scripts/demo.sh
+
+include $(TOP)/mk/dist.mk
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(TOP) clean

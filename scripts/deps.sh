@@ -16,6 +16,8 @@ PACKAGES="
 	clang libclang-rt-14-dev
 	lammps openmpi-bin openssh-client openssh-server criu
 	libopenmpi-dev libmpich-dev mpich
+	python3-docutils groff-base man-db systemd strace debhelper dh-dkms dkms
+	lintian
 "
 
 missing=""

@@ -1,0 +1,113 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make install / make uninstall into a scratch root: the expected files,
+# programs that run from where they were installed, configuration kept on
+# a reinstall, `systemd-analyze verify` clean on every unit (templates
+# through an instance), blobcrd@'s command line, and nothing left by
+# uninstall but the settings.
+set -uo pipefail
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+. "$TOP/tests/pkg/lib.sh"
+
+# Paths inside $WORK, so that the units name programs that exist here.
+dirs=(PREFIX="$WORK/usr" SYSCONFDIR="$WORK/etc"
+      UNITDIR="$WORK/lib/systemd/system")
+out=$(make -s -C "$TOP" install "${dirs[@]}" 2>&1)
+tap $? "make install" "$out"
+
+expected="etc/blobcr/blobcrd.env
+etc/blobcr/metad.env
+etc/blobcr/proxyd.env
+lib/systemd/system/blobcr-metad.service
+lib/systemd/system/blobcr-noded@.service
+lib/systemd/system/blobcr-proxyd.service
+lib/systemd/system/blobcrd@.service
+usr/bin/blobcr-checkpoint
+usr/include/blobcr-guest.h
+usr/include/blobcr-mpi.h
+usr/lib/libblobcr-guest.a
+usr/lib/libblobcr-mpi-mpich.a
+usr/lib/libblobcr-mpi-openmpi.a
+usr/sbin/blobcr-metad
+usr/sbin/blobcr-noded
+usr/sbin/blobcr-proxyd
+usr/sbin/blobcrctl
+usr/sbin/blobcrd
+usr/share/man/man1/blobcr-checkpoint.1
+usr/share/man/man3/blobcr-guest.3
+usr/share/man/man4/dm-blobcr.4
+usr/share/man/man8/blobcr-metad.8
+usr/share/man/man8/blobcr-noded.8
+usr/share/man/man8/blobcr-proxyd.8
+usr/share/man/man8/blobcrctl.8
+usr/share/man/man8/blobcrd.8"
+got=$(cd "$WORK" && find . -type f | sed 's|^\./||' | sort)
+tap "$([ "$got" = "$expected" ]; echo $?)" "installed files" \
+	"$(diff <(echo "$expected") <(echo "$got"))"
+
+bad=""
+for p in "$WORK"/usr/sbin/* "$WORK"/usr/bin/*; do
+	"$p" --help 2>&1 | grep -q "^Usage: $(basename "$p")" || bad+=" $p"
+done
+tap "$([ -z "$bad" ]; echo $?)" "installed programs print their usage" "$bad"
+
+bad=""
+for m in "$WORK"/usr/share/man/man*/*; do
+	man -l "$m" 2>&1 | grep -q '^NAME' || bad+=" $m"
+done
+tap "$([ -z "$bad" ]; echo $?)" "man opens every installed page" "$bad"
+
+echo '# the operator was here' >>"$WORK/etc/blobcr/metad.env"
+out=$(make -s -C "$TOP" install "${dirs[@]}" 2>&1)
+tap "$(grep -q 'operator was here' "$WORK/etc/blobcr/metad.env"; echo $?)" \
+	"a reinstall keeps the settings" "$out"
+
+units=$WORK/lib/systemd/system
+ln -s blobcr-noded@.service "$units/blobcr-noded@store1.service"
+ln -s blobcrd@.service "$units/blobcrd@vm1.service"
+out=$(cd "$units" && systemd-analyze verify --man=no blobcr-metad.service \
+	blobcr-noded@store1.service blobcr-proxyd.service blobcrd@vm1.service 2>&1)
+rc=$?
+tap "$([ $rc = 0 ] && [ -z "$out" ]; echo $?)" "systemd-analyze verify: no complaint" "$out"
+rm "$units/blobcr-noded@store1.service" "$units/blobcrd@vm1.service"
+
+# blobcrd@NAME runs blobcrd with the arguments deploy saved in
+# /run/blobcr/NAME.args: run its ExecStart as systemd would (after its
+# unescaping of $$ and %i), with the installed blobcrd swapped for a
+# program that prints its arguments, one per line.
+name=pkgtest-$$
+args=/run/blobcr/$name.args
+[ -d /run/blobcr ] || { mkdir /run/blobcr && made_run_dir=1; }
+trap 'rm -rf "$WORK" "$args"; [ -z "${made_run_dir:-}" ] || rmdir /run/blobcr 2>/dev/null' EXIT
+printf '%s\n' /elsewhere/blobcrd --meta tcp://10.0.2.2:7000 --label-file \
+	'/run/blobcr/a b.label' >"$args"
+cp "$WORK/usr/sbin/blobcrd" "$WORK/blobcrd.real"
+printf '#!/bin/sh\nprintf "%%s\\n" "$@"\n' >"$WORK/usr/sbin/blobcrd"
+line=$(sed -n "s/^ExecStart=\/bin\/sh -c '\(.*\)'\$/\1/p" "$units/blobcrd@.service")
+# systemd would substitute a lone $VAR itself: every $ for sh is $$.
+tap "$(sed 's/\$\$//g' <<<"$line" | grep -q '\$'; [ $? = 1 ]; echo $?)" \
+	"blobcrd@'s command escapes each \$ for systemd" "$line"
+script=$(sed -e 's/\$\$/$/g' -e "s/%i/$name/g" <<<"$line")
+got=$(BLOBCRD_OPTS='--verbose --threads 8' /bin/sh -c "$script" 2>&1)
+want="--meta
+tcp://10.0.2.2:7000
+--label-file
+/run/blobcr/a b.label
+--pidfile
+/run/blobcr/$name.pid
+--verbose
+--threads
+8"
+tap "$([ "$got" = "$want" ]; echo $?)" "blobcrd@NAME passes deploy's saved arguments" \
+	"$(diff <(echo "$want") <(echo "$got"))"
+rm -f "$args"
+mv "$WORK/blobcrd.real" "$WORK/usr/sbin/blobcrd"
+
+out=$(make -s -C "$TOP" uninstall "${dirs[@]}" 2>&1)
+tap $? "make uninstall" "$out"
+left=$(cd "$WORK" && find . -type f | sed 's|^\./||' | sort)
+tap "$([ "$left" = "$(grep '^etc/' <<<"$expected")" ]; echo $?)" \
+	"uninstall leaves only the settings" "$left"
+
+done_testing
