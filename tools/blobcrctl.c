@@ -918,14 +918,14 @@ static const struct verb verbs[] = {
 	  "prints each device path in rank order, and on stderr where each\n"
 	  "rank went.  All or nothing: on a failure the ones deployed are\n"
 	  "taken down again.  --vm makes each device VM DEVICE of the proxy,\n"
-	  "in the job of the plan's group (as deploy --vm DEVICE --job JOB),\n"
+	  "in the job of the plan's group (as deploy --vm does with a job),\n"
 	  "with --quiesce and --mount as for deploy (--mount: a host with one\n"
 	  "rank only).",
 	  cmd_job_apply, 5, 10 },
 	{ NULL, "gc", "",
 	  "delete the chunks no remaining version needs, copies beyond R, and\n"
 	  "chunks of commits that never published (strays, after metad's\n"
-	  "--gc-grace-s); commits in flight keep theirs (spared); prints\n"
+	  "grace period); commits in flight keep theirs (spared); prints\n"
 	  "deleted= kept= deferred= trimmed= strays= spared=",
 	  cmd_gc, 0, 0 },
 	{ "node", "list", "", "list the storage nodes", cmd_node_list, 0, 0 },
