@@ -16,9 +16,11 @@ make_image "$WORK/img" 8
 check "import as admin" "$CTL" -q image import img "$WORK/img"
 check "a second version" "$CTL" -q image commit img "$WORK/img"
 # What must not change: images, versions, the node's chunks, the bytes.
+# The node's counts come from its own STAT: node list's come from the last
+# heartbeat, which may predate the manifests metad wrote for the publishes.
 state() {
 	"$CTL" image list && "$CTL" image versions img && "$CTL" group list &&
-		"$CTL" node list | awk '{ print $1, $2, $3, $4, $(NF - 1), $NF }' &&
+		"$CTL" node list | awk '{ print $1, $2, $3, $4 }' &&
 		"$CTL" node stat "${NODE_ADDR[1]}" | grep -E '^(chunks|live_bytes)='
 }
 state >"$WORK/before"
