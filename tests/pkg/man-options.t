@@ -18,6 +18,9 @@ import sys
 import docutils.core
 import docutils.nodes
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tap import plan, tap  # noqa: E402
+
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILT = {
     "blobcr-metad": "userspace/metad/blobcr-metad",
@@ -30,19 +33,6 @@ BUILT = {
 LONG = re.compile(r"--[a-z][a-z0-9-]*")
 # An option line of --help: indented, starting with -x, or --long.
 OPT_LINE = re.compile(r"^\s+(?:-[A-Za-z0-9], )?(--[a-z][a-z0-9-]*)")
-
-n = 0
-failed = False
-
-
-def tap(ok, name, diag=""):
-    global n, failed
-    n += 1
-    print(("ok %d %s" if ok else "not ok %d %s") % (n, name))
-    if not ok:
-        failed = True
-        for line in diag.splitlines():
-            print("# " + line)
 
 
 def program(cmd):
@@ -169,8 +159,7 @@ def main():
                             for p in pages}
     tap(not missing, "every command has a page",
         "no page: " + " ".join(sorted(missing)))
-    print("1..%d" % n)
-    return 1 if failed else 0
+    return plan()
 
 
 sys.exit(main())

@@ -16,20 +16,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tap import plan, tap  # noqa: E402
+
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CTL = os.path.join(TOP, "tools/blobcrctl")
-n = 0
-failed = False
-
-
-def tap(ok, name, diag=""):
-    global n, failed
-    n += 1
-    print(("ok %d %s" if ok else "not ok %d %s") % (n, name))
-    if not ok:
-        failed = True
-        for line in diag.splitlines():
-            print("# " + line)
 
 
 def syscall_groups():
@@ -148,8 +139,7 @@ def session(groups, work):
         tap(calls and not outside,
             "blobcr-%s: %d system calls, all allowed by %s" % (name, len(calls), unit),
             "refused by the unit's filter: " + " ".join(outside))
-    print("1..%d" % n)
-    return 1 if failed else 0
+    return plan()
 
 
 if __name__ == "__main__":
