@@ -36,16 +36,23 @@ ready() {
 }
 
 role_prepare() {
-	local i=$1 p nbd=0 vms=()
+	local i=$1 p a rc nbd=0 vms=()
 	mkfs.ext4 -q -F /dev/vda
 	mkdir -p /mnt/local
 	mount /dev/vda /mnt/local
 	modprobe nbd nbds_max=8
 	for p in $2; do
 		[ "$p" -ge "$i" ] || continue
-		blobcrctl -t 60000 deploy base --cache "/mnt/local/b$p-$i.cache" --as "b$p-$i" \
-			--commit-to "mpi$p-$i" --vm "b$p-$i" --quiesce fsfreeze \
-			--mount "/mnt/b$p" --job "mpi$p" >/dev/null
+		# A guest starved under load can miss even a minute's timeout
+		# (exit 5: nothing was made); it tries again.
+		for a in 1 2 3; do
+			rc=0
+			blobcrctl -t 60000 deploy base --cache "/mnt/local/b$p-$i.cache" --as "b$p-$i" \
+				--commit-to "mpi$p-$i" --vm "b$p-$i" --quiesce fsfreeze \
+				--mount "/mnt/b$p" --job "mpi$p" >/dev/null || rc=$?
+			[ "$rc" = 5 ] && [ "$a" -lt 3 ] || break
+		done
+		[ "$rc" = 0 ] || return 1
 		mkdir -p "/mnt/b$p"
 		mount "/dev/mapper/b$p-$i" "/mnt/b$p"
 		vms+=("b$p-$i")
