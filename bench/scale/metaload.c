@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * metaload - one committer's load on the version manager, for bench/scale:
- *   metaload META IMAGE FILE ROUNDS GOFILE
- * Waits until GOFILE exists (at most 10 minutes), then ROUNDS times: a
- * lookup of every extent of IMAGE's latest version (what a restart asks
- * first), and a commit of one changed extent whose content is already
- * stored (extent 0 set to the content of extent 1 of FILE, then back):
- * metad answers its image info, its chunk locate (the chunk is known on R
- * nodes, so nothing is uploaded) and its publish, a durable LMDB commit.
+ * metaload - one host's load on the version manager, for bench/scale:
+ *   metaload META IMAGE FILE ROUNDS GOFILE lookup|commit
+ * Waits until GOFILE exists (at most 10 minutes), then ROUNDS times:
+ *   lookup  a lookup of every extent of IMAGE's latest version (what a
+ *           restart asks first; one request per 4096 extents);
+ *   commit  a commit of one changed extent whose content is already
+ *           stored (extent 0 set to the content of extent 1 of FILE, then
+ *           back): metad answers its image info, its chunk locate (the
+ *           chunk is known on R nodes, so nothing is uploaded) and its
+ *           publish, a durable LMDB commit.
  * FILE is what IMAGE was imported from.  Prints one line:
  *   START END ROUNDS LOOKUP_REQUESTS PUBLISHES
  * with START and END in seconds of the real-time clock, so that the lines
- * of committers run at once can be put on one time axis.
+ * of hosts run at once can be put on one time axis.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,17 +47,14 @@ static int wait_go(const char *path)
 	return -ETIMEDOUT;
 }
 
-/* one round: a lookup of every extent, a commit of one known chunk */
-static int round_trip(struct blobcr_client *c, const char *image,
-		      const uint64_t *exts, size_t n,
-		      struct blobcr_extent_loc *locs, const void *content)
+/* a commit of extent 0, set to a chunk already stored */
+static int commit_one(struct blobcr_client *c, const char *image,
+		      const void *content)
 {
 	struct blobcr_changeset *cm;
 	uint32_t version;
-	int err = blobcr_lookup(c, image, 0, exts, n, locs);
+	int err = blobcr_commit_begin(c, image, &cm);
 
-	if (!err)
-		err = blobcr_commit_begin(c, image, &cm);
 	if (err)
 		return err;
 	err = blobcr_commit_extent(cm, 0, content);
@@ -73,14 +72,16 @@ int main(int argc, char **argv)
 	uint64_t *exts = NULL;
 	char *content = NULL;
 	double t0, t1;
-	long rounds;
+	long rounds, lookups = 0, publishes = 0;
 	size_t n = 0;
-	int fd, r, err;
+	int fd, r, err, lookup;
 
-	if (argc != 6 || (rounds = atol(argv[4])) <= 0) {
-		fprintf(stderr, "Usage: metaload META IMAGE FILE ROUNDS GOFILE\n");
+	if (argc != 7 || (rounds = atol(argv[4])) <= 0 ||
+	    (strcmp(argv[6], "lookup") && strcmp(argv[6], "commit"))) {
+		fprintf(stderr, "Usage: metaload META IMAGE FILE ROUNDS GOFILE lookup|commit\n");
 		return 2;
 	}
+	lookup = !strcmp(argv[6], "lookup");
 	err = blobcr_connect(argv[1], NULL, &c);
 	if (!err)
 		err = blobcr_image_info(c, argv[2], &info);
@@ -104,17 +105,24 @@ int main(int argc, char **argv)
 		exts[i] = i;
 	err = wait_go(argv[5]);
 	t0 = now_s();
-	for (r = 0; r < rounds && !err; r++)
-		err = round_trip(c, argv[2], exts, n, locs,
-				 content + (size_t)((r + 1) % 2) * info.extent_size);
+	for (r = 0; r < rounds && !err; r++) {
+		if (lookup)
+			err = blobcr_lookup(c, argv[2], 0, exts, n, locs);
+		else
+			err = commit_one(c, argv[2], content +
+					 (size_t)((r + 1) % 2) * info.extent_size);
+	}
 	t1 = now_s();
 	if (err) {
-		fprintf(stderr, "metaload: round %d: %s\n", r, blobcr_strerror(err));
+		fprintf(stderr, "metaload: %s %d: %s\n", argv[6], r, blobcr_strerror(err));
 		return 1;
 	}
 	/* blobcr_lookup() asks 4096 extents per request */
-	printf("%.3f %.3f %ld %ld %ld\n", t0, t1, rounds,
-	       rounds * (long)((n + 4095) / 4096), rounds);
+	if (lookup)
+		lookups = rounds * (long)((n + 4095) / 4096);
+	else
+		publishes = rounds;
+	printf("%.3f %.3f %ld %ld %ld\n", t0, t1, rounds, lookups, publishes);
 	free(content);
 	free(locs);
 	free(exts);

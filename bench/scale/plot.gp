@@ -36,5 +36,6 @@ plot dat u 2:(r1(7)) w lp pt 7 lc 1 t "dm-blobcr R=1, a host's uplink", \
      dat u 2:(r2(7)) w lp pt 5 lc 2 t "dm-blobcr R=2, a host's uplink", \
      dat u 2:(r1(8)) w lp pt 6 lc 3 dt 2 t "central copy, a host's uplink", \
      dat u 2:(r1(9)) w lp pt 8 lc 7 dt 3 t "central copy, the server's downlink", \
+     dat u 2:(r2(12)) w lp pt 4 lc 2 dt 3 t "dm-blobcr R=2, its own bytes (goodput)", \
      0.85 w l lc 0 dt 4 t "goal 0.85"
 unset multiplot
