@@ -13,6 +13,7 @@ PACKAGES="
 	dmsetup libdevmapper-dev libaio-dev libnanomsg-dev nanomsg-utils
 	liblmdb-dev lmdb-utils libssl-dev
 	fio e2fsprogs socat cpio iproute2 procps psmisc xz-utils bc time
+	gnuplot-nox
 	clang libclang-rt-14-dev
 	lammps openmpi-bin openssh-client openssh-server criu
 	libopenmpi-dev libmpich-dev mpich
