@@ -67,8 +67,8 @@ static const char usage_text[] =
 "it; if blobcrd dies, it lapses after its term.\n"
 "\n"
 "Stops on SIGTERM or SIGINT, or when the target is removed.  Exit status:\n"
-"0 after a clean stop, 1 on a usage error, 2 when the channel or the\n"
-"repository cannot be reached or do not match.\n";
+"0 after a clean stop, 1 when the channel or the repository cannot be\n"
+"reached or do not match, 2 on a usage error.\n";
 
 void logmsg(const struct deployment *d, const char *fmt, ...)
 {
@@ -410,12 +410,12 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &d, &ready_fd, &pidfile)) {
 		fputs("Try 'blobcrd --help'.\n", stderr);
-		return 1;
+		return 2;
 	}
 	d.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (d.stop_fd < 0) {
 		perror("blobcrd: eventfd");
-		return 2;
+		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/*
@@ -453,5 +453,5 @@ int main(int argc, char **argv)
 	       (unsigned long long)d.pf.requested);
 	if (d.chfd >= 0)
 		close(d.chfd);
-	return err ? 2 : 0;
+	return err ? 1 : 0;
 }
