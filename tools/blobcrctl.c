@@ -22,6 +22,7 @@
 #include <nanomsg/nn.h>
 
 #include "blobcr.h"
+#include "blobcr_conf.h"
 #include "blobcr_host.h"
 #include "blobcr_util.h"
 #include "deploy.h"
@@ -106,8 +107,9 @@ static int connect_ctl(struct ctl *ctl)
 	int err;
 
 	if (!ctl->meta) {
-		fprintf(stderr, "blobcrctl: no version manager: give --meta ADDR "
-				"or set BLOBCR_META\n");
+		fprintf(stderr, "blobcrctl: no version manager: give --meta ADDR, "
+				"set BLOBCR_META or 'meta' in blobcrctl.conf "
+				"(blobcr.conf(5))\n");
 		return EXIT_USAGE;
 	}
 	if (dom && *dom && !blobcr_valid_name(dom, BLOBCR_DOMAIN_MAX)) {
@@ -1004,6 +1006,10 @@ static void usage(FILE *f)
 		"                      $BLOBCR_ENCRYPT=1)\n"
 		"  -t, --timeout MS    per-request timeout (default 10000)\n"
 		"  -q, --quiet         no progress bar, no summary lines\n"
+		"      --config FILE   settings, one OPTION = VALUE a line\n"
+		"                      (blobcr.conf(5); default\n"
+		"                      /etc/blobcr/blobcrctl.conf): options given\n"
+		"                      here override them\n"
 		"  -h, --help          this help; VERB --help for a verb's\n\nVerbs:\n");
 	for (size_t i = 0; i < NVERBS; i++)
 		fprintf(f, "  %s%s%-10s %s\n", verbs[i].group ? verbs[i].group : "",
@@ -1031,7 +1037,8 @@ static const struct verb *find_verb(int argc, char **argv, int *used)
 	return NULL;
 }
 
-static int parse_global(int argc, char **argv, struct ctl *ctl)
+/* The global options, after the settings of blobcrctl.conf. */
+static int parse_global(int *argc, char ***argv, struct ctl *ctl)
 {
 	static const struct option opts[] = {
 		{ "meta", required_argument, NULL, 'm' },
@@ -1039,14 +1046,22 @@ static int parse_global(int argc, char **argv, struct ctl *ctl)
 		{ "encrypt", no_argument, NULL, 'e' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "config", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
+	};
+	static const struct blobcr_conf_env env[] = {
+		{ "meta", "BLOBCR_META" }, { "key", "BLOBCR_KEY" },
+		{ "encrypt", "BLOBCR_ENCRYPT" }, { NULL, NULL },
 	};
 	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+m:k:et:qh", opts, NULL)) != -1) {
+	if (blobcr_conf_args("blobcrctl", opts, env, argc, argv))
+		return -EINVAL;
+	while ((c = getopt_long(*argc, *argv, "+m:k:et:qh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'F': break; /* read by blobcr_conf_args() */
 		case 'm': ctl->meta = optarg; break;
 		case 'k': ctl->key_file = optarg; break;
 		case 'e': ctl->encrypt = 1; break;
@@ -1054,7 +1069,7 @@ static int parse_global(int argc, char **argv, struct ctl *ctl)
 		case 'h': usage(stdout); exit(0);
 		case 't':
 			if (blobcr_parse_u64(optarg, &v) || !v || v > 3600000) {
-				fprintf(stderr, "blobcrctl: bad --timeout\n");
+				blobcr_conf_bad(opts, c, NULL);
 				return -EINVAL;
 			}
 			ctl->timeout_ms = (int)v;
@@ -1105,7 +1120,7 @@ int main(int argc, char **argv)
 
 	blobcr_log_init("blobcrctl", BLOBCR_LOG_WARN);
 	blobcr_heap_for_big_buffers();
-	if (parse_global(argc, argv, &ctl))
+	if (parse_global(&argc, &argv, &ctl))
 		return EXIT_USAGE;
 	settle_key(&ctl, key_path);
 	argc -= optind;

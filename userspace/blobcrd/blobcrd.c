@@ -21,13 +21,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blobcr_conf.h"
 #include "blobcr_util.h"
 #include "blobcrd.h"
 
 /*
  * The lease on the version the device shows: while we serve, it cannot be
  * deleted nor its chunks collected; if we die, it lapses after its term
- * ($BLOBCR_LEASE_MS, default LEASE_MS), renewed every quarter of it.
+ * (--lease-ms, default LEASE_MS), renewed every quarter of it.
  */
 #define LEASE_MS 60000
 
@@ -58,12 +59,17 @@ static const char usage_text[] =
 "  -j, --threads N          serving threads (default 4)\n"
 "  -r, --ready-fd FD        write one byte to FD once attached, then close it\n"
 "  -p, --pidfile FILE       write the process id to FILE once attached\n"
+"      --lease-ms N         the lease's term, 1000 to 3600000 (default\n"
+"                           $BLOBCR_LEASE_MS, else 60000)\n"
+"      --config FILE        settings, one OPTION = VALUE a line\n"
+"                           (blobcr.conf(5); default /etc/blobcr/blobcrd.conf):\n"
+"                           options given here override them\n"
 "  -v, --verbose            log every request\n"
 "  -h, --help               this help\n"
 "\n"
 "While it serves, blobcrd holds a lease on NAME@VERSION at the version\n"
-"manager, renewed every quarter of its term ($BLOBCR_LEASE_MS, default\n"
-"60000): the version cannot be deleted meanwhile.  A clean stop releases\n"
+"manager, renewed every quarter of its term (--lease-ms): the version\n"
+"cannot be deleted meanwhile.  A clean stop releases\n"
 "it; if blobcrd dies, it lapses after its term.\n"
 "\n"
 "Stops on SIGTERM or SIGINT, or when the target is removed.  Exit status:\n"
@@ -234,17 +240,45 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		{ "label-file", required_argument, NULL, 'L' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "pidfile", required_argument, NULL, 'p' },
+		{ "lease-ms", required_argument, NULL, 'E' },
+		{ "config", required_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
+	static const struct blobcr_conf_env env[] = {
+		{ "meta", "BLOBCR_META" }, { "key", "BLOBCR_KEY" },
+		{ "lease-ms", "BLOBCR_LEASE_MS" }, { NULL, NULL },
+	};
 	const char *image = NULL, *commit_to = NULL;
+	const char *lease_ms = getenv("BLOBCR_LEASE_MS");
+	uint64_t v;
 	int c;
 
+	if (blobcr_conf_args("blobcrd", opts, env, &argc, &argv))
+		return -EINVAL;
 	d->meta = getenv("BLOBCR_META");
 	d->threads = 4;
+	d->lease_ms = LEASE_MS;
+	/* A bad $BLOBCR_LEASE_MS is an error too, not a silent default. */
+	if (lease_ms && (blobcr_parse_u64(lease_ms, &v) || v < 1000 ||
+			 v > 3600000)) {
+		fprintf(stderr, "blobcrd: bad $BLOBCR_LEASE_MS '%s': 1000 to 3600000\n",
+			lease_ms);
+		return -EINVAL;
+	}
+	if (lease_ms)
+		d->lease_ms = (uint32_t)v;
 	while ((c = getopt_long(argc, argv, "m:k:c:d:i:C:t:j:T:L:r:p:vh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'F': break; /* read by blobcr_conf_args() */
+		case 'E':
+			if (blobcr_parse_u64(optarg, &v) || v < 1000 || v > 3600000) {
+				blobcr_conf_bad(opts, c, "1000 to 3600000");
+				return -EINVAL;
+			}
+			d->lease_ms = (uint32_t)v;
+			break;
 		case 'm': d->meta = optarg; break;
 		case 'k': d->repo_opts.key_file = optarg; break;
 		case 'c': d->channel = optarg; break;
@@ -328,21 +362,10 @@ static void lease(struct deployment *d, uint32_t ttl_ms, int *last_err)
 	*last_err = err;
 }
 
-/* The lease's term: $BLOBCR_LEASE_MS (1 s to 1 h), else LEASE_MS. */
-static uint32_t lease_term(void)
-{
-	const char *s = getenv("BLOBCR_LEASE_MS");
-	uint64_t v;
-
-	if (s && !blobcr_parse_u64(s, &v) && v >= 1000 && v <= 3600000)
-		return (uint32_t)v;
-	return LEASE_MS;
-}
-
 /* Wait for SIGTERM/SIGINT, renewing the lease meanwhile. */
 static void wait_renewing(struct deployment *d, const sigset_t *sigs)
 {
-	uint32_t term = lease_term();
+	uint32_t term = d->lease_ms;
 	struct timespec ts = { .tv_sec = term / 4000,
 			       .tv_nsec = (long)(term / 4 % 1000) * 1000000 };
 	int last = 1;

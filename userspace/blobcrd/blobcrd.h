@@ -52,6 +52,7 @@ struct deployment {
 	const char *label_file;		/* operator's label for the next commit */
 	int threads;
 	int verbose;
+	uint32_t lease_ms;		/* the term of our lease */
 
 	int chfd;			/* attached channel, shared by workers */
 	int stop_fd;			/* eventfd: readable once we must stop */
