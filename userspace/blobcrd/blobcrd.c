@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "blobcr_conf.h"
+#include "blobcr_notify.h"
 #include "blobcr_util.h"
 #include "blobcrd.h"
 
@@ -411,7 +412,10 @@ static int serve(struct deployment *d, int ready_fd, const char *pidfile)
 		       d->image, d->version, (unsigned long long)d->info.nr_extents,
 		       d->extent_size >> 10, d->commit_image, d->threads);
 		report_ready(ready_fd, pidfile);
+		blobcr_notify_ready("serving %s@%u on %s", d->image, d->version,
+				    d->dm_name);
 		wait_renewing(d, &sigs);
+		blobcr_notify_stopping();
 	}
 	eventfd_write(d->stop_fd, 1);
 	for (int i = 0; i < started; i++) {

@@ -27,6 +27,7 @@
 
 #include "blobcr.h"
 #include "blobcr_conf.h"
+#include "blobcr_notify.h"
 #include "blobcr_util.h"
 #include "metad.h"
 #include "repair.h"
@@ -452,6 +453,7 @@ int main(int argc, char **argv)
 	m.srv.threads = SERVER_THREADS;
 	m.srv.heavy_threads = HEAVY_THREADS;
 	server_setup(&m);
+	m.srv.ready = blobcr_notify_serving;
 	if (a.rebuild && (err = rebuild_start(&m, &rebuilder))) {
 		log_err("cannot rebuild: %s", err == -ENOTEMPTY ?
 			"the database in --data holds images: rebuild into an "
@@ -478,6 +480,8 @@ int main(int argc, char **argv)
 	err = blobcr_server_run(&m.srv);
 	if (err)
 		log_err("cannot serve %s: %s", listen, strerror(-err));
+	else
+		blobcr_notify_stopping();
 	__atomic_store_n(&m.stop, 1, __ATOMIC_RELAXED);
 	if (m.repair_s)
 		repairer_join(&rep);

@@ -21,6 +21,7 @@
 
 #include "blobcr.h"
 #include "blobcr_conf.h"
+#include "blobcr_notify.h"
 #include "blobcr_util.h"
 #include "store.h"
 
@@ -904,12 +905,15 @@ int main(int argc, char **argv)
 		nd.srv.threads = a.threads;
 		nd.srv.heavy_threads = 1;
 		server_setup(&nd);
+		nd.srv.ready = blobcr_notify_serving;
 		log_info("serving %s from %s, failure domain %s, as key %s%s",
 			 a.listen, a.data, nd.domain, blobcr_key_name(nd.key),
 			 a.encrypt ? ", encrypted" : "");
 		err = blobcr_server_run(&nd.srv);
 		if (err)
 			log_err("cannot serve %s: %s", a.listen, strerror(-err));
+		else
+			blobcr_notify_stopping();
 	}
 	__atomic_store_n(&nd.stop, 1, __ATOMIC_RELAXED);
 	for (size_t i = nth; i-- > 0;)

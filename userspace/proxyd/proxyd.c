@@ -19,6 +19,7 @@
 
 #include "blobcr-guest.h"
 #include "blobcr_conf.h"
+#include "blobcr_notify.h"
 #include "blobcr_util.h"
 #include "proxyd.h"
 
@@ -160,6 +161,7 @@ static int serve(void)
 	if (opts.vsock_port)
 		vsock = open_vsock();
 	vm_table_reload();
+	blobcr_notify_ready("serving the VMs of %s/vm", opts.run_dir);
 	while (!stop) {
 		int n = vm_table_listeners(pfd + 2, vms, MAXFD - 2);
 
@@ -187,6 +189,7 @@ static int serve(void)
 		}
 	}
 	log_info("stopping");
+	blobcr_notify_stopping();
 	vm_table_clear();
 	if (vsock >= 0)
 		close(vsock);
