@@ -28,6 +28,7 @@
 #include "deploy.h"
 #include "job.h"
 #include "keys.h"
+#include "metrics.h"
 #include "send.h"
 #include "vm.h"
 
@@ -597,8 +598,9 @@ static int cmd_node_remove(struct ctl *ctl, int argc, char **argv)
  * --meta needed) and let @show decode and print its reply.  @what names
  * the request in an error.
  */
-static int node_request(struct ctl *ctl, const char *addr, uint8_t op,
-			const char *what, int (*show)(struct blobcr_dec *d))
+/* Send @op to the node at @addr, hand its reply to @show; 0 or -errno. */
+static int node_call(struct ctl *ctl, const char *addr, uint8_t op,
+		     int (*show)(struct blobcr_dec *d, void *arg), void *arg)
 {
 	struct blobcr_key *key;
 	struct blobcr_peer peer;
@@ -608,7 +610,7 @@ static int node_request(struct ctl *ctl, const char *addr, uint8_t op,
 	int err = blobcr_key_load(ctl->key_file, &key);
 
 	if (err)
-		return fail(err, what, addr);
+		return err;
 	err = blobcr_peer_open(&peer, addr, key, BLOBCR_ROLE_NODE, ctl->timeout_ms);
 	peer.flags = ctl->encrypt ? BLOBCR_SESS_ENCRYPT : 0;
 	if (!err)
@@ -618,26 +620,32 @@ static int node_request(struct ctl *ctl, const char *addr, uint8_t op,
 		blobcr_enc_free(&e);
 	}
 	if (!err)
-		err = show(&d);
+		err = show(&d, arg);
 	if (msg)
 		nn_freemsg(msg);
 	blobcr_peer_close(&peer);
 	blobcr_key_free(key);
+	return err;
+}
+
+static int node_request(struct ctl *ctl, const char *addr, uint8_t op,
+			const char *what,
+			int (*show)(struct blobcr_dec *d, void *arg), void *arg)
+{
+	int err = node_call(ctl, addr, op, show, arg);
+
 	return err ? fail(err, what, addr) : 0;
 }
 
 /* Prints each counter as it comes: what a short reply holds still shows. */
-static int show_stat(struct blobcr_dec *d)
+static int show_stat(struct blobcr_dec *d, void *arg)
 {
-	static const char *const names[] = { "chunks", "live_bytes", "used_bytes",
-		"capacity", "segments_open", "corrupt", "requests", "malformed",
-		"scrubbed", "scrub_passes", "manifests", "manifest_bytes" };
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	(void)arg;
+	for (size_t i = 0; i < NODE_STATS; i++) {
 		uint64_t v = blobcr_dec_u64(d);
 
 		if (!d->err)
-			printf("%s=%" PRIu64 "\n", names[i], v);
+			printf("%s=%" PRIu64 "\n", node_stat_names[i], v);
 	}
 	return blobcr_dec_end(d);
 }
@@ -646,11 +654,53 @@ static int cmd_node_stat(struct ctl *ctl, int argc, char **argv)
 {
 	(void)argc;
 	return node_request(ctl, argv[1], BLOBCR_OP_STAT, "stat of node",
-			    show_stat);
+			    show_stat, NULL);
 }
 
-static int show_compact(struct blobcr_dec *d)
+static int collect_stat(struct blobcr_dec *d, void *vals)
 {
+	for (size_t i = 0; i < NODE_STATS; i++)
+		((uint64_t *)vals)[i] = blobcr_dec_u64(d);
+	return blobcr_dec_end(d);
+}
+
+/* A node's STAT for metrics: silent, the metrics say it did not answer. */
+static int node_stat(const char *addr, uint64_t vals[NODE_STATS], void *ctl)
+{
+	return node_call(ctl, addr, BLOBCR_OP_STAT, collect_stat, vals);
+}
+
+static int cmd_metrics(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "textfile", required_argument, NULL, 'T' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = NULL;
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (c != 'T')
+			return EXIT_USAGE;
+		dir = optarg;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "blobcrctl: metrics [--textfile DIR]\n");
+		return EXIT_USAGE;
+	}
+	if (dir && access(dir, W_OK)) {
+		fprintf(stderr, "blobcrctl: metrics --textfile %s: %s\n", dir,
+			strerror(errno));
+		return EXIT_FAIL;
+	}
+	err = dir ? metrics_textfile(ctl->c, dir, node_stat, ctl) :
+		    metrics_write(ctl->c, stdout, node_stat, ctl);
+	return err ? fail(err, "metrics of the repository at", ctl->meta) : 0;
+}
+
+static int show_compact(struct blobcr_dec *d, void *arg)
+{
+	(void)arg;
 	uint64_t freed = blobcr_dec_u64(d);
 	int err = blobcr_dec_end(d);
 
@@ -663,7 +713,7 @@ static int cmd_node_compact(struct ctl *ctl, int argc, char **argv)
 {
 	(void)argc;
 	return node_request(ctl, argv[1], BLOBCR_OP_COMPACT,
-			    "compaction of node", show_compact);
+			    "compaction of node", show_compact, NULL);
 }
 
 static int cmd_group_publish(struct ctl *ctl, int argc, char **argv)
@@ -930,6 +980,13 @@ static const struct verb verbs[] = {
 	  "grace period); commits in flight keep theirs (spared); prints\n"
 	  "deleted= kept= deferred= trimmed= strays= spared=",
 	  cmd_gc, 0, 0 },
+	{ NULL, "metrics", "[--textfile DIR]",
+	  "the repository's health in the Prometheus text format: nodes live\n"
+	  "and dead, chunks short of replicas, and per node its chunks, bytes,\n"
+	  "heartbeat age, corrupt chunks found, scrub progress and requests.\n"
+	  "--textfile: atomically replace DIR/blobcr.prom instead (node_exporter's\n"
+	  "textfile collector; run it from a timer)",
+	  cmd_metrics, 0, 2 },
 	{ "node", "list", "", "list the storage nodes", cmd_node_list, 0, 0 },
 	{ "node", "repair", "",
 	  "re-replicate chunks that have fewer than R live replicas in distinct\n"
