@@ -1050,6 +1050,31 @@ static void verb_usage(FILE *f, const struct verb *v)
 		v->help);
 }
 
+/* The verbs of @group (image, node, key, ...), each with its help; or false. */
+static bool group_usage(FILE *f, const char *group)
+{
+	bool found = false;
+
+	for (size_t i = 0; i < NVERBS; i++) {
+		const struct verb *v = &verbs[i];
+
+		if (!v->group || strcmp(v->group, group))
+			continue;
+		if (!found)
+			fprintf(f, "Usage: blobcrctl [global options] %s VERB [args]\n"
+				   "%s VERB --help for one verb's help.\n\n", group, group);
+		fprintf(f, "%s %s %s\n  ", v->group, v->name, v->args);
+		for (const char *p = v->help; *p; p++)
+			if (*p == '\n')
+				fputs("\n  ", f);
+			else
+				fputc(*p, f);
+		fputs("\n\n", f);
+		found = true;
+	}
+	return found;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -1067,7 +1092,8 @@ static void usage(FILE *f)
 		"                      (blobcr.conf(5); default\n"
 		"                      /etc/blobcr/blobcrctl.conf): options given\n"
 		"                      here override them\n"
-		"  -h, --help          this help; VERB --help for a verb's\n\nVerbs:\n");
+		"  -h, --help          this help; VERB --help for a verb's, GROUP\n"
+		"                      --help for a group's (image, node, ...)\n\nVerbs:\n");
 	for (size_t i = 0; i < NVERBS; i++)
 		fprintf(f, "  %s%s%-10s %s\n", verbs[i].group ? verbs[i].group : "",
 			verbs[i].group ? " " : "", verbs[i].name, verbs[i].args);
@@ -1183,6 +1209,15 @@ int main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	v = find_verb(argc, argv, &used);
+	/* A group without one of its verbs: the group's verbs. */
+	if (!v && argc && wants_help(argc, argv) && group_usage(stdout, argv[0]))
+		return 0;
+	if (!v && argc && group_usage(stderr, argv[0])) {
+		if (argc > 1)
+			fprintf(stderr, "blobcrctl: %s has no verb '%s'\n", argv[0],
+				argv[1]);
+		return EXIT_USAGE;
+	}
 	if (!v) {
 		if (argc)
 			fprintf(stderr, "blobcrctl: unknown verb '%s%s%s'\n", argv[0],

@@ -34,4 +34,15 @@ usage_error "blobcrd without --cache" "$TOP/userspace/blobcrd/blobcrd" \
 usage_error "blobcrd --threads 0" "$TOP/userspace/blobcrd/blobcrd" \
 	--meta tcp://127.0.0.1:1 --channel x --image a@1 --cache /dev/null --threads 0
 usage_error "blobcrctl without a verb" "$TOP/tools/blobcrctl"
+usage_error "blobcrctl image without its verb" "$TOP/tools/blobcrctl" image
+usage_error "blobcrctl image bogus" "$TOP/tools/blobcrctl" image bogus
+
+# A verb group's --help: its verbs with their help, on stdout, exit 0.
+for g in image key node group job; do
+	out=$("$TOP/tools/blobcrctl" $g --help 2>&1)
+	rc=$?
+	n=$(grep -c "^$g [a-z]" <<<"$out")
+	tap "$([ $rc -eq 0 ] && [ "$n" -ge 2 ] && ! grep -q unknown <<<"$out"; echo $?)" \
+		"blobcrctl $g --help: the group's $n verbs" "exit $rc: $out"
+done
 done_testing
