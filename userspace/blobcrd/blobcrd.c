@@ -60,6 +60,10 @@ static const char usage_text[] =
 "  -j, --threads N          serving threads (default 4)\n"
 "  -r, --ready-fd FD        write one byte to FD once attached, then close it\n"
 "  -p, --pidfile FILE       write the process id to FILE once attached\n"
+"      --metrics-dir DIR    keep DIR/blobcrd-DMNAME.prom, the counters in\n"
+"                           the Prometheus text format, up to date (after\n"
+"                           each commit and lease renewal), for\n"
+"                           node_exporter's textfile collector\n"
 "      --lease-ms N         the lease's term, 1000 to 3600000 (default\n"
 "                           $BLOBCR_LEASE_MS, else 60000)\n"
 "      --config FILE        settings, one OPTION = VALUE a line\n"
@@ -242,6 +246,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "lease-ms", required_argument, NULL, 'E' },
+		{ "metrics-dir", required_argument, NULL, 'M' },
 		{ "config", required_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -273,6 +278,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 	while ((c = getopt_long(argc, argv, "m:k:c:d:i:C:t:j:T:L:r:p:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'F': break; /* read by blobcr_conf_args() */
+		case 'M': d->metrics_dir = optarg; break;
 		case 'E':
 			if (blobcr_parse_u64(optarg, &v) || v < 1000 || v > 3600000) {
 				blobcr_conf_bad(opts, c, "1000 to 3600000");
@@ -372,9 +378,11 @@ static void wait_renewing(struct deployment *d, const sigset_t *sigs)
 	int last = 1;
 
 	lease(d, term, &last);
-	while (sigtimedwait(sigs, NULL, &ts) < 0)
+	while (sigtimedwait(sigs, NULL, &ts) < 0) {
 		if (errno == EAGAIN)
 			lease(d, term, &last);
+		metrics_write(d);
+	}
 	last = 1;
 	lease(d, 0, &last);
 }
@@ -411,6 +419,7 @@ static int serve(struct deployment *d, int ready_fd, const char *pidfile)
 		logmsg(d, "serving %s@%u (%llu extents of %u KiB), commits into %s, %d threads",
 		       d->image, d->version, (unsigned long long)d->info.nr_extents,
 		       d->extent_size >> 10, d->commit_image, d->threads);
+		metrics_write(d);
 		report_ready(ready_fd, pidfile);
 		blobcr_notify_ready("serving %s@%u on %s", d->image, d->version,
 				    d->dm_name);
@@ -426,6 +435,7 @@ static int serve(struct deployment *d, int ready_fd, const char *pidfile)
 	free(tids);
 	if (pidfile)
 		unlink(pidfile);
+	metrics_remove(d);
 	return err;
 }
 
