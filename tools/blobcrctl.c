@@ -895,10 +895,11 @@ static const struct verb verbs[] = {
 	  "start the device's blobcrd again (after it died or hung), with the\n"
 	  "arguments deploy gave it; requests the old one left are served",
 	  cmd_reattach, 1, 1 },
-	{ NULL, "status", "[DMNAME]",
+	{ NULL, "status", "[--json] [DMNAME]",
 	  "state of one or every blobcr device: mode, present/total extents,\n"
-	  "dirty, fetches queued+in flight, commits, last version, helpers",
-	  cmd_status, 0, 1 },
+	  "dirty, fetches queued+in flight, commits, last version, helpers;\n"
+	  "--json: a JSON array of one object per device, for scripts",
+	  cmd_status, 0, 2 },
 	{ "image", "import", "[--extent-size BYTES] NAME FILE",
 	  "create image NAME from FILE as version 1 (zero extents become holes,\n"
 	  "identical extents are stored once).  --extent-size: a power of two\n"
