@@ -29,7 +29,7 @@ GUEST_LIBS := $(addprefix userspace/guest/,libblobcr-guest.a \
 GUEST_HEADERS := userspace/guest/blobcr-guest.h userspace/guest/blobcr-mpi.h
 MAN_PAGES := $(patsubst Documentation/man/%.rst,$(BUILD)/man/%, \
 	$(wildcard Documentation/man/*.rst))
-UNITS := $(patsubst systemd/%.in,%,$(wildcard systemd/*.service.in))
+UNITS := $(patsubst systemd/%.in,%,$(wildcard systemd/*.in))
 CONF_FILES := metad.conf proxyd.conf blobcrd.conf blobcrctl.conf
 
 .PHONY: progs man install uninstall install-module deb check-pkg \

@@ -37,6 +37,7 @@ contents() {
 }
 contents blobcr-host usr/sbin/blobcrctl usr/sbin/blobcrd usr/sbin/blobcr-proxyd \
 	lib/systemd/system/blobcr-proxyd.service lib/systemd/system/blobcrd@.service \
+	lib/systemd/system/blobcr-metrics.service lib/systemd/system/blobcr-metrics.timer \
 	etc/blobcr/proxyd.conf etc/blobcr/blobcrd.conf etc/blobcr/blobcrctl.conf \
 	usr/share/man/man8/blobcrctl.8.gz usr/share/man/man8/blobcrd.8.gz \
 	usr/share/man/man8/blobcr-proxyd.8.gz

@@ -21,6 +21,8 @@ etc/blobcr/blobcrd.conf
 etc/blobcr/metad.conf
 etc/blobcr/proxyd.conf
 lib/systemd/system/blobcr-metad.service
+lib/systemd/system/blobcr-metrics.service
+lib/systemd/system/blobcr-metrics.timer
 lib/systemd/system/blobcr-noded@.service
 lib/systemd/system/blobcr-proxyd.service
 lib/systemd/system/blobcrd@.service
@@ -69,7 +71,8 @@ units=$WORK/lib/systemd/system
 ln -s blobcr-noded@.service "$units/blobcr-noded@store1.service"
 ln -s blobcrd@.service "$units/blobcrd@vm1.service"
 out=$(cd "$units" && systemd-analyze verify --man=no blobcr-metad.service \
-	blobcr-noded@store1.service blobcr-proxyd.service blobcrd@vm1.service 2>&1)
+	blobcr-noded@store1.service blobcr-proxyd.service blobcrd@vm1.service \
+	blobcr-metrics.service blobcr-metrics.timer 2>&1)
 rc=$?
 tap "$([ $rc = 0 ] && [ -z "$out" ]; echo $?)" "systemd-analyze verify: no complaint" "$out"
 rm "$units/blobcr-noded@store1.service" "$units/blobcrd@vm1.service"
