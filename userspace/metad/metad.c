@@ -195,6 +195,9 @@ static void usage(FILE *f)
 		"      --test-gc-pause PATH   test hook: each gc waits after its mark\n"
 		"                             while PATH.mark exists, before its deletes\n"
 		"                             while PATH.delete exists\n"
+		"      --test-rebuild-pause N test hook: a rebuild stops after N steps\n"
+		"                             (a node read, a manifest applied) until\n"
+		"                             killed\n"
 		"      --test-publish-delay-ms N\n"
 		"                             test hook: stall each publish N ms before commit\n"
 		"      --test-gc-delay-ms N   test hook: stall each gc N ms before its deletes\n"
@@ -237,6 +240,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 		{ "map-mb", required_argument, NULL, 'M' },
 		{ "gc-start-wait-s", required_argument, NULL, 'g' },
 		{ "test-gc-pause", required_argument, NULL, 'Q' },
+		{ "test-rebuild-pause", required_argument, NULL, 'U' },
 		{ "test-list-page-bytes", required_argument, NULL, 'L' },
 		{ "rebuild-wait-s", required_argument, NULL, 'W' },
 		{ "test-publish-delay-ms", required_argument, NULL, 'P' },
@@ -298,6 +302,11 @@ static int parse_args(int argc, char **argv, struct metad *m,
 			break;
 		case 'Q':
 			m->gc_pause = optarg;
+			break;
+		case 'U':
+			if (parse_num(optarg, UINT32_MAX, &v) || !v)
+				goto bad;
+			m->rebuild_pause = v;
 			break;
 		case 'M':
 			if (parse_num(optarg, (uint64_t)1 << 26, &v) || !v)
@@ -410,7 +419,7 @@ int main(int argc, char **argv)
 	struct repairer rep;
 	pthread_t upkeep, rebuilder;
 	const char *listen, *data;
-	int err;
+	int err, resume;
 
 	if (parse_args(argc, argv, &m, &a))
 		return 2;
@@ -454,6 +463,15 @@ int main(int argc, char **argv)
 	m.srv.heavy_threads = HEAVY_THREADS;
 	server_setup(&m);
 	m.srv.ready = blobcr_notify_serving;
+	resume = rebuild_interrupted(&m);
+	if (resume < 0) {
+		log_err("cannot open the database in %s: %s", data, strerror(-resume));
+		db_close(&m.db);
+		return 1;
+	}
+	if (resume)
+		log_warn("a rebuild was interrupted: doing it again before serving");
+	a.rebuild |= resume;
 	if (a.rebuild && (err = rebuild_start(&m, &rebuilder))) {
 		log_err("cannot rebuild: %s", err == -ENOTEMPTY ?
 			"the database in --data holds images: rebuild into an "

@@ -92,6 +92,7 @@ struct metad {
 	int publish_delay_ms; /* test hook: stall publishes before commit */
 	int gc_delay_ms; /* test hook: stall gc between its phases */
 	const char *gc_pause; /* test hook: gc waits while PATH.mark/.delete */
+	size_t rebuild_pause; /* test hook: a rebuild waits after N steps */
 	size_t list_page_bytes; /* LIST_PAGE_BYTES; less in tests */
 	size_t map_bytes; /* the LMDB map to begin with (--map-mb) */
 	int node_timeout_ms;
@@ -413,11 +414,18 @@ int manifest_fetch(struct metad *m, const uint32_t *nodes, int n,
 /* ---- rebuild.c ---- */
 
 /**
- * rebuild_start() - rebuild the (empty) database from the nodes in a
- * thread; m->rebuilding until done.  Return: 0; -ENOTEMPTY if the
- * database holds images already; -errno.
+ * rebuild_start() - rebuild the database from the nodes in a thread;
+ * m->rebuilding until done.  The database must be empty, or hold a
+ * rebuild a crash interrupted, which is done again from the start.
+ * Return: 0; -ENOTEMPTY if the database holds images of its own; -errno.
  */
 int rebuild_start(struct metad *m, pthread_t *tid);
+/**
+ * rebuild_interrupted() - whether the database holds an unfinished
+ * rebuild (metad must then finish it before serving).  Return: 1, 0 or
+ * -errno.
+ */
+int rebuild_interrupted(struct metad *m);
 
 /* ---- leases.c ---- */
 

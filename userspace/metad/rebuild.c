@@ -50,8 +50,11 @@ struct clone_of {
 	char parent[BLOBCR_NAME_MAX];
 };
 
+#define REBUILDING "rebuilding" /* meta key: 1 from start to end of a rebuild */
+
 struct rebuild_stats {
 	size_t images, versions, access, groups, locations, roots, skipped;
+	size_t steps; /* nodes read and manifests applied, each committed */
 	uint64_t max_seq, max_image;
 	struct clone_of *clones;
 	size_t nclones;
@@ -627,6 +630,19 @@ static int cmp_seq(const void *a, const void *b)
 	return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
+/*
+ * One step of the rebuild is committed.  Test hook: after
+ * m->rebuild_pause steps, wait to be killed (a crash at that point).
+ */
+static void rebuild_step(struct metad *m, struct rebuild_stats *st)
+{
+	if (++st->steps != m->rebuild_pause)
+		return;
+	log_info("rebuild: paused after %zu steps", st->steps);
+	while (!blobcr_stopping(&m->stop))
+		usleep(100 * 1000);
+}
+
 static int rebuild(struct metad *m)
 {
 	struct rebuild_stats st = { 0 };
@@ -643,6 +659,7 @@ static int rebuild(struct metad *m)
 			continue;
 		err = read_node(m, &m->nodes[i], &r, &st);
 		nodes++;
+		rebuild_step(m, &st);
 	}
 	st.roots = r.n;
 	roots_latest(&r);
@@ -651,8 +668,10 @@ static int rebuild(struct metad *m)
 			st.max_seq = r.v[i].seq;
 	for (const char *k = kinds; *k && !err; k++)
 		for (size_t i = 0; i < r.n && !err && !blobcr_stopping(&m->stop); i++)
-			if (r.v[i].name[0] == *k)
+			if (r.v[i].name[0] == *k) {
 				err = rebuild_one(m, &r.v[i], &st);
+				rebuild_step(m, &st);
+			}
 	/* Groups in the order they were published: a version shows the last. */
 	for (size_t i = 0; i < r.n && !err; i++)
 		if (r.v[i].name[0] == 'g')
@@ -660,16 +679,22 @@ static int rebuild(struct metad *m)
 					r.v[i].nodes, r.v[i].nnodes);
 	if (groups.n)
 		qsort(groups.v, groups.n, sizeof(*groups.v), cmp_seq);
-	for (size_t i = 0; i < groups.n && !err; i++)
+	for (size_t i = 0; i < groups.n && !err; i++) {
 		err = rebuild_one(m, &groups.v[i], &st);
+		rebuild_step(m, &st);
+	}
 	if (!err)
 		err = fix_images(m, &r, &st);
+	if (!err)
+		rebuild_step(m, &st);
 	if (!err)
 		err = txn_begin(m, 0, &txn);
 	if (!err) {
 		err = db_meta_put(txn, &m->db, "next_image", st.max_image + 1);
 		if (!err)
 			err = db_meta_put(txn, &m->db, "manifest_seq", st.max_seq + 1);
+		if (!err)
+			err = db_meta_put(txn, &m->db, REBUILDING, 0);
 		err = txn_end(txn, err);
 	}
 	free(r.v);
@@ -679,8 +704,8 @@ static int rebuild(struct metad *m)
 		return err;
 	log_info("rebuilt from %zu nodes: %zu images, %zu versions, %zu access "
 		 "orders, %zu groups, %zu chunk locations (%zu roots, %zu left "
-		 "out)", nodes, st.images, st.versions, st.access, st.groups,
-		 st.locations, st.roots, st.skipped);
+		 "out, %zu steps)", nodes, st.images, st.versions, st.access,
+		 st.groups, st.locations, st.roots, st.skipped, st.steps);
 	return 0;
 }
 
@@ -698,18 +723,48 @@ static void *rebuild_thread(void *p)
 	return NULL;
 }
 
-int rebuild_start(struct metad *m, pthread_t *tid)
+int rebuild_interrupted(struct metad *m)
 {
-	MDB_stat ms;
+	uint64_t on = 0;
 	MDB_txn *txn;
 	int err = txn_begin(m, MDB_RDONLY, &txn);
 
 	if (err)
 		return err;
-	err = db_err(mdb_stat(txn, m->db.images, &ms));
+	err = db_meta_get(txn, &m->db, REBUILDING, &on);
 	db_txn_abort(txn);
-	if (!err && ms.ms_entries)
-		return -ENOTEMPTY;
+	return err ? err : on != 0;
+}
+
+/*
+ * The database says a rebuild is under way until its last transaction:
+ * a crash in between leaves a part of the repository, which metad must
+ * not serve (gc would take the chunks of the versions not yet back for
+ * strays).  Every step of a rebuild puts what the manifests say, so doing
+ * it again over a part of it gives the same database.
+ */
+int rebuild_start(struct metad *m, pthread_t *tid)
+{
+	MDB_stat ms;
+	MDB_txn *txn;
+	int err = rebuild_interrupted(m);
+
+	if (err < 0)
+		return err;
+	if (!err) {
+		err = txn_begin(m, MDB_RDONLY, &txn);
+		if (err)
+			return err;
+		err = db_err(mdb_stat(txn, m->db.images, &ms));
+		db_txn_abort(txn);
+		if (!err && ms.ms_entries)
+			return -ENOTEMPTY;
+	}
+	err = txn_begin(m, 0, &txn);
+	if (!err)
+		err = txn_end(txn, db_meta_put(txn, &m->db, REBUILDING, 1));
+	if (err)
+		return err;
 	m->rebuilding = true;
 	log_info("rebuilding the database from the storage nodes' manifests");
 	return -pthread_create(tid, NULL, rebuild_thread, m);

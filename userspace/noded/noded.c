@@ -52,6 +52,7 @@ struct noded {
 	uint64_t scrub_bps; /* scrubber's read rate, 0: no scrubbing */
 	struct bad_queue bad;
 	uint64_t scrubbed, scrub_passes; /* atomic */
+	uint64_t scrub_pause; /* test hook: the scrubber stops after N chunks */
 	volatile sig_atomic_t stop;
 };
 
@@ -596,6 +597,18 @@ static bool sleep_until(struct noded *nd, uint64_t ms)
 }
 
 /*
+ * Test hook: stop the scrubber after its @n-th chunk (a bad one dropped
+ * from the index but not reported yet if @bad) until the node is killed.
+ */
+static void scrub_hold(struct noded *nd, uint64_t n, bool bad)
+{
+	log_info("scrub: paused after %" PRIu64 " chunks%s", n,
+		 bad ? ", a bad one dropped, not reported" : "");
+	while (!blobcr_stopping(&nd->stop))
+		usleep(100 * 1000);
+}
+
+/*
  * Read every chunk back, page after page and pass after pass, at most
  * scrub_bps bytes a second, so that rot is found before a read needs the
  * chunk.  A bad chunk is dropped by the store and reported to metad, which
@@ -607,7 +620,7 @@ static void *scrub_thread(void *p)
 	uint8_t (*ids)[BLOBCR_ID_SIZE] = malloc(SCRUB_PAGE * BLOBCR_ID_SIZE);
 	uint8_t after[BLOBCR_ID_SIZE];
 	bool has_after = false, more;
-	uint64_t next = blobcr_now_ms(), bad = 0;
+	uint64_t next = blobcr_now_ms(), bad = 0, verified = 0;
 
 	while (ids && !blobcr_stopping(&nd->stop)) {
 		int n = store_list(nd->st, has_after ? after : NULL, ids,
@@ -617,6 +630,8 @@ static void *scrub_thread(void *p)
 			int64_t len = store_get_len(nd->st, ids[i]);
 			int r = len < 0 ? 0 : store_verify(nd->st, ids[i]);
 
+			if (++verified == nd->scrub_pause)
+				scrub_hold(nd, verified, r == -EUCLEAN);
 			if (r == -EUCLEAN) {
 				report_bad(nd, ids[i]);
 				bad++;
@@ -676,6 +691,9 @@ static void usage(FILE *f)
 		"                           (blobcr.conf(5); default\n"
 		"                           /etc/blobcr/noded.conf): options given here\n"
 		"                           override them\n"
+		"      --test-scrub-pause N test hook: the scrubber stops after its\n"
+		"                           N-th chunk (before reporting it, if bad)\n"
+		"                           until the node is killed\n"
 		"  -v, --verbose            debug logging\n"
 		"  -h, --help               this help\n");
 }
@@ -724,6 +742,7 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 		{ "domain", required_argument, NULL, 'D' },
 		{ "scrub-mb-s", required_argument, NULL, 'S' },
 		{ "config", required_argument, NULL, 'F' },
+		{ "test-scrub-pause", required_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -758,6 +777,14 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 				return -EINVAL;
 			}
 			snprintf(nd->domain, sizeof(nd->domain), "%s", optarg);
+			break;
+		case 'P':
+			if (blobcr_parse_u64(optarg, &v) || !v) {
+				fprintf(stderr, "blobcr-noded: bad value '%s' for "
+					"--test-scrub-pause\n", optarg);
+				return -EINVAL;
+			}
+			nd->scrub_pause = v;
 			break;
 		case 'S':
 			if (blobcr_parse_u64(optarg, &v) || v > 1000000)
