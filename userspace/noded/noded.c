@@ -779,11 +779,8 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 			snprintf(nd->domain, sizeof(nd->domain), "%s", optarg);
 			break;
 		case 'P':
-			if (blobcr_parse_u64(optarg, &v) || !v) {
-				fprintf(stderr, "blobcr-noded: bad value '%s' for "
-					"--test-scrub-pause\n", optarg);
-				return -EINVAL;
-			}
+			if (blobcr_parse_u64(optarg, &v) || !v)
+				goto bad;
 			nd->scrub_pause = v;
 			break;
 		case 'S':
