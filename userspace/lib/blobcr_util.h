@@ -96,6 +96,8 @@ struct blobcr_server {
 	const struct blobcr_op_rule *rules;
 	size_t nrules;
 	volatile sig_atomic_t *stop; /* set by a signal handler to stop */
+	/* called once the socket is bound, before serving; may be NULL */
+	void (*ready)(struct blobcr_server *s);
 	/* counters, updated atomically */
 	uint64_t requests;
 	uint64_t malformed;
@@ -107,7 +109,7 @@ struct blobcr_server {
 
 /**
  * blobcr_server_run() - bind a raw REP socket at @s->addr and serve it with
- * @s->threads workers until *@s->stop.  Malformed frames get an error reply
+ * @s->threads workers until *@s->stop; @s->ready is called in between.  Malformed frames get an error reply
  * (-EBADMSG, -EPROTO, -EMSGSIZE, -EOPNOTSUPP) and are counted; requests
  * without a valid session, or whose opcode the sender's role may not send,
  * are refused (-ENOKEY, -EKEYEXPIRED, -EKEYREJECTED, -EACCES) with a

@@ -878,6 +878,8 @@ int blobcr_server_run(struct blobcr_server *s)
 		h -= !!nheavy;
 		__atomic_store_n(s->stop, 1, __ATOMIC_RELAXED);
 	} else {
+		if (s->ready)
+			s->ready(s);
 		server_worker(&w);
 	}
 	while (--i >= 1)
