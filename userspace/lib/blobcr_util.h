@@ -98,6 +98,9 @@ struct blobcr_server {
 	volatile sig_atomic_t *stop; /* set by a signal handler to stop */
 	/* called once the socket is bound, before serving; may be NULL */
 	void (*ready)(struct blobcr_server *s);
+	/* test hook: the next @test_drop_replies replies to @test_drop_op go unsent */
+	uint8_t test_drop_op;
+	int test_drop_replies;
 	/* counters, updated atomically */
 	uint64_t requests;
 	uint64_t malformed;

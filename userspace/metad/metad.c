@@ -201,6 +201,9 @@ static void usage(FILE *f)
 		"      --test-publish-delay-ms N\n"
 		"                             test hook: stall each publish N ms before commit\n"
 		"      --test-gc-delay-ms N   test hook: stall each gc N ms before its deletes\n"
+		"      --test-drop-reply OP[:N]\n"
+		"                             test hook: the next N (default 1) replies\n"
+		"                             to request OP (e.g. CHUNK_LOCATE) go unsent\n"
 		"      --config FILE          settings, one OPTION = VALUE a line\n"
 		"                             (blobcr.conf(5); default\n"
 		"                             /etc/blobcr/metad.conf): options given\n"
@@ -212,6 +215,27 @@ static void usage(FILE *f)
 static int parse_num(const char *s, uint64_t max, uint64_t *out)
 {
 	return blobcr_parse_u64(s, out) || *out > max ? -EINVAL : 0;
+}
+
+/* --test-drop-reply OP[:N]: the opcode by its name, N replies. */
+static int parse_drop_reply(const char *arg, struct blobcr_server *srv)
+{
+	const char *colon = strchr(arg, ':');
+	size_t len = colon ? (size_t)(colon - arg) : strlen(arg);
+	uint64_t n = 1;
+
+	if (colon && parse_num(colon + 1, 1000000, &n))
+		return -EINVAL;
+	for (unsigned int op = 1; op < 256; op++) {
+		const char *name = blobcr_op_name(op);
+
+		if (strlen(name) == len && !strncmp(name, arg, len)) {
+			srv->test_drop_op = (uint8_t)op;
+			srv->test_drop_replies = (int)n;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 struct metad_args {
@@ -245,6 +269,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 		{ "rebuild-wait-s", required_argument, NULL, 'W' },
 		{ "test-publish-delay-ms", required_argument, NULL, 'P' },
 		{ "test-gc-delay-ms", required_argument, NULL, 'Y' },
+		{ "test-drop-reply", required_argument, NULL, 'Z' },
 		{ "config", required_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -342,6 +367,10 @@ static int parse_args(int argc, char **argv, struct metad *m,
 			if (parse_num(optarg, 3600000, &v))
 				goto bad;
 			m->gc_delay_ms = (int)v;
+			break;
+		case 'Z':
+			if (parse_drop_reply(optarg, &m->srv))
+				goto bad;
 			break;
 		default:
 			usage(stderr);
