@@ -9,9 +9,10 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
+# The node must be live again (its next heartbeat) before an import.
 restart_metad() {
 	kill "$METAD_PID" && wait "$METAD_PID" 2>/dev/null
-	start_metad --replicas 1 "$@"
+	start_metad --replicas 1 "$@" && wait_live 1
 }
 
 check "metad starts" start_metad --replicas 1
@@ -32,9 +33,11 @@ check "... the reply was lost indeed" grep -q "the reply to CHUNK_LOCATE not sen
 rc=0; "$CTL" -q image export img "$WORK/out" || rc=$?
 check "... and the image reads back byte-exact" test $rc -eq 0 -a -n "$(cmp "$WORK/img" "$WORK/out" && echo same)"
 
-# AUTH: a new session's first reply lost.  metad is started by hand: the
-# wait of start_metad would take the lost reply itself.
+# AUTH: a new session's first reply lost.  metad is started by hand (the
+# wait of start_metad would take the lost reply itself), and the node is
+# stopped meanwhile (its own new session would).
 kill "$METAD_PID" && wait "$METAD_PID" 2>/dev/null
+kill -STOP "${NODE_PID[1]}"
 "$METAD" --listen "$META" --data "$META_DIR" --key "$KEYS/metad.key" \
 	--test-drop-reply AUTH:1 >>"$WORK/metad.log" 2>&1 &
 METAD_PID=$!
@@ -48,6 +51,7 @@ check "a client whose AUTH reply is lost gets its answer" \
 check "... it asked again, and said so" \
 	grep -q "AUTH to $META: no reply in 2500 ms: asking again on a new connection" \
 	"$WORK/info.err"
+kill -CONT "${NODE_PID[1]}"
 
 # IMAGE_CLONE is not asked again: the caller learns which request failed.
 check "metad restarts, to lose one IMAGE_CLONE reply" \
