@@ -184,9 +184,9 @@ int blobcr_peer_call(struct blobcr_peer *p, uint8_t op, struct blobcr_enc *e,
 
 /**
  * blobcr_peer_set_timeout() - wait @timeout_ms for the replies from now on
- * (a socket made again later gets it too).  Return: 0 or -errno.
+ * (a socket made again later gets it too).
  */
-int blobcr_peer_set_timeout(struct blobcr_peer *p, int timeout_ms);
+void blobcr_peer_set_timeout(struct blobcr_peer *p, int timeout_ms);
 
 /** blobcr_peer_close() - close the socket; the session is forgotten. */
 void blobcr_peer_close(struct blobcr_peer *p);

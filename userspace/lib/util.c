@@ -332,14 +332,9 @@ int blobcr_peer_open(struct blobcr_peer *p, const char *addr,
 	return p->sock < 0 ? p->sock : 0;
 }
 
-int blobcr_peer_set_timeout(struct blobcr_peer *p, int timeout_ms)
+void blobcr_peer_set_timeout(struct blobcr_peer *p, int timeout_ms)
 {
-	p->timeout_ms = timeout_ms;
-	if (p->sock >= 0 &&
-	    nn_setsockopt(p->sock, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms,
-			  sizeof(timeout_ms)) < 0)
-		return -nn_errno();
-	return 0;
+	p->timeout_ms = timeout_ms; /* each exchange sets its own wait */
 }
 
 void blobcr_peer_close(struct blobcr_peer *p)
