@@ -140,8 +140,11 @@ int blobcr_req_socket(const char *addr, int timeout_ms);
 /**
  * blobcr_tcp_listening() - does something accept TCP connections at @addr
  * ("tcp://HOST:PORT"), within @timeout_ms?  A stopped or busy server
- * does (its kernel completes the handshake); a dead one does not (refused)
- * and neither does an unreachable host.  Return: 1 yes, 0 no, -EINVAL.
+ * does (its kernel completes the handshake); a dead one refuses.  A host
+ * that is unreachable, or too loaded to complete the handshake in time
+ * (or a caller too starved to see it), does not answer.
+ * Return: 1 accepted, 0 no answer in time (or the name does not resolve),
+ * -errno of the failed connection (-ECONNREFUSED...), -EINVAL.
  */
 int blobcr_tcp_listening(const char *addr, int timeout_ms);
 

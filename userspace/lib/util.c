@@ -258,9 +258,11 @@ int blobcr_tcp_listening(const char *addr, int timeout_ms)
 
 		if (!connect(fd, ai->ai_addr, ai->ai_addrlen))
 			ok = 1;
-		else if (errno == EINPROGRESS && poll(&p, 1, timeout_ms) == 1 &&
+		else if (errno != EINPROGRESS)
+			ok = -errno;
+		else if (poll(&p, 1, timeout_ms) == 1 &&
 			 !getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen))
-			ok = !err;
+			ok = err ? -err : 1;
 		close(fd);
 	}
 	freeaddrinfo(ai);
