@@ -55,6 +55,8 @@ static const char usage_text[] =
 "                           publishing left them)\n"
 "  -L, --label-file FILE    if FILE exists at a commit, its first line\n"
 "                           labels the version (blobcrctl commit --label)\n"
+"  -K, --keep-dir DIR       where kept caches' bitmaps live (default\n"
+"                           $BLOBCR_KEEP_DIR, else /var/lib/blobcr/kept)\n"
 "  -j, --threads N          serving threads (default 4)\n"
 "  -r, --ready-fd FD        write one byte to FD once attached, then close it\n"
 "  -p, --pidfile FILE       write the process id to FILE once attached\n"
@@ -65,6 +67,12 @@ static const char usage_text[] =
 "manager, renewed every quarter of its term ($BLOBCR_LEASE_MS, default\n"
 "60000): the version cannot be deleted meanwhile.  A clean stop releases\n"
 "it; if blobcrd dies, it lapses after its term.\n"
+"\n"
+"Kept caches: a clean stop (SIGTERM, SIGINT) saves which extents of the\n"
+"cache hold the shown version's bytes, for the cache device; the next\n"
+"blobcrd over that cache, deployed with the same NAME@VERSION, deletes the\n"
+"file, checks each saved extent's bytes against the version's chunk ids\n"
+"and marks those that match present: it fetches nothing it still has.\n"
 "\n"
 "Stops on SIGTERM or SIGINT, or when the target is removed.  Exit status:\n"
 "0 after a clean stop, 1 on a usage error, 2 when the channel or the\n"
@@ -115,10 +123,12 @@ static void *worker_main(void *arg)
 		int n = channel_read(d->chfd, d->stop_fd, -1, rq, 8);
 
 		if (n < 0) {
-			if (n == -ENODEV)
+			if (n == -ENODEV) {
+				atomic_store(&d->target_gone, true);
 				logmsg(d, "the target went away");
-			else
+			} else {
 				logmsg(d, "channel read failed: %s", strerror(-n));
+			}
 			kill(getpid(), SIGTERM);
 			return NULL;
 		}
@@ -232,6 +242,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		{ "threads", required_argument, NULL, 'j' },
 		{ "tag", required_argument, NULL, 'T' },
 		{ "label-file", required_argument, NULL, 'L' },
+		{ "keep-dir", required_argument, NULL, 'K' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -242,8 +253,9 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 	int c;
 
 	d->meta = getenv("BLOBCR_META");
+	d->keep_dir = getenv("BLOBCR_KEEP_DIR");
 	d->threads = 4;
-	while ((c = getopt_long(argc, argv, "m:k:c:d:i:C:t:j:T:L:r:p:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:k:c:d:i:C:t:j:T:L:K:r:p:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': d->meta = optarg; break;
 		case 'k': d->repo_opts.key_file = optarg; break;
@@ -255,6 +267,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		case 'j': d->threads = atoi(optarg); break;
 		case 'T': d->tag = optarg; break;
 		case 'L': d->label_file = optarg; break;
+		case 'K': d->keep_dir = optarg; break;
 		case 'r': *ready_fd = atoi(optarg); break;
 		case 'p': *pidfile = optarg; break;
 		case 'v': d->verbose = 1; break;
@@ -370,6 +383,11 @@ static int serve(struct deployment *d, int ready_fd, const char *pidfile)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+	/* Before any worker serves: restored extents are never fetched. */
+	err = worker_init(&ws[0], d);
+	keep_restore(d, err ? NULL : &ws[0]);
+	worker_free(&ws[0]);
+	err = 0;
 	for (; started < d->threads; started++) {
 		err = worker_init(&ws[started], d);
 		if (err) {
@@ -439,6 +457,8 @@ int main(int argc, char **argv)
 		if (err)
 			logmsg(&d, "adaptive prefetch off: %s", blobcr_strerror(err));
 		err = serve(&d, ready_fd, pidfile);
+		if (!err && !atomic_load(&d.target_gone))
+			keep_save(&d);
 		prefetch_save(&d, d.cl);
 		prefetch_free(&d.pf);
 	}

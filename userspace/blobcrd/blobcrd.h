@@ -44,6 +44,7 @@ struct deployment {
 	const char *channel;		/* /dev/blobcr/<channel> */
 	const char *dm_name;		/* the device-mapper device (messages) */
 	const char *cache;		/* the cache device */
+	const char *keep_dir;		/* kept bitmaps (keep.c); NULL: default */
 	char image[BLOBCR_NAME_MAX];	/* FETCH reads image@version */
 	uint32_t version;
 	char commit_image[BLOBCR_NAME_MAX]; /* COMMIT publishes here */
@@ -59,6 +60,7 @@ struct deployment {
 	uint32_t extent_size;		/* bytes */
 	struct blobcr_client *cl;	/* main thread's: setup and shutdown */
 	struct prefetch pf;
+	atomic_bool target_gone;	/* the channel reported ENODEV */
 
 	/* counters, for the log at exit */
 	atomic_uint_fast64_t misses;	/* demand FETCHes: I/O waited on them */
@@ -90,6 +92,12 @@ void prefetch_free(struct prefetch *p);
 void prefetch_on_miss(struct deployment *d, uint64_t first, uint64_t n);
 /* Store the recorded order with the version, once. */
 void prefetch_save(struct deployment *d, struct blobcr_client *cl);
+
+/* keep.c */
+/* A fresh target over a kept cache: mark what it still holds present. */
+void keep_restore(struct deployment *d, struct worker *w);
+/* Clean stop: save which extents hold the shown version's bytes. */
+void keep_save(struct deployment *d);
 
 /* blobcrd.c */
 void logmsg(const struct deployment *d, const char *fmt, ...)
