@@ -452,6 +452,8 @@ int main(int argc, char **argv)
 		err = attach(&d);
 	if (!err)
 		err = check_geometry(&d);
+	if (!err)
+		err = extmap_init(&d);
 	if (!err) {
 		err = prefetch_init(&d, d.cl);
 		if (err)
@@ -462,15 +464,17 @@ int main(int argc, char **argv)
 		prefetch_save(&d, d.cl);
 		prefetch_free(&d.pf);
 	}
+	extmap_free(&d.map);
 	blobcr_close(d.cl);
 	blobcr_key_free(d.key);
-	logmsg(&d, "stopping: %llu misses, %llu extents fetched, %llu zero, %llu fetch failures, %llu commits, %llu prefetched",
+	logmsg(&d, "stopping: %llu misses, %llu extents fetched, %llu zero, %llu fetch failures, %llu commits, %llu prefetched, %llu map lookups",
 	       (unsigned long long)d.misses,
 	       (unsigned long long)d.fetched_extents,
 	       (unsigned long long)d.zero_extents,
 	       (unsigned long long)d.fetch_failures,
 	       (unsigned long long)d.commits,
-	       (unsigned long long)d.pf.requested);
+	       (unsigned long long)d.pf.requested,
+	       (unsigned long long)d.map_lookups);
 	if (d.chfd >= 0)
 		close(d.chfd);
 	return err ? 2 : 0;

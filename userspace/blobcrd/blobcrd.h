@@ -23,6 +23,15 @@
 #define PREFETCH_WINDOW 32
 #define PREFETCH_ANCESTORS 8	/* base-chain steps searched for an order */
 
+/* The version's extent map, by pages of one lookup (extmap.c). */
+#define EXTMAP_PAGE 4096
+
+struct extmap {
+	pthread_mutex_t lock;
+	struct blobcr_extent_loc **pages;	/* NULL: not looked up yet */
+	size_t npages;
+};
+
 /* Adaptive prefetch state (prefetch.c). */
 struct prefetch {
 	pthread_mutex_t lock;
@@ -60,6 +69,7 @@ struct deployment {
 	uint32_t extent_size;		/* bytes */
 	struct blobcr_client *cl;	/* main thread's: setup and shutdown */
 	struct prefetch pf;
+	struct extmap map;
 	atomic_bool target_gone;	/* the channel reported ENODEV */
 
 	/* counters, for the log at exit */
@@ -68,6 +78,7 @@ struct deployment {
 	atomic_uint_fast64_t zero_extents;
 	atomic_uint_fast64_t fetch_failures;
 	atomic_uint_fast64_t commits;
+	atomic_uint_fast64_t map_lookups;	/* extent map pages looked up */
 };
 
 /* One serving thread, with its own repository handle and aio context. */
@@ -92,6 +103,15 @@ void prefetch_free(struct prefetch *p);
 void prefetch_on_miss(struct deployment *d, uint64_t first, uint64_t n);
 /* Store the recorded order with the version, once. */
 void prefetch_save(struct deployment *d, struct blobcr_client *cl);
+
+/* extmap.c */
+int extmap_init(struct deployment *d);
+void extmap_free(struct extmap *m);
+/* Where the @n extents @exts of the version live; Return: 0 or -errno. */
+int extmap_get(struct deployment *d, struct blobcr_client *cl,
+	       const uint64_t *exts, size_t n, struct blobcr_extent_loc *out);
+/* Look the pages of @exts up again next time (replicas moved). */
+void extmap_forget(struct deployment *d, const uint64_t *exts, size_t n);
 
 /* keep.c */
 /* A fresh target over a kept cache: mark what it still holds present. */

@@ -365,7 +365,7 @@ static int verify_kept(struct deployment *d, struct worker *w, uint64_t *bits,
 			continue;
 		if (!n)
 			break;
-		err = blobcr_lookup(w->cl, d->image, d->version, w->exts, n, w->locs);
+		err = extmap_get(d, w->cl, w->exts, n, w->locs);
 		if (!err)
 			err = cacheio_rw(&w->io, false, w->exts, w->bufs, n);
 		for (size_t i = 0; !err && i < n; i++) {
