@@ -117,10 +117,14 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct deployment *d = w->d;
-	struct blobcr_request rq[8];
+	/*
+	 * One request at a time: a worker busy with a long prefetch must not
+	 * hold a demand miss read with it that an idle worker could serve.
+	 */
+	struct blobcr_request rq[1];
 
 	for (;;) {
-		int n = channel_read(d->chfd, d->stop_fd, -1, rq, 8);
+		int n = channel_read(d->chfd, d->stop_fd, -1, rq, 1);
 
 		if (n < 0) {
 			if (n == -ENODEV) {
@@ -452,6 +456,7 @@ int main(int argc, char **argv)
 		err = attach(&d);
 	if (!err)
 		err = check_geometry(&d);
+	readahead_init(&d.ra);
 	if (!err)
 		err = extmap_init(&d);
 	if (!err) {
@@ -465,15 +470,17 @@ int main(int argc, char **argv)
 		prefetch_free(&d.pf);
 	}
 	extmap_free(&d.map);
+	readahead_free(&d.ra);
 	blobcr_close(d.cl);
 	blobcr_key_free(d.key);
-	logmsg(&d, "stopping: %llu misses, %llu extents fetched, %llu zero, %llu fetch failures, %llu commits, %llu prefetched, %llu map lookups",
+	logmsg(&d, "stopping: %llu misses, %llu extents fetched, %llu zero, %llu fetch failures, %llu commits, %llu prefetched, %llu read ahead, %llu map lookups",
 	       (unsigned long long)d.misses,
 	       (unsigned long long)d.fetched_extents,
 	       (unsigned long long)d.zero_extents,
 	       (unsigned long long)d.fetch_failures,
 	       (unsigned long long)d.commits,
 	       (unsigned long long)d.pf.requested,
+	       (unsigned long long)d.ra.requested,
 	       (unsigned long long)d.map_lookups);
 	if (d.chfd >= 0)
 		close(d.chfd);

@@ -23,6 +23,25 @@
 #define PREFETCH_WINDOW 32
 #define PREFETCH_ANCESTORS 8	/* base-chain steps searched for an order */
 
+/* Sequential read-ahead (readahead.c): window from RA_MIN to RA_MAX. */
+#define RA_MIN 16		/* extents: 4 MiB of 256 KiB extents */
+#define RA_MAX 128		/* extents: 32 MiB of 256 KiB extents */
+#define RA_STREAMS 4
+
+struct ra_stream {
+	uint64_t next;		/* where the last miss of the stream ended */
+	uint64_t ahead;		/* where its read-ahead ended */
+	uint64_t window;	/* extents read ahead at its last miss */
+	uint64_t used;		/* clock of its last miss; 0: unused */
+};
+
+struct readahead {
+	pthread_mutex_t lock;
+	struct ra_stream s[RA_STREAMS];
+	uint64_t clock;
+	uint64_t requested;	/* extents asked for */
+};
+
 /* The version's extent map, by pages of one lookup (extmap.c). */
 #define EXTMAP_PAGE 4096
 
@@ -69,6 +88,7 @@ struct deployment {
 	uint32_t extent_size;		/* bytes */
 	struct blobcr_client *cl;	/* main thread's: setup and shutdown */
 	struct prefetch pf;
+	struct readahead ra;
 	struct extmap map;
 	atomic_bool target_gone;	/* the channel reported ENODEV */
 
@@ -103,6 +123,14 @@ void prefetch_free(struct prefetch *p);
 void prefetch_on_miss(struct deployment *d, uint64_t first, uint64_t n);
 /* Store the recorded order with the version, once. */
 void prefetch_save(struct deployment *d, struct blobcr_client *cl);
+/* Ask the target to prefetch extents [first, first + n). */
+void prefetch_send(struct deployment *d, uint64_t first, uint64_t n);
+
+/* readahead.c */
+void readahead_init(struct readahead *ra);
+void readahead_free(struct readahead *ra);
+/* A demand miss of [first, first + n) is about to be served. */
+void readahead_on_miss(struct deployment *d, uint64_t first, uint64_t n);
 
 /* extmap.c */
 int extmap_init(struct deployment *d);

@@ -103,6 +103,9 @@ void serve_fetch(struct worker *w, const struct blobcr_request *rq)
 	/* The kernel checks its numbers; so do we, before touching the disk. */
 	if (!n || first >= d->info.nr_extents || n > d->info.nr_extents - first)
 		err = -ERANGE;
+	/* Read ahead while this miss is served, not after. */
+	if (!err && !(rq->flags & BLOBCR_REQ_F_PREFETCH))
+		readahead_on_miss(d, first, n);
 	for (uint64_t done = 0; !err && done < n; done += BLOBCRD_BATCH) {
 		size_t batch = n - done < BLOBCRD_BATCH ? n - done : BLOBCRD_BATCH;
 
