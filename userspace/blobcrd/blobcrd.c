@@ -372,11 +372,28 @@ static void wait_renewing(struct deployment *d, const sigset_t *sigs)
 	lease(d, 0, &last);
 }
 
+/* A kept cache's check, beside the workers: reads meanwhile are fetched. */
+struct restore {
+	struct worker w;
+	struct kept *kept;
+};
+
+static void *restore_main(void *arg)
+{
+	struct restore *r = arg;
+
+	keep_restore(r->w.d, &r->w, r->kept);
+	return NULL;
+}
+
 /* Serve until SIGTERM/SIGINT (or a worker raising SIGTERM). */
 static int serve(struct deployment *d, int ready_fd, const char *pidfile)
 {
 	struct worker *ws = calloc(d->threads, sizeof(*ws));
 	pthread_t *tids = calloc(d->threads, sizeof(*tids));
+	struct restore restore = { .w.io.fd = -1 };
+	bool restoring = false;
+	pthread_t rtid;
 	sigset_t sigs;
 	int started = 0, err = 0;
 
@@ -387,11 +404,8 @@ static int serve(struct deployment *d, int ready_fd, const char *pidfile)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-	/* Before any worker serves: restored extents are never fetched. */
-	err = worker_init(&ws[0], d);
-	keep_restore(d, err ? NULL : &ws[0]);
-	worker_free(&ws[0]);
-	err = 0;
+	/* Before any worker serves, so that nothing written finds it. */
+	restore.kept = keep_take(d);
 	for (; started < d->threads; started++) {
 		err = worker_init(&ws[started], d);
 		if (err) {
@@ -410,9 +424,17 @@ static int serve(struct deployment *d, int ready_fd, const char *pidfile)
 		       d->image, d->version, (unsigned long long)d->info.nr_extents,
 		       d->extent_size >> 10, d->commit_image, d->threads);
 		report_ready(ready_fd, pidfile);
+		if (restore.kept && !worker_init(&restore.w, d))
+			restoring = !pthread_create(&rtid, NULL, restore_main,
+						    &restore);
 		wait_renewing(d, &sigs);
 	}
+	atomic_store(&d->stopping, true);
 	eventfd_write(d->stop_fd, 1);
+	if (restoring)
+		pthread_join(rtid, NULL);
+	worker_free(&restore.w);
+	keep_free(restore.kept);
 	for (int i = 0; i < started; i++) {
 		pthread_join(tids[i], NULL);
 		worker_free(&ws[i]);

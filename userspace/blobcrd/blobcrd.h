@@ -91,6 +91,7 @@ struct deployment {
 	struct readahead ra;
 	struct extmap map;
 	atomic_bool target_gone;	/* the channel reported ENODEV */
+	atomic_bool stopping;		/* workers and restore: finish up */
 
 	/* counters, for the log at exit */
 	atomic_uint_fast64_t misses;	/* demand FETCHes: I/O waited on them */
@@ -142,8 +143,15 @@ int extmap_get(struct deployment *d, struct blobcr_client *cl,
 void extmap_forget(struct deployment *d, const uint64_t *exts, size_t n);
 
 /* keep.c */
-/* A fresh target over a kept cache: mark what it still holds present. */
-void keep_restore(struct deployment *d, struct worker *w);
+struct kept;
+/*
+ * Before serving a fresh target: the bitmap saved for its cache, read and
+ * deleted (NULL: none, or not usable; the log says why).
+ */
+struct kept *keep_take(struct deployment *d);
+/* While serving: mark present the extents of @k the cache still holds. */
+void keep_restore(struct deployment *d, struct worker *w, struct kept *k);
+void keep_free(struct kept *k);
 /* Clean stop: save which extents hold the shown version's bytes. */
 void keep_save(struct deployment *d);
 

@@ -43,12 +43,12 @@ int channel_info(int fd, struct blobcr_info *info)
 }
 
 static int bitmap_ioctl(int fd, unsigned long req, uint32_t which,
-			uint64_t nr_extents, const uint64_t *words)
+			uint64_t start, uint64_t count, const uint64_t *words)
 {
 	struct blobcr_bitmap b = {
 		.which = which,
-		.start = 0,
-		.count = nr_extents,
+		.start = start,
+		.count = count,
 		.addr = (uintptr_t)words,
 	};
 
@@ -58,13 +58,13 @@ static int bitmap_ioctl(int fd, unsigned long req, uint32_t which,
 int channel_get_bitmap(int fd, uint32_t which, uint64_t nr_extents,
 		       uint64_t *words)
 {
-	return bitmap_ioctl(fd, BLOBCR_IOC_GET_BITMAP, which, nr_extents, words);
+	return bitmap_ioctl(fd, BLOBCR_IOC_GET_BITMAP, which, 0, nr_extents, words);
 }
 
-int channel_set_bitmap(int fd, uint32_t which, uint64_t nr_extents,
+int channel_set_bitmap(int fd, uint32_t which, uint64_t start, uint64_t count,
 		       const uint64_t *words)
 {
-	return bitmap_ioctl(fd, BLOBCR_IOC_SET_BITMAP, which, nr_extents, words);
+	return bitmap_ioctl(fd, BLOBCR_IOC_SET_BITMAP, which, start, count, words);
 }
 
 int channel_read(int fd, int stop_fd, int timeout_ms, struct blobcr_request *rq,

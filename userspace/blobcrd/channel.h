@@ -31,9 +31,10 @@ int channel_get_bitmap(int fd, uint32_t which, uint64_t nr_extents,
 
 /*
  * channel_set_bitmap() - set (never clear) the bits of @words in bitmap
- * @which (BLOBCR_BITMAP_PRESENT or _DIRTY) of all @nr_extents extents.
+ * @which (BLOBCR_BITMAP_PRESENT or _DIRTY) of the @count extents from
+ * @start (a multiple of 64).
  */
-int channel_set_bitmap(int fd, uint32_t which, uint64_t nr_extents,
+int channel_set_bitmap(int fd, uint32_t which, uint64_t start, uint64_t count,
 		       const uint64_t *words);
 
 /*

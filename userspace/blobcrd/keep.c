@@ -49,6 +49,12 @@ struct keep_header {
 	char image[BLOBCR_NAME_MAX];
 };
 
+/* A saved bitmap taken off the disk, to restore. */
+struct kept {
+	struct keep_header h;
+	uint64_t *bits;
+};
+
 static const char *keep_dir(const struct deployment *d)
 {
 	return d->keep_dir ? d->keep_dir : KEEP_DIR_DEFAULT;
@@ -294,6 +300,7 @@ static int take_keep(struct deployment *d, const char *path,
 		free(raw);
 		return err;
 	}
+	memset(h, 0, sizeof(*h));
 	memcpy(h, raw, (size_t)n < sizeof(*h) ? (size_t)n : sizeof(*h));
 	if ((size_t)n != want || memcmp(h->magic, KEEP_MAGIC, sizeof(h->magic)) ||
 	    h->format != KEEP_FORMAT)
@@ -346,25 +353,24 @@ static bool extent_matches(struct deployment *d, const struct blobcr_extent_loc 
 }
 
 /*
- * Keep of @bits only the extents whose cached bytes are the version's.
- * Return: 0 (*@differ counts the others) or -errno.
+ * Check the saved extents of word @wd of @bits (extents 64 * @wd on),
+ * clearing those whose cached bytes are not the version's, then mark the
+ * rest present.  Return: 0 (*@differ counts the cleared, *@restored the
+ * marked) or -errno.
  */
-static int verify_kept(struct deployment *d, struct worker *w, uint64_t *bits,
-		       uint64_t *differ)
+static int restore_word(struct deployment *d, struct worker *w, uint64_t *bits,
+			uint64_t wd, uint64_t *differ, uint64_t *restored)
 {
-	uint64_t nr = d->info.nr_extents;
+	uint64_t nr = d->info.nr_extents, first = wd * 64;
+	uint64_t count = nr - first < 64 ? nr - first : 64;
 	size_t n = 0;
 	int err = 0;
 
-	for (uint64_t e = 0; !err && e <= nr; e++) {
-		if (e < nr && !bitmap_test(bits, e))
-			continue;
-		if (e < nr)
+	for (uint64_t e = first; !err && e <= first + count; e++) {
+		if (e < first + count && bitmap_test(bits, e))
 			w->exts[n++] = e;
-		if (n < BLOBCRD_BATCH && e < nr)
+		if (!n || (n < BLOBCRD_BATCH && e < first + count))
 			continue;
-		if (!n)
-			break;
 		err = extmap_get(d, w->cl, w->exts, n, w->locs);
 		if (!err)
 			err = cacheio_rw(&w->io, false, w->exts, w->bufs, n);
@@ -374,52 +380,76 @@ static int verify_kept(struct deployment *d, struct worker *w, uint64_t *bits,
 			if (extent_matches(d, &w->locs[i], w->bufs[i],
 					   cacheio_extent_len(&w->io, x)))
 				continue;
-			bits[x / 64] &= ~(1ULL << (x % 64));
+			bits[wd] &= ~(1ULL << (x % 64));
 			(*differ)++;
 		}
 		n = 0;
 	}
+	if (err || !bits[wd])
+		return err;
+	err = channel_set_bitmap(d->chfd, BLOBCR_BITMAP_PRESENT, first, count,
+				 &bits[wd]);
+	if (!err)
+		*restored += (uint64_t)__builtin_popcountll(bits[wd]);
 	return err;
 }
 
-/* @w: a worker not serving yet (NULL: none could be set up). */
-void keep_restore(struct deployment *d, struct worker *w)
+struct kept *keep_take(struct deployment *d)
 {
 	char identity[KEEP_ID_MAX], path[4200];
-	uint64_t *bits = NULL, saved = 0, differ = 0;
-	struct keep_header h;
 	struct blobcr_info info;
+	struct kept *k;
 	int err;
 
 	if (cache_identity(d->cache, identity, sizeof(identity)))
-		return;
+		return NULL;
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
 	keep_path(d, identity, path, sizeof(path));
-	err = take_keep(d, path, identity, &h, &bits);
+	err = take_keep(d, path, identity, &k->h, &k->bits);
 	if (err == -ENOENT)
 		logmsg(d, "kept cache: no saved bitmap for this cache (%s)", path);
-	if (err)
-		return;
-	err = channel_info(d->chfd, &info);
+	if (!err)
+		err = channel_info(d->chfd, &info);
 	if (!err && (info.nr_present || info.nr_dirty || info.commits_done)) {
 		logmsg(d, "kept cache: the target already holds extents (a restarted helper): saved bitmap not needed");
-		goto out;
-	}
-	if (!err && (!w || !(info.features & BLOBCR_F_SET_BITMAP)))
+		err = -EEXIST;
+	} else if (!err && !(info.features & BLOBCR_F_SET_BITMAP)) {
+		logmsg(d, "kept cache: the target cannot take a present bitmap (no SET_BITMAP); fetching instead");
 		err = -EOPNOTSUPP;
-	saved = h.nr_kept;
+	}
 	if (!err)
-		err = verify_kept(d, w, bits, &differ);
-	if (!err)
-		err = channel_set_bitmap(d->chfd, BLOBCR_BITMAP_PRESENT,
-					 d->info.nr_extents, bits);
+		return k;
+	keep_free(k);
+	return NULL;
+}
+
+void keep_free(struct kept *k)
+{
+	if (k)
+		free(k->bits);
+	free(k);
+}
+
+void keep_restore(struct deployment *d, struct worker *w, struct kept *k)
+{
+	uint64_t words = (d->info.nr_extents + 63) / 64, differ = 0, restored = 0;
+	uint64_t t0 = blobcr_now_ms();
+	int err = 0;
+
+	for (uint64_t wd = 0; !err && wd < words; wd++) {
+		if (atomic_load(&d->stopping))
+			err = -EINTR;
+		else if (k->bits[wd])
+			err = restore_word(d, w, k->bits, wd, &differ, &restored);
+	}
 	if (err)
-		logmsg(d, "kept cache: not restored: %s; fetching instead",
+		logmsg(d, "kept cache: restore stopped: %s; the rest is fetched",
 		       blobcr_strerror(err));
-	else
-		logmsg(d, "kept cache: restored %llu of %llu saved extents of %s@%u (%llu differ from the version: fetched again)",
-		       (unsigned long long)(saved - differ),
-		       (unsigned long long)saved, d->image, d->version,
-		       (unsigned long long)differ);
-out:
-	free(bits);
+	logmsg(d, "kept cache: restored %llu of %llu saved extents of %s@%u in %llu ms (%llu differ from the version: fetched again)",
+	       (unsigned long long)restored,
+	       (unsigned long long)k->h.nr_kept, d->image, d->version,
+	       (unsigned long long)(blobcr_now_ms() - t0),
+	       (unsigned long long)differ);
 }
