@@ -495,15 +495,15 @@ int main(int argc, char **argv)
 	readahead_free(&d.ra);
 	blobcr_close(d.cl);
 	blobcr_key_free(d.key);
-	logmsg(&d, "stopping: %llu misses, %llu extents fetched, %llu zero, %llu fetch failures, %llu commits, %llu prefetched, %llu read ahead, %llu map lookups",
+	logmsg(&d, "stopping: %llu misses, %llu extents fetched, %llu zero, %llu fetch failures, %llu commits, %llu map lookups, %llu read ahead, %llu prefetched",
 	       (unsigned long long)d.misses,
 	       (unsigned long long)d.fetched_extents,
 	       (unsigned long long)d.zero_extents,
 	       (unsigned long long)d.fetch_failures,
 	       (unsigned long long)d.commits,
-	       (unsigned long long)d.pf.requested,
+	       (unsigned long long)d.map_lookups,
 	       (unsigned long long)d.ra.requested,
-	       (unsigned long long)d.map_lookups);
+	       (unsigned long long)d.pf.requested);
 	if (d.chfd >= 0)
 		close(d.chfd);
 	return err ? 2 : 0;
