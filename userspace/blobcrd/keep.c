@@ -342,12 +342,9 @@ static bool extent_matches(struct deployment *d, const struct blobcr_extent_loc 
 	uint8_t id[BLOBCR_ID_SIZE];
 
 	memset(buf + len, 0, d->extent_size - len);
-	if (loc->kind != BLOBCR_EXT_DATA) {
-		for (uint32_t i = 0; i < d->extent_size; i++)
-			if (buf[i])
-				return false;
-		return true;
-	}
+	/* A hole: zeros, each byte equal to the one before it. */
+	if (loc->kind != BLOBCR_EXT_DATA)
+		return !buf[0] && !memcmp(buf, buf + 1, d->extent_size - 1);
 	return !blobcr_chunk_id(buf, d->extent_size, id) &&
 	       !memcmp(id, loc->id, sizeof(id));
 }
