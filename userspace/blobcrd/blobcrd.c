@@ -57,6 +57,9 @@ static const char usage_text[] =
 "                           labels the version (blobcrctl commit --label)\n"
 "  -K, --keep-dir DIR       where kept caches' bitmaps live (default\n"
 "                           $BLOBCR_KEEP_DIR, else /var/lib/blobcr/kept)\n"
+"  -a, --read-ahead N       read at most N extents ahead of a run of\n"
+"                           consecutive misses (default 128, or\n"
+"                           $BLOBCR_READAHEAD; 0: no read-ahead)\n"
 "  -j, --threads N          serving threads (default 4)\n"
 "  -r, --ready-fd FD        write one byte to FD once attached, then close it\n"
 "  -p, --pidfile FILE       write the process id to FILE once attached\n"
@@ -247,6 +250,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		{ "tag", required_argument, NULL, 'T' },
 		{ "label-file", required_argument, NULL, 'L' },
 		{ "keep-dir", required_argument, NULL, 'K' },
+		{ "read-ahead", required_argument, NULL, 'a' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -254,12 +258,13 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		{ 0 }
 	};
 	const char *image = NULL, *commit_to = NULL;
+	const char *read_ahead = getenv("BLOBCR_READAHEAD");
 	int c;
 
 	d->meta = getenv("BLOBCR_META");
 	d->keep_dir = getenv("BLOBCR_KEEP_DIR");
 	d->threads = 4;
-	while ((c = getopt_long(argc, argv, "m:k:c:d:i:C:t:j:T:L:K:r:p:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:k:c:d:i:C:t:j:T:L:K:a:r:p:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': d->meta = optarg; break;
 		case 'k': d->repo_opts.key_file = optarg; break;
@@ -272,6 +277,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		case 'T': d->tag = optarg; break;
 		case 'L': d->label_file = optarg; break;
 		case 'K': d->keep_dir = optarg; break;
+		case 'a': read_ahead = optarg; break;
 		case 'r': *ready_fd = atoi(optarg); break;
 		case 'p': *pidfile = optarg; break;
 		case 'v': d->verbose = 1; break;
@@ -285,6 +291,13 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 	}
 	if (!d->dm_name)
 		d->dm_name = d->channel;
+	d->read_ahead = RA_MAX;
+	if (read_ahead && (blobcr_parse_u64(read_ahead, &d->read_ahead) ||
+			   d->read_ahead > RA_LIMIT)) {
+		fprintf(stderr, "blobcrd: --read-ahead must be 0..%d extents\n",
+			RA_LIMIT);
+		return -EINVAL;
+	}
 	if (d->threads < 1 || d->threads > 64) {
 		fprintf(stderr, "blobcrd: --threads must be 1..64\n");
 		return -EINVAL;
@@ -478,7 +491,7 @@ int main(int argc, char **argv)
 		err = attach(&d);
 	if (!err)
 		err = check_geometry(&d);
-	readahead_init(&d.ra);
+	readahead_init(&d.ra, d.read_ahead);
 	if (!err)
 		err = extmap_init(&d);
 	if (!err) {

@@ -23,9 +23,10 @@
 #define PREFETCH_WINDOW 32
 #define PREFETCH_ANCESTORS 8	/* base-chain steps searched for an order */
 
-/* Sequential read-ahead (readahead.c): window from RA_MIN to RA_MAX. */
+/* Sequential read-ahead (readahead.c): window from RA_MIN to ra.max. */
 #define RA_MIN 16		/* extents: 4 MiB of 256 KiB extents */
-#define RA_MAX 128		/* extents: 32 MiB of 256 KiB extents */
+#define RA_MAX 128		/* default ra.max: 32 MiB of 256 KiB extents */
+#define RA_LIMIT 4096		/* largest --read-ahead */
 #define RA_STREAMS 4
 
 struct ra_stream {
@@ -39,6 +40,7 @@ struct readahead {
 	pthread_mutex_t lock;
 	struct ra_stream s[RA_STREAMS];
 	uint64_t clock;
+	uint64_t max;		/* largest window, extents; 0: off */
 	uint64_t requested;	/* extents asked for */
 };
 
@@ -81,6 +83,7 @@ struct deployment {
 	const char *label_file;		/* operator's label for the next commit */
 	int threads;
 	int verbose;
+	uint64_t read_ahead;		/* --read-ahead: largest window */
 
 	int chfd;			/* attached channel, shared by workers */
 	int stop_fd;			/* eventfd: readable once we must stop */
@@ -128,7 +131,7 @@ void prefetch_save(struct deployment *d, struct blobcr_client *cl);
 void prefetch_send(struct deployment *d, uint64_t first, uint64_t n);
 
 /* readahead.c */
-void readahead_init(struct readahead *ra);
+void readahead_init(struct readahead *ra, uint64_t max);
 void readahead_free(struct readahead *ra);
 /* A demand miss of [first, first + n) is about to be served. */
 void readahead_on_miss(struct deployment *d, uint64_t first, uint64_t n);

@@ -6,7 +6,8 @@
  * read-ahead ended, continues a sequential stream: the extents after it
  * are prefetched through the target (its "prefetch" message, which skips
  * present extents and extents being fetched), a window that doubles with
- * each such miss from RA_MIN up to RA_MAX extents.  The reader then finds
+ * each such miss from RA_MIN up to --read-ahead extents (RA_MAX by default;
+ * 0 turns read-ahead off).  The reader then finds
  * its next extents present or in flight and misses again only where the
  * window ends, which starts the next one while the current miss is served.
  * A few streams are followed at once (RA_STREAMS), the least recently
@@ -17,10 +18,11 @@
 
 #include "blobcrd.h"
 
-void readahead_init(struct readahead *ra)
+void readahead_init(struct readahead *ra, uint64_t max)
 {
 	memset(ra, 0, sizeof(*ra));
 	pthread_mutex_init(&ra->lock, NULL);
+	ra->max = max;
 }
 
 void readahead_free(struct readahead *ra)
@@ -34,6 +36,8 @@ void readahead_on_miss(struct deployment *d, uint64_t first, uint64_t n)
 	struct ra_stream *s = NULL, *oldest = &ra->s[0];
 	uint64_t from = 0, to = 0, end = first + n;
 
+	if (!ra->max)
+		return;
 	pthread_mutex_lock(&ra->lock);
 	ra->clock++;
 	for (int i = 0; i < RA_STREAMS; i++) {
@@ -54,8 +58,8 @@ void readahead_on_miss(struct deployment *d, uint64_t first, uint64_t n)
 	}
 	s->used = ra->clock;
 	s->window = s->window ? s->window * 2 : RA_MIN;
-	if (s->window > RA_MAX)
-		s->window = RA_MAX;
+	if (s->window > ra->max)
+		s->window = ra->max;
 	from = end > s->ahead ? end : s->ahead;
 	to = end + s->window;
 	if (to > d->info.nr_extents)
