@@ -58,8 +58,8 @@ static const char usage_text[] =
 "  -K, --keep-dir DIR       where kept caches' bitmaps live (default\n"
 "                           $BLOBCR_KEEP_DIR, else /var/lib/blobcr/kept)\n"
 "  -a, --read-ahead N       read at most N extents ahead of a run of\n"
-"                           consecutive misses (default 128, or\n"
-"                           $BLOBCR_READAHEAD; 0: no read-ahead)\n"
+"                           consecutive misses (default 0: none, or\n"
+"                           $BLOBCR_READAHEAD; 128 = 32 MiB of 256 KiB)\n"
 "  -j, --threads N          serving threads (default 4)\n"
 "  -r, --ready-fd FD        write one byte to FD once attached, then close it\n"
 "  -p, --pidfile FILE       write the process id to FILE once attached\n"
@@ -291,7 +291,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 	}
 	if (!d->dm_name)
 		d->dm_name = d->channel;
-	d->read_ahead = RA_MAX;
+	d->read_ahead = RA_DEFAULT;
 	if (read_ahead && (blobcr_parse_u64(read_ahead, &d->read_ahead) ||
 			   d->read_ahead > RA_LIMIT)) {
 		fprintf(stderr, "blobcrd: --read-ahead must be 0..%d extents\n",

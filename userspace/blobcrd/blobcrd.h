@@ -25,7 +25,7 @@
 
 /* Sequential read-ahead (readahead.c): window from RA_MIN to ra.max. */
 #define RA_MIN 16		/* extents: 4 MiB of 256 KiB extents */
-#define RA_MAX 128		/* default ra.max: 32 MiB of 256 KiB extents */
+#define RA_DEFAULT 0		/* off: see benchmarks.rst, issue 14 */
 #define RA_LIMIT 4096		/* largest --read-ahead */
 #define RA_STREAMS 4
 

@@ -6,8 +6,8 @@
  * read-ahead ended, continues a sequential stream: the extents after it
  * are prefetched through the target (its "prefetch" message, which skips
  * present extents and extents being fetched), a window that doubles with
- * each such miss from RA_MIN up to --read-ahead extents (RA_MAX by default;
- * 0 turns read-ahead off).  The reader then finds
+ * each such miss from RA_MIN up to --read-ahead extents (0, the default,
+ * turns read-ahead off: see Documentation/benchmarks.rst, issue 14).  The reader then finds
  * its next extents present or in flight and misses again only where the
  * window ends, which starts the next one while the current miss is served.
  * A few streams are followed at once (RA_STREAMS), the least recently
