@@ -29,8 +29,8 @@ GUEST_LIBS := $(addprefix userspace/guest/,libblobcr-guest.a \
 GUEST_HEADERS := userspace/guest/blobcr-guest.h userspace/guest/blobcr-mpi.h
 MAN_PAGES := $(patsubst Documentation/man/%.rst,$(BUILD)/man/%, \
 	$(wildcard Documentation/man/*.rst))
-UNITS := $(patsubst systemd/%.in,%,$(wildcard systemd/*.service.in))
-ENV_FILES := metad.env proxyd.env blobcrd.env
+UNITS := $(patsubst systemd/%.in,%,$(wildcard systemd/*.in))
+CONF_FILES := metad.conf proxyd.conf blobcrd.conf blobcrctl.conf
 
 .PHONY: progs man install uninstall install-module deb check-pkg \
 	clean-dist
@@ -50,7 +50,7 @@ install: progs man
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
 		$(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSCONFDIR)/blobcr \
-		$(addprefix $(DESTDIR)$(MANDIR)/man,1 3 4 8)
+		$(addprefix $(DESTDIR)$(MANDIR)/man,1 3 4 5 8)
 	install -m 755 $(SBIN_PROGS) $(DESTDIR)$(SBINDIR)/
 	install -m 755 $(BIN_PROGS) $(DESTDIR)$(BINDIR)/
 	install -m 644 $(GUEST_LIBS) $(DESTDIR)$(LIBDIR)/
@@ -62,9 +62,9 @@ install: progs man
 		sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 			systemd/$$u.in > $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
-	for f in $(ENV_FILES); do \
+	for f in $(CONF_FILES); do \
 		[ -e $(DESTDIR)$(SYSCONFDIR)/blobcr/$$f ] || \
-		install -m 644 systemd/$$f $(DESTDIR)$(SYSCONFDIR)/blobcr/ || exit 1; \
+		install -m 644 conf/$$f $(DESTDIR)$(SYSCONFDIR)/blobcr/ || exit 1; \
 	done
 	@echo 'installed; the kernel module: make install-module, or the dm-blobcr-dkms package'
 

@@ -19,6 +19,7 @@ PACKAGES="
 	libopenmpi-dev libmpich-dev mpich
 	python3-docutils groff-base man-db systemd strace debhelper dh-dkms dkms
 	lintian
+	libsystemd-dev libjson-c-dev
 "
 
 missing=""

@@ -22,11 +22,13 @@
 #include <nanomsg/nn.h>
 
 #include "blobcr.h"
+#include "blobcr_conf.h"
 #include "blobcr_host.h"
 #include "blobcr_util.h"
 #include "deploy.h"
 #include "job.h"
 #include "keys.h"
+#include "metrics.h"
 #include "send.h"
 #include "vm.h"
 
@@ -106,8 +108,9 @@ static int connect_ctl(struct ctl *ctl)
 	int err;
 
 	if (!ctl->meta) {
-		fprintf(stderr, "blobcrctl: no version manager: give --meta ADDR "
-				"or set BLOBCR_META\n");
+		fprintf(stderr, "blobcrctl: no version manager: give --meta ADDR, "
+				"set BLOBCR_META or 'meta' in blobcrctl.conf "
+				"(blobcr.conf(5))\n");
 		return EXIT_USAGE;
 	}
 	if (dom && *dom && !blobcr_valid_name(dom, BLOBCR_DOMAIN_MAX)) {
@@ -595,8 +598,9 @@ static int cmd_node_remove(struct ctl *ctl, int argc, char **argv)
  * --meta needed) and let @show decode and print its reply.  @what names
  * the request in an error.
  */
-static int node_request(struct ctl *ctl, const char *addr, uint8_t op,
-			const char *what, int (*show)(struct blobcr_dec *d))
+/* Send @op to the node at @addr, hand its reply to @show; 0 or -errno. */
+static int node_call(struct ctl *ctl, const char *addr, uint8_t op,
+		     int (*show)(struct blobcr_dec *d, void *arg), void *arg)
 {
 	struct blobcr_key *key;
 	struct blobcr_peer peer;
@@ -606,7 +610,7 @@ static int node_request(struct ctl *ctl, const char *addr, uint8_t op,
 	int err = blobcr_key_load(ctl->key_file, &key);
 
 	if (err)
-		return fail(err, what, addr);
+		return err;
 	err = blobcr_peer_open(&peer, addr, key, BLOBCR_ROLE_NODE, ctl->timeout_ms);
 	peer.flags = ctl->encrypt ? BLOBCR_SESS_ENCRYPT : 0;
 	if (!err)
@@ -616,26 +620,32 @@ static int node_request(struct ctl *ctl, const char *addr, uint8_t op,
 		blobcr_enc_free(&e);
 	}
 	if (!err)
-		err = show(&d);
+		err = show(&d, arg);
 	if (msg)
 		nn_freemsg(msg);
 	blobcr_peer_close(&peer);
 	blobcr_key_free(key);
+	return err;
+}
+
+static int node_request(struct ctl *ctl, const char *addr, uint8_t op,
+			const char *what,
+			int (*show)(struct blobcr_dec *d, void *arg), void *arg)
+{
+	int err = node_call(ctl, addr, op, show, arg);
+
 	return err ? fail(err, what, addr) : 0;
 }
 
 /* Prints each counter as it comes: what a short reply holds still shows. */
-static int show_stat(struct blobcr_dec *d)
+static int show_stat(struct blobcr_dec *d, void *arg)
 {
-	static const char *const names[] = { "chunks", "live_bytes", "used_bytes",
-		"capacity", "segments_open", "corrupt", "requests", "malformed",
-		"scrubbed", "scrub_passes", "manifests", "manifest_bytes" };
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	(void)arg;
+	for (size_t i = 0; i < NODE_STATS; i++) {
 		uint64_t v = blobcr_dec_u64(d);
 
 		if (!d->err)
-			printf("%s=%" PRIu64 "\n", names[i], v);
+			printf("%s=%" PRIu64 "\n", node_stat_names[i], v);
 	}
 	return blobcr_dec_end(d);
 }
@@ -644,11 +654,53 @@ static int cmd_node_stat(struct ctl *ctl, int argc, char **argv)
 {
 	(void)argc;
 	return node_request(ctl, argv[1], BLOBCR_OP_STAT, "stat of node",
-			    show_stat);
+			    show_stat, NULL);
 }
 
-static int show_compact(struct blobcr_dec *d)
+static int collect_stat(struct blobcr_dec *d, void *vals)
 {
+	for (size_t i = 0; i < NODE_STATS; i++)
+		((uint64_t *)vals)[i] = blobcr_dec_u64(d);
+	return blobcr_dec_end(d);
+}
+
+/* A node's STAT for metrics: silent, the metrics say it did not answer. */
+static int node_stat(const char *addr, uint64_t vals[NODE_STATS], void *ctl)
+{
+	return node_call(ctl, addr, BLOBCR_OP_STAT, collect_stat, vals);
+}
+
+static int cmd_metrics(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "textfile", required_argument, NULL, 'T' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir = NULL;
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (c != 'T')
+			return EXIT_USAGE;
+		dir = optarg;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "blobcrctl: metrics [--textfile DIR]\n");
+		return EXIT_USAGE;
+	}
+	if (dir && access(dir, W_OK)) {
+		fprintf(stderr, "blobcrctl: metrics --textfile %s: %s\n", dir,
+			strerror(errno));
+		return EXIT_FAIL;
+	}
+	err = dir ? metrics_textfile(ctl->c, dir, node_stat, ctl) :
+		    metrics_write(ctl->c, stdout, node_stat, ctl);
+	return err ? fail(err, "metrics of the repository at", ctl->meta) : 0;
+}
+
+static int show_compact(struct blobcr_dec *d, void *arg)
+{
+	(void)arg;
 	uint64_t freed = blobcr_dec_u64(d);
 	int err = blobcr_dec_end(d);
 
@@ -661,7 +713,7 @@ static int cmd_node_compact(struct ctl *ctl, int argc, char **argv)
 {
 	(void)argc;
 	return node_request(ctl, argv[1], BLOBCR_OP_COMPACT,
-			    "compaction of node", show_compact);
+			    "compaction of node", show_compact, NULL);
 }
 
 static int cmd_group_publish(struct ctl *ctl, int argc, char **argv)
@@ -843,10 +895,11 @@ static const struct verb verbs[] = {
 	  "start the device's blobcrd again (after it died or hung), with the\n"
 	  "arguments deploy gave it; requests the old one left are served",
 	  cmd_reattach, 1, 1 },
-	{ NULL, "status", "[DMNAME]",
+	{ NULL, "status", "[--json] [DMNAME]",
 	  "state of one or every blobcr device: mode, present/total extents,\n"
-	  "dirty, fetches queued+in flight, commits, last version, helpers",
-	  cmd_status, 0, 1 },
+	  "dirty, fetches queued+in flight, commits, last version, helpers;\n"
+	  "--json: a JSON array of one object per device, for scripts",
+	  cmd_status, 0, 2 },
 	{ "image", "import", "[--extent-size BYTES] NAME FILE",
 	  "create image NAME from FILE as version 1 (zero extents become holes,\n"
 	  "identical extents are stored once).  --extent-size: a power of two\n"
@@ -928,6 +981,13 @@ static const struct verb verbs[] = {
 	  "grace period); commits in flight keep theirs (spared); prints\n"
 	  "deleted= kept= deferred= trimmed= strays= spared=",
 	  cmd_gc, 0, 0 },
+	{ NULL, "metrics", "[--textfile DIR]",
+	  "the repository's health in the Prometheus text format: nodes live\n"
+	  "and dead, chunks short of replicas, and per node its chunks, bytes,\n"
+	  "heartbeat age, corrupt chunks found, scrub progress and requests.\n"
+	  "--textfile: atomically replace DIR/blobcr.prom instead (node_exporter's\n"
+	  "textfile collector; run it from a timer)",
+	  cmd_metrics, 0, 2 },
 	{ "node", "list", "", "list the storage nodes", cmd_node_list, 0, 0 },
 	{ "node", "repair", "",
 	  "re-replicate chunks that have fewer than R live replicas in distinct\n"
@@ -991,6 +1051,31 @@ static void verb_usage(FILE *f, const struct verb *v)
 		v->help);
 }
 
+/* The verbs of @group (image, node, key, ...), each with its help; or false. */
+static bool group_usage(FILE *f, const char *group)
+{
+	bool found = false;
+
+	for (size_t i = 0; i < NVERBS; i++) {
+		const struct verb *v = &verbs[i];
+
+		if (!v->group || strcmp(v->group, group))
+			continue;
+		if (!found)
+			fprintf(f, "Usage: blobcrctl [global options] %s VERB [args]\n"
+				   "%s VERB --help for one verb's help.\n\n", group, group);
+		fprintf(f, "%s %s %s\n  ", v->group, v->name, v->args);
+		for (const char *p = v->help; *p; p++)
+			if (*p == '\n')
+				fputs("\n  ", f);
+			else
+				fputc(*p, f);
+		fputs("\n\n", f);
+		found = true;
+	}
+	return found;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -1004,7 +1089,12 @@ static void usage(FILE *f)
 		"                      $BLOBCR_ENCRYPT=1)\n"
 		"  -t, --timeout MS    per-request timeout (default 10000)\n"
 		"  -q, --quiet         no progress bar, no summary lines\n"
-		"  -h, --help          this help; VERB --help for a verb's\n\nVerbs:\n");
+		"      --config FILE   settings, one OPTION = VALUE a line\n"
+		"                      (blobcr.conf(5); default\n"
+		"                      /etc/blobcr/blobcrctl.conf): options given\n"
+		"                      here override them\n"
+		"  -h, --help          this help; VERB --help for a verb's, GROUP\n"
+		"                      --help for a group's (image, node, ...)\n\nVerbs:\n");
 	for (size_t i = 0; i < NVERBS; i++)
 		fprintf(f, "  %s%s%-10s %s\n", verbs[i].group ? verbs[i].group : "",
 			verbs[i].group ? " " : "", verbs[i].name, verbs[i].args);
@@ -1031,7 +1121,8 @@ static const struct verb *find_verb(int argc, char **argv, int *used)
 	return NULL;
 }
 
-static int parse_global(int argc, char **argv, struct ctl *ctl)
+/* The global options, after the settings of blobcrctl.conf. */
+static int parse_global(int *argc, char ***argv, struct ctl *ctl)
 {
 	static const struct option opts[] = {
 		{ "meta", required_argument, NULL, 'm' },
@@ -1039,14 +1130,22 @@ static int parse_global(int argc, char **argv, struct ctl *ctl)
 		{ "encrypt", no_argument, NULL, 'e' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "config", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
+	};
+	static const struct blobcr_conf_env env[] = {
+		{ "meta", "BLOBCR_META" }, { "key", "BLOBCR_KEY" },
+		{ "encrypt", "BLOBCR_ENCRYPT" }, { NULL, NULL },
 	};
 	uint64_t v;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+m:k:et:qh", opts, NULL)) != -1) {
+	if (blobcr_conf_args("blobcrctl", opts, env, argc, argv))
+		return -EINVAL;
+	while ((c = getopt_long(*argc, *argv, "+m:k:et:qh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'F': break; /* read by blobcr_conf_args() */
 		case 'm': ctl->meta = optarg; break;
 		case 'k': ctl->key_file = optarg; break;
 		case 'e': ctl->encrypt = 1; break;
@@ -1054,7 +1153,7 @@ static int parse_global(int argc, char **argv, struct ctl *ctl)
 		case 'h': usage(stdout); exit(0);
 		case 't':
 			if (blobcr_parse_u64(optarg, &v) || !v || v > 3600000) {
-				fprintf(stderr, "blobcrctl: bad --timeout\n");
+				blobcr_conf_bad(opts, c, NULL);
 				return -EINVAL;
 			}
 			ctl->timeout_ms = (int)v;
@@ -1105,12 +1204,21 @@ int main(int argc, char **argv)
 
 	blobcr_log_init("blobcrctl", BLOBCR_LOG_WARN);
 	blobcr_heap_for_big_buffers();
-	if (parse_global(argc, argv, &ctl))
+	if (parse_global(&argc, &argv, &ctl))
 		return EXIT_USAGE;
 	settle_key(&ctl, key_path);
 	argc -= optind;
 	argv += optind;
 	v = find_verb(argc, argv, &used);
+	/* A group without one of its verbs: the group's verbs. */
+	if (!v && argc && wants_help(argc, argv) && group_usage(stdout, argv[0]))
+		return 0;
+	if (!v && argc && group_usage(stderr, argv[0])) {
+		if (argc > 1)
+			fprintf(stderr, "blobcrctl: %s has no verb '%s'\n", argv[0],
+				argv[1]);
+		return EXIT_USAGE;
+	}
 	if (!v) {
 		if (argc)
 			fprintf(stderr, "blobcrctl: unknown verb '%s%s%s'\n", argv[0],

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <libdevmapper.h>
 #include <limits.h>
 #include <linux/fs.h>
@@ -687,8 +688,41 @@ static const char *mode_name(uint32_t mode)
 	}
 }
 
-/* The state of @name; with @quiet_other, nothing for a non-blobcr device. */
-static int show_status(const char *name, bool quiet_other)
+/* The state of @name as one JSON object, added to array @all. */
+static void json_status(json_object *all, const char *name,
+			const struct blobcr_info *in)
+{
+	const struct {
+		const char *key;
+		uint64_t v;
+	} f[] = {
+		{ "present_extents", in->nr_present },
+		{ "extents", in->nr_extents },
+		{ "dirty_extents", in->nr_dirty },
+		{ "committing_extents", in->nr_committing },
+		{ "fetches_queued", in->fetches_queued },
+		{ "fetches_inflight", in->fetches_inflight },
+		{ "commits", in->commits_done },
+		{ "last_version", in->last_version },
+		{ "helpers", in->nr_helpers },
+		{ "extent_bytes", (uint64_t)in->extent_sectors * 512 },
+	};
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "device", json_object_new_string(name));
+	json_object_object_add(o, "mode",
+			       json_object_new_string(mode_name(in->mode)));
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		json_object_object_add(o, f[i].key,
+				       json_object_new_uint64(f[i].v));
+	json_object_array_add(all, o);
+}
+
+/*
+ * The state of @name, as a line or into the JSON array @json; with
+ * @quiet_other, nothing for a non-blobcr device.
+ */
+static int show_status(const char *name, bool quiet_other, json_object *json)
 {
 	struct blobcr_info in;
 	int fd, r;
@@ -702,6 +736,10 @@ static int show_status(const char *name, bool quiet_other)
 	close(fd);
 	if (r)
 		return say(EXIT_FAIL, "%s: %s", name, strerror(-r));
+	if (json) {
+		json_status(json, name, &in);
+		return 0;
+	}
 	printf("%s: mode=%s present=%llu/%llu dirty=%llu committing=%llu fetches=%u+%u commits=%llu last_version=%llu helpers=%u extent=%uKiB\n",
 	       name, mode_name(in.mode), (unsigned long long)in.nr_present,
 	       (unsigned long long)in.nr_extents, (unsigned long long)in.nr_dirty,
@@ -712,17 +750,14 @@ static int show_status(const char *name, bool quiet_other)
 	return 0;
 }
 
-int deploy_cmd_status(int argc, char **argv)
+/* Every blobcr device's state (into @json if not NULL). */
+static int show_all(json_object *json)
 {
 	struct dm_task *dmt;
 	struct dm_names *names;
 	int r = 0;
 	unsigned int next = 0;
 
-	if (argc > 2)
-		return say(EXIT_USAGE, "status takes at most one DMNAME");
-	if (argc == 2)
-		return show_status(argv[1], false);
 	/* Every blobcr device. */
 	dm_log_with_errno_init(dm_quiet);
 	dmt = dm_task_create(DM_DEVICE_LIST);
@@ -734,11 +769,38 @@ int deploy_cmd_status(int argc, char **argv)
 	if (names->dev) {
 		do {
 			names = (struct dm_names *)((char *)names + next);
-			if (show_status(names->name, true))
+			if (show_status(names->name, true, json))
 				r = EXIT_FAIL;
 			next = names->next;
 		} while (next);
 	}
 	dm_task_destroy(dmt);
+	return r;
+}
+
+int deploy_cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_object *json = NULL;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (c != 'j')
+			return EXIT_USAGE;
+		json = json_object_new_array();
+		if (!json)
+			return say(EXIT_FAIL, "out of memory");
+	}
+	if (argc - optind > 1)
+		return say(EXIT_USAGE, "status takes at most one DMNAME");
+	r = argc - optind == 1 ? show_status(argv[optind], false, json) :
+				 show_all(json);
+	if (json && !r)
+		puts(json_object_to_json_string_ext(json, JSON_C_TO_STRING_PRETTY |
+						    JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(json);
 	return r;
 }

@@ -5,8 +5,11 @@
 #  - export of a 1 GiB image (R=1) vs a plain TCP stream of the same bytes
 #    between the same two endpoints (socat), both into /dev/null;
 #  - import of the same image at R=1 and at R=2;
-#  - a batched lookup of 4096 extents and a publish of 4096 changed extents;
-#  - a gc deleting every chunk of the R=1 image, against that import.
+#  - a batched lookup of 4096 extents and a publish of 4096 changed extents,
+#    each against the same request for one extent (its fixed cost);
+#  - a gc deleting every chunk of the R=1 image, against that import;
+#  - a publish of 1,000,000 changed extents (staged in parts), against the
+#    publish of 4096 per extent.
 # Usage: bench/repo/run.sh [SIZE_MIB]   (from the top of the tree, after make)
 set -eu
 TOP=$(pwd)
@@ -58,12 +61,21 @@ sync
 
 # Lookup and publish timings on the 1 GiB image (4096 extents of 256 KiB).
 lookup=$("$WORK/repobench" "$META" r1 lookup)
+lookup1=$("$WORK/repobench" "$META" r1 lookup 1)
 pub=$("$WORK/repobench" "$META" r1 publish)
+pub1=$("$WORK/repobench" "$META" r1 publish 1)
+median() { sed -n 's/.*median \([0-9.]*\) ms.*/\1/p' <<<"$1"; }
 
 # gc of the whole image: its chunks deleted on the node, one index
 # transaction per DELETE of 4096 ids.
 "$CTL" image delete r1
 t_gc=$(secs "$CTL" -t 600000 gc)
+
+# A million changed extents of 4 KiB in one version (16 distinct chunks
+# uploaded, the publish staged in parts and applied in one transaction).
+"$TOP/tests/repo/bigcommit" "$META" big 1000000 >"$WORK/big.out"
+t_big=$(sed -n 's/^publish_ms=//p' "$WORK/big.out")
+grep -q FAIL "$WORK/big.out" && { echo "bigcommit failed its checks" >&2; exit 1; }
 
 # R=2: a fresh metad told to keep two copies, two fresh nodes.
 kill -TERM "$METAD_PID" "${NODE_PID[1]}"; wait "$METAD_PID" "${NODE_PID[1]}" || true
@@ -81,8 +93,12 @@ printf '%-44s %8.2f s (socat receiver: %.2f s)\n' "export R=1 CPU of the client"
 printf '%-44s %8.2f s %8s MiB/s\n' "export R=1 to a file (verified)" "$t_exp1f" "$(rate "$t_exp1f")"
 printf '%-44s %8.2f s %8s MiB/s\n' "import R=1" "$t_imp1" "$(rate "$t_imp1")"
 printf '%-44s %8.2f s %8s MiB/s\n' "import R=2" "$t_imp2" "$(rate "$t_imp2")"
-echo "$lookup"
-echo "$pub"
+echo "$lookup  (1 extent: $(median "$lookup1") ms, ratio $(echo "scale=1; $(median "$lookup") / $(median "$lookup1")" | bc -l))"
+echo "$pub  (1 extent: $(median "$pub1") ms, ratio $(echo "scale=1; $(median "$pub") / $(median "$pub1")" | bc -l))"
+printf '%-44s %8.0f ms %8.2f us an extent  ratio to the 4096 publish %.2f\n' \
+	"publish of 1,000,000 changed extents" "$t_big" \
+	"$(echo "$t_big * 1000 / 1000000" | bc -l)" \
+	"$(echo "($t_big / 1000000) / ($(median "$pub") / 4096)" | bc -l)"
 printf '%-44s %8.2f s %8.3f ms a chunk  ratio to import R=1 %.3f\n' \
 	"gc of the R=1 image ($((MIB * 4)) chunks)" "$t_gc" \
 	"$(echo "$t_gc * 1000 / ($MIB * 4)" | bc -l)" "$(echo "$t_gc / $t_imp1" | bc -l)"

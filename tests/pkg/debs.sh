@@ -37,12 +37,13 @@ contents() {
 }
 contents blobcr-host usr/sbin/blobcrctl usr/sbin/blobcrd usr/sbin/blobcr-proxyd \
 	lib/systemd/system/blobcr-proxyd.service lib/systemd/system/blobcrd@.service \
-	etc/blobcr/proxyd.env etc/blobcr/blobcrd.env \
+	lib/systemd/system/blobcr-metrics.service lib/systemd/system/blobcr-metrics.timer \
+	etc/blobcr/proxyd.conf etc/blobcr/blobcrd.conf etc/blobcr/blobcrctl.conf \
 	usr/share/man/man8/blobcrctl.8.gz usr/share/man/man8/blobcrd.8.gz \
 	usr/share/man/man8/blobcr-proxyd.8.gz
 contents blobcr-repository usr/sbin/blobcr-metad usr/sbin/blobcr-noded \
 	lib/systemd/system/blobcr-metad.service \
-	lib/systemd/system/blobcr-noded@.service etc/blobcr/metad.env \
+	lib/systemd/system/blobcr-noded@.service etc/blobcr/metad.conf \
 	usr/share/man/man8/blobcr-metad.8.gz usr/share/man/man8/blobcr-noded.8.gz
 contents blobcr-guest usr/bin/blobcr-checkpoint \
 	usr/share/man/man1/blobcr-checkpoint.1.gz
@@ -52,6 +53,7 @@ contents libblobcr-guest-dev usr/include/blobcr-guest.h usr/include/blobcr-mpi.h
 	usr/share/man/man3/blobcr-guest.3.gz \
 	"usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/libblobcr-guest.a"
 contents dm-blobcr-dkms usr/share/man/man4/dm-blobcr.4.gz
+contents blobcr-common usr/share/man/man5/blobcr.conf.5.gz
 
 # DKMS, as the package's postinst runs it, but in a tree of our own.
 dpkg-deb -x "$(ls "$dir"/dm-blobcr-dkms_*.deb)" "$WORK/root"

@@ -16,10 +16,13 @@ dirs=(PREFIX="$WORK/usr" SYSCONFDIR="$WORK/etc"
 out=$(make -s -C "$TOP" install "${dirs[@]}" 2>&1)
 tap $? "make install" "$out"
 
-expected="etc/blobcr/blobcrd.env
-etc/blobcr/metad.env
-etc/blobcr/proxyd.env
+expected="etc/blobcr/blobcrctl.conf
+etc/blobcr/blobcrd.conf
+etc/blobcr/metad.conf
+etc/blobcr/proxyd.conf
 lib/systemd/system/blobcr-metad.service
+lib/systemd/system/blobcr-metrics.service
+lib/systemd/system/blobcr-metrics.timer
 lib/systemd/system/blobcr-noded@.service
 lib/systemd/system/blobcr-proxyd.service
 lib/systemd/system/blobcrd@.service
@@ -37,6 +40,7 @@ usr/sbin/blobcrd
 usr/share/man/man1/blobcr-checkpoint.1
 usr/share/man/man3/blobcr-guest.3
 usr/share/man/man4/dm-blobcr.4
+usr/share/man/man5/blobcr.conf.5
 usr/share/man/man8/blobcr-metad.8
 usr/share/man/man8/blobcr-noded.8
 usr/share/man/man8/blobcr-proxyd.8
@@ -58,16 +62,17 @@ for m in "$WORK"/usr/share/man/man*/*; do
 done
 tap "$([ -z "$bad" ]; echo $?)" "man opens every installed page" "$bad"
 
-echo '# the operator was here' >>"$WORK/etc/blobcr/metad.env"
+echo '# the operator was here' >>"$WORK/etc/blobcr/metad.conf"
 out=$(make -s -C "$TOP" install "${dirs[@]}" 2>&1)
-tap "$(grep -q 'operator was here' "$WORK/etc/blobcr/metad.env"; echo $?)" \
+tap "$(grep -q 'operator was here' "$WORK/etc/blobcr/metad.conf"; echo $?)" \
 	"a reinstall keeps the settings" "$out"
 
 units=$WORK/lib/systemd/system
 ln -s blobcr-noded@.service "$units/blobcr-noded@store1.service"
 ln -s blobcrd@.service "$units/blobcrd@vm1.service"
 out=$(cd "$units" && systemd-analyze verify --man=no blobcr-metad.service \
-	blobcr-noded@store1.service blobcr-proxyd.service blobcrd@vm1.service 2>&1)
+	blobcr-noded@store1.service blobcr-proxyd.service blobcrd@vm1.service \
+	blobcr-metrics.service blobcr-metrics.timer 2>&1)
 rc=$?
 tap "$([ $rc = 0 ] && [ -z "$out" ]; echo $?)" "systemd-analyze verify: no complaint" "$out"
 rm "$units/blobcr-noded@store1.service" "$units/blobcrd@vm1.service"
@@ -89,16 +94,13 @@ line=$(sed -n "s/^ExecStart=\/bin\/sh -c '\(.*\)'\$/\1/p" "$units/blobcrd@.servi
 tap "$(sed 's/\$\$//g' <<<"$line" | grep -q '\$'; [ $? = 1 ]; echo $?)" \
 	"blobcrd@'s command escapes each \$ for systemd" "$line"
 script=$(sed -e 's/\$\$/$/g' -e "s/%i/$name/g" <<<"$line")
-got=$(BLOBCRD_OPTS='--verbose --threads 8' /bin/sh -c "$script" 2>&1)
+got=$(/bin/sh -c "$script" 2>&1)
 want="--meta
 tcp://10.0.2.2:7000
 --label-file
 /run/blobcr/a b.label
 --pidfile
-/run/blobcr/$name.pid
---verbose
---threads
-8"
+/run/blobcr/$name.pid"
 tap "$([ "$got" = "$want" ]; echo $?)" "blobcrd@NAME passes deploy's saved arguments" \
 	"$(diff <(echo "$want") <(echo "$got"))"
 rm -f "$args"

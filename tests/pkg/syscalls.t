@@ -97,6 +97,10 @@ def session(groups, work):
     node = "tcp://127.0.0.1:%d" % free_port()
     os.environ["BLOBCR_DOMAIN"] = "client"  # not the node's domain
     os.environ["BLOBCR_KEY"] = key(work, "admin", "admin")  # blobcrctl's
+    # Their readiness notification, as under systemd (Type=notify).
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(work + "/notify")
+    os.environ["NOTIFY_SOCKET"] = work + "/notify"
     md = traced(work + "/metad.st", [
         os.path.join(TOP, "userspace/metad/blobcr-metad"), "--listen", meta,
         "--data", work + "/meta", "--key", key(work, "metad", "metad"),

@@ -21,13 +21,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blobcr_conf.h"
+#include "blobcr_notify.h"
 #include "blobcr_util.h"
 #include "blobcrd.h"
 
 /*
  * The lease on the version the device shows: while we serve, it cannot be
  * deleted nor its chunks collected; if we die, it lapses after its term
- * ($BLOBCR_LEASE_MS, default LEASE_MS), renewed every quarter of it.
+ * (--lease-ms, default LEASE_MS), renewed every quarter of it.
  */
 #define LEASE_MS 60000
 
@@ -63,12 +65,21 @@ static const char usage_text[] =
 "  -j, --threads N          serving threads (default 4)\n"
 "  -r, --ready-fd FD        write one byte to FD once attached, then close it\n"
 "  -p, --pidfile FILE       write the process id to FILE once attached\n"
+"      --metrics-dir DIR    keep DIR/blobcrd-DMNAME.prom, the counters in\n"
+"                           the Prometheus text format, up to date (after\n"
+"                           each commit and lease renewal), for\n"
+"                           node_exporter's textfile collector\n"
+"      --lease-ms N         the lease's term, 1000 to 3600000 (default\n"
+"                           $BLOBCR_LEASE_MS, else 60000)\n"
+"      --config FILE        settings, one OPTION = VALUE a line\n"
+"                           (blobcr.conf(5); default /etc/blobcr/blobcrd.conf):\n"
+"                           options given here override them\n"
 "  -v, --verbose            log every request\n"
 "  -h, --help               this help\n"
 "\n"
 "While it serves, blobcrd holds a lease on NAME@VERSION at the version\n"
-"manager, renewed every quarter of its term ($BLOBCR_LEASE_MS, default\n"
-"60000): the version cannot be deleted meanwhile.  A clean stop releases\n"
+"manager, renewed every quarter of its term (--lease-ms): the version\n"
+"cannot be deleted meanwhile.  A clean stop releases\n"
 "it; if blobcrd dies, it lapses after its term.\n"
 "\n"
 "Kept caches: a clean stop (SIGTERM, SIGINT) saves which extents of the\n"
@@ -78,8 +89,8 @@ static const char usage_text[] =
 "and marks those that match present: it fetches nothing it still has.\n"
 "\n"
 "Stops on SIGTERM or SIGINT, or when the target is removed.  Exit status:\n"
-"0 after a clean stop, 1 on a usage error, 2 when the channel or the\n"
-"repository cannot be reached or do not match.\n";
+"0 after a clean stop, 1 when the channel or the repository cannot be\n"
+"reached or do not match, 2 on a usage error.\n";
 
 void logmsg(const struct deployment *d, const char *fmt, ...)
 {
@@ -253,19 +264,58 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		{ "read-ahead", required_argument, NULL, 'a' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "pidfile", required_argument, NULL, 'p' },
+		{ "lease-ms", required_argument, NULL, 'E' },
+		{ "metrics-dir", required_argument, NULL, 'M' },
+		{ "config", required_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
+	static const struct blobcr_conf_env env[] = {
+		{ "meta", "BLOBCR_META" }, { "key", "BLOBCR_KEY" },
+		{ "lease-ms", "BLOBCR_LEASE_MS" },
+		{ "keep-dir", "BLOBCR_KEEP_DIR" },
+		{ "read-ahead", "BLOBCR_READAHEAD" }, { NULL, NULL },
+	};
 	const char *image = NULL, *commit_to = NULL;
 	const char *read_ahead = getenv("BLOBCR_READAHEAD");
+	const char *lease_ms = getenv("BLOBCR_LEASE_MS");
+	uint64_t v;
 	int c;
 
+	if (blobcr_conf_args("blobcrd", opts, env, &argc, &argv))
+		return -EINVAL;
 	d->meta = getenv("BLOBCR_META");
 	d->keep_dir = getenv("BLOBCR_KEEP_DIR");
 	d->threads = 4;
+	d->lease_ms = LEASE_MS;
+	/* A bad $BLOBCR_LEASE_MS is an error too, not a silent default. */
+	if (lease_ms && (blobcr_parse_u64(lease_ms, &v) || v < 1000 ||
+			 v > 3600000)) {
+		fprintf(stderr, "blobcrd: bad $BLOBCR_LEASE_MS '%s': 1000 to 3600000\n",
+			lease_ms);
+		return -EINVAL;
+	}
+	if (lease_ms)
+		d->lease_ms = (uint32_t)v;
+	d->read_ahead = RA_DEFAULT;
+	if (read_ahead && (blobcr_parse_u64(read_ahead, &d->read_ahead) ||
+			   d->read_ahead > RA_LIMIT)) {
+		fprintf(stderr, "blobcrd: bad $BLOBCR_READAHEAD '%s': 0 to %d\n",
+			read_ahead, RA_LIMIT);
+		return -EINVAL;
+	}
 	while ((c = getopt_long(argc, argv, "m:k:c:d:i:C:t:j:T:L:K:a:r:p:vh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'F': break; /* read by blobcr_conf_args() */
+		case 'M': d->metrics_dir = optarg; break;
+		case 'E':
+			if (blobcr_parse_u64(optarg, &v) || v < 1000 || v > 3600000) {
+				blobcr_conf_bad(opts, c, "1000 to 3600000");
+				return -EINVAL;
+			}
+			d->lease_ms = (uint32_t)v;
+			break;
 		case 'm': d->meta = optarg; break;
 		case 'k': d->repo_opts.key_file = optarg; break;
 		case 'c': d->channel = optarg; break;
@@ -277,7 +327,16 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		case 'T': d->tag = optarg; break;
 		case 'L': d->label_file = optarg; break;
 		case 'K': d->keep_dir = optarg; break;
-		case 'a': read_ahead = optarg; break;
+		case 'a':
+			if (blobcr_parse_u64(optarg, &v) || v > RA_LIMIT) {
+				char why[32];
+
+				snprintf(why, sizeof(why), "0 to %d", RA_LIMIT);
+				blobcr_conf_bad(opts, c, why);
+				return -EINVAL;
+			}
+			d->read_ahead = v;
+			break;
 		case 'r': *ready_fd = atoi(optarg); break;
 		case 'p': *pidfile = optarg; break;
 		case 'v': d->verbose = 1; break;
@@ -291,13 +350,6 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 	}
 	if (!d->dm_name)
 		d->dm_name = d->channel;
-	d->read_ahead = RA_DEFAULT;
-	if (read_ahead && (blobcr_parse_u64(read_ahead, &d->read_ahead) ||
-			   d->read_ahead > RA_LIMIT)) {
-		fprintf(stderr, "blobcrd: --read-ahead must be 0..%d extents\n",
-			RA_LIMIT);
-		return -EINVAL;
-	}
 	if (d->threads < 1 || d->threads > 64) {
 		fprintf(stderr, "blobcrd: --threads must be 1..64\n");
 		return -EINVAL;
@@ -358,29 +410,20 @@ static void lease(struct deployment *d, uint32_t ttl_ms, int *last_err)
 	*last_err = err;
 }
 
-/* The lease's term: $BLOBCR_LEASE_MS (1 s to 1 h), else LEASE_MS. */
-static uint32_t lease_term(void)
-{
-	const char *s = getenv("BLOBCR_LEASE_MS");
-	uint64_t v;
-
-	if (s && !blobcr_parse_u64(s, &v) && v >= 1000 && v <= 3600000)
-		return (uint32_t)v;
-	return LEASE_MS;
-}
-
 /* Wait for SIGTERM/SIGINT, renewing the lease meanwhile. */
 static void wait_renewing(struct deployment *d, const sigset_t *sigs)
 {
-	uint32_t term = lease_term();
+	uint32_t term = d->lease_ms;
 	struct timespec ts = { .tv_sec = term / 4000,
 			       .tv_nsec = (long)(term / 4 % 1000) * 1000000 };
 	int last = 1;
 
 	lease(d, term, &last);
-	while (sigtimedwait(sigs, NULL, &ts) < 0)
+	while (sigtimedwait(sigs, NULL, &ts) < 0) {
 		if (errno == EAGAIN)
 			lease(d, term, &last);
+		metrics_write(d);
+	}
 	last = 1;
 	lease(d, 0, &last);
 }
@@ -436,11 +479,15 @@ static int serve(struct deployment *d, int ready_fd, const char *pidfile)
 		logmsg(d, "serving %s@%u (%llu extents of %u KiB), commits into %s, %d threads",
 		       d->image, d->version, (unsigned long long)d->info.nr_extents,
 		       d->extent_size >> 10, d->commit_image, d->threads);
+		metrics_write(d);
 		report_ready(ready_fd, pidfile);
+		blobcr_notify_ready("serving %s@%u on %s", d->image, d->version,
+				    d->dm_name);
 		if (restore.kept && !worker_init(&restore.w, d))
 			restoring = !pthread_create(&rtid, NULL, restore_main,
 						    &restore);
 		wait_renewing(d, &sigs);
+		blobcr_notify_stopping();
 	}
 	atomic_store(&d->stopping, true);
 	eventfd_write(d->stop_fd, 1);
@@ -456,6 +503,7 @@ static int serve(struct deployment *d, int ready_fd, const char *pidfile)
 	free(tids);
 	if (pidfile)
 		unlink(pidfile);
+	metrics_remove(d);
 	return err;
 }
 
@@ -467,12 +515,12 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &d, &ready_fd, &pidfile)) {
 		fputs("Try 'blobcrd --help'.\n", stderr);
-		return 1;
+		return 2;
 	}
 	d.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (d.stop_fd < 0) {
 		perror("blobcrd: eventfd");
-		return 2;
+		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/*
@@ -519,5 +567,5 @@ int main(int argc, char **argv)
 	       (unsigned long long)d.pf.requested);
 	if (d.chfd >= 0)
 		close(d.chfd);
-	return err ? 2 : 0;
+	return err ? 1 : 0;
 }

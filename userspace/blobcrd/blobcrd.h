@@ -84,6 +84,7 @@ struct deployment {
 	int threads;
 	int verbose;
 	uint64_t read_ahead;		/* --read-ahead: largest window */
+	uint32_t lease_ms;		/* the term of our lease */
 
 	int chfd;			/* attached channel, shared by workers */
 	int stop_fd;			/* eventfd: readable once we must stop */
@@ -96,14 +97,28 @@ struct deployment {
 	atomic_bool target_gone;	/* the channel reported ENODEV */
 	atomic_bool stopping;		/* workers and restore: finish up */
 
-	/* counters, for the log at exit */
+	/* counters, for the log at exit and metrics_write() */
 	atomic_uint_fast64_t misses;	/* demand FETCHes: I/O waited on them */
 	atomic_uint_fast64_t fetched_extents;
 	atomic_uint_fast64_t zero_extents;
 	atomic_uint_fast64_t fetch_failures;
 	atomic_uint_fast64_t commits;
 	atomic_uint_fast64_t map_lookups;	/* extent map pages looked up */
+	atomic_uint_fast64_t commit_failures;
+	atomic_uint_fast64_t commit_ms;	/* summed over the commits */
+	atomic_uint_fast64_t commit_extents; /* summed over the commits */
+	atomic_uint_fast64_t last_commit_ms;
+	const char *metrics_dir;	/* node_exporter's textfile directory */
 };
+
+/*
+ * metrics_write() - the counters above in the Prometheus text format,
+ * atomically replacing METRICS_DIR/blobcrd-DMNAME.prom; nothing without
+ * --metrics-dir.  Any thread may call it.
+ */
+void metrics_write(struct deployment *d);
+/* metrics_remove() - at a stop: no series of a deployment that is gone. */
+void metrics_remove(struct deployment *d);
 
 /* One serving thread, with its own repository handle and aio context. */
 struct worker {

@@ -374,18 +374,25 @@ void serve_commit(struct worker *w, const struct blobcr_request *rq)
 	if (err) {
 		logmsg(d, "commit of %llu extents failed: %s",
 		       (unsigned long long)rq->nr_extents, blobcr_strerror(err));
+		atomic_fetch_add(&d->commit_failures, 1);
 	} else {
+		uint64_t ms = blobcr_now_ms() - ct.start;
+
 		atomic_fetch_add(&d->commits, 1);
+		atomic_fetch_add(&d->commit_ms, ms);
+		atomic_fetch_add(&d->commit_extents, rq->nr_extents);
+		atomic_store(&d->last_commit_ms, ms);
 		logmsg(d, "committed %llu extents as %s@%u in %llu ms: writes held until %llu ms, read %llu ms, hash and upload %llu ms, upload rest and publish %llu ms",
 		       (unsigned long long)rq->nr_extents, d->commit_image,
 		       version,
-		       (unsigned long long)(blobcr_now_ms() - ct.start),
+		       (unsigned long long)ms,
 		       (unsigned long long)ct.first_uploaded,
 		       (unsigned long long)ct.read,
 		       (unsigned long long)ct.hash_upload,
 		       (unsigned long long)ct.publish);
 	}
 	reply(w, rq, BLOBCR_OP_COMMIT, err, 0, 0, version);
+	metrics_write(d);
 	/* After the reply: storing the recorded order is not the commit's. */
 	if (!err)
 		prefetch_save(d, w->cl);

@@ -347,6 +347,13 @@ int blobcr_gc(struct blobcr_client *c, struct blobcr_gc_stats *st);
 int blobcr_repair(struct blobcr_client *c, struct blobcr_repair_stats *st);
 
 /**
+ * blobcr_under_replicated() - count, without repairing them, the chunks
+ * blobcr_repair() would copy (fewer than R live replicas).  Return: 0 and
+ * *@n, or -errno.
+ */
+int blobcr_under_replicated(struct blobcr_client *c, uint64_t *n);
+
+/**
  * blobcr_node_drain() - with @drain, node @id serves reads but takes no
  * new copies and its copies stop counting, so that repairs move them
  * elsewhere (decommission, step one); without, it is active again.

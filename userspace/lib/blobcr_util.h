@@ -96,6 +96,11 @@ struct blobcr_server {
 	const struct blobcr_op_rule *rules;
 	size_t nrules;
 	volatile sig_atomic_t *stop; /* set by a signal handler to stop */
+	/* called once the socket is bound, before serving; may be NULL */
+	void (*ready)(struct blobcr_server *s);
+	/* test hook: the next @test_drop_replies replies to @test_drop_op go unsent */
+	uint8_t test_drop_op;
+	int test_drop_replies;
 	/* counters, updated atomically */
 	uint64_t requests;
 	uint64_t malformed;
@@ -107,7 +112,7 @@ struct blobcr_server {
 
 /**
  * blobcr_server_run() - bind a raw REP socket at @s->addr and serve it with
- * @s->threads workers until *@s->stop.  Malformed frames get an error reply
+ * @s->threads workers until *@s->stop; @s->ready is called in between.  Malformed frames get an error reply
  * (-EBADMSG, -EPROTO, -EMSGSIZE, -EOPNOTSUPP) and are counted; requests
  * without a valid session, or whose opcode the sender's role may not send,
  * are refused (-ENOKEY, -EKEYEXPIRED, -EKEYREJECTED, -EACCES) with a
@@ -173,6 +178,12 @@ int blobcr_peer_open(struct blobcr_peer *p, const char *addr,
  */
 int blobcr_peer_call(struct blobcr_peer *p, uint8_t op, struct blobcr_enc *e,
 		     void **msg, struct blobcr_dec *d);
+
+/**
+ * blobcr_peer_set_timeout() - wait @timeout_ms for the replies from now on
+ * (a socket made again later gets it too).  Return: 0 or -errno.
+ */
+int blobcr_peer_set_timeout(struct blobcr_peer *p, int timeout_ms);
 
 /** blobcr_peer_close() - close the socket; the session is forgotten. */
 void blobcr_peer_close(struct blobcr_peer *p);

@@ -10,6 +10,7 @@
  * in one transaction either way.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -482,6 +483,32 @@ static int call_for(struct blobcr_changeset *cm, uint8_t op,
 }
 
 /*
+ * A publish or a staged commit is answered once metad has applied every
+ * entry in its transaction and written the manifest: the client's wait
+ * grows by a second for each 10,000 entries (a million: 100 s), so that a
+ * big version is not given up while metad is still at it.
+ */
+#define ENTRIES_PER_EXTRA_S 10000
+
+static int call_applying(struct blobcr_changeset *cm, uint8_t op,
+			 struct blobcr_enc *e, uint32_t *version)
+{
+	struct blobcr_peer *meta = &cm->c->meta;
+	int base = meta->timeout_ms, err;
+	uint64_t extra = cm->nents / ENTRIES_PER_EXTRA_S * 1000;
+
+	if (extra > INT_MAX - (uint64_t)base)
+		extra = INT_MAX - (uint64_t)base;
+	err = blobcr_peer_set_timeout(meta, base + (int)extra);
+	if (!err)
+		err = call_for(cm, op, e, NULL, version);
+	else
+		blobcr_enc_free(e);
+	blobcr_peer_set_timeout(meta, base);
+	return err;
+}
+
+/*
  * A version too big for one request is staged at metad: BEGIN, its
  * entries in parts, then COMMIT applies them all in one transaction.
  */
@@ -509,7 +536,7 @@ static int publish_staged(struct blobcr_changeset *cm, const char *label,
 	}
 	if (!err && !(err = blobcr_enc_init(&e, 16))) {
 		blobcr_enc_u64(&e, stage);
-		err = call_for(cm, BLOBCR_OP_PUBLISH_COMMIT, &e, NULL, version);
+		err = call_applying(cm, BLOBCR_OP_PUBLISH_COMMIT, &e, version);
 	}
 	/* A part refused drops the stage at metad; else free it now. */
 	if (err && stage && err != -ENOENT && !blobcr_enc_init(&e, 16)) {
@@ -532,7 +559,7 @@ static int publish_once(struct blobcr_changeset *cm, const char *label,
 		return err;
 	enc_version_header(&e, cm, label);
 	enc_entries(&e, cm->ents, cm->nents);
-	return call_for(cm, BLOBCR_OP_PUBLISH, &e, NULL, version);
+	return call_applying(cm, BLOBCR_OP_PUBLISH, &e, version);
 }
 
 int blobcr_commit_publish(struct blobcr_changeset *cm, const char *label,

@@ -333,14 +333,18 @@ static int repair_batch(struct blobcr_client *c, struct urep *u, size_t n,
 	return err;
 }
 
-int blobcr_repair(struct blobcr_client *c, struct blobcr_repair_stats *stp)
+/*
+ * Call @fn on each batch of the chunks with fewer than R live replicas, in
+ * id order, with @u room for REPAIR_BATCH of them.
+ */
+static int walk_under_replicated(struct blobcr_client *c, struct urep *u,
+				 int (*fn)(struct blobcr_client *c,
+					   struct urep *u, size_t n, void *arg),
+				 void *arg)
 {
-	struct blobcr_repair_stats st = { 0 };
-	struct urep *u = calloc(REPAIR_BATCH, sizeof(*u));
-	uint8_t *buf = malloc((size_t)REPAIR_BATCH * BLOBCR_MAX_EXTENT);
 	uint8_t after[BLOBCR_ID_SIZE];
 	bool has_after = false, more = true;
-	int err = u && buf ? client_refresh_nodes(c) : -ENOMEM;
+	int err = 0;
 
 	while (!err && more) {
 		size_t n = 0;
@@ -349,16 +353,61 @@ int blobcr_repair(struct blobcr_client *c, struct blobcr_repair_stats *stp)
 				       &n, &more);
 		if (err || !n)
 			break;
-		st.under_replicated += n;
 		memcpy(after, u[n - 1].loc.id, BLOBCR_ID_SIZE);
 		has_after = true;
-		err = repair_batch(c, u, n, buf, &st);
+		err = fn(c, u, n, arg);
 	}
+	return err;
+}
+
+static int count_batch(struct blobcr_client *c, struct urep *u, size_t n,
+		       void *count)
+{
+	(void)c, (void)u;
+	*(uint64_t *)count += n;
+	return 0;
+}
+
+int blobcr_under_replicated(struct blobcr_client *c, uint64_t *count)
+{
+	struct urep *u = calloc(REPAIR_BATCH, sizeof(*u));
+	int err = u ? 0 : -ENOMEM;
+
+	*count = 0;
+	if (!err)
+		err = walk_under_replicated(c, u, count_batch, count);
 	free(u);
-	free(buf);
+	return err;
+}
+
+struct repair_walk {
+	uint8_t *buf;
+	struct blobcr_repair_stats st;
+};
+
+static int repair_walked(struct blobcr_client *c, struct urep *u, size_t n,
+			 void *arg)
+{
+	struct repair_walk *w = arg;
+
+	w->st.under_replicated += n;
+	return repair_batch(c, u, n, w->buf, &w->st);
+}
+
+int blobcr_repair(struct blobcr_client *c, struct blobcr_repair_stats *stp)
+{
+	struct repair_walk w = {
+		.buf = malloc((size_t)REPAIR_BATCH * BLOBCR_MAX_EXTENT) };
+	struct urep *u = calloc(REPAIR_BATCH, sizeof(*u));
+	int err = u && w.buf ? client_refresh_nodes(c) : -ENOMEM;
+
+	if (!err)
+		err = walk_under_replicated(c, u, repair_walked, &w);
+	free(u);
+	free(w.buf);
 	if (stp)
-		*stp = st;
-	if (!err && st.failed)
+		*stp = w.st;
+	if (!err && w.st.failed)
 		err = -EHOSTDOWN;
 	return err;
 }

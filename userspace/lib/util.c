@@ -330,6 +330,16 @@ int blobcr_peer_open(struct blobcr_peer *p, const char *addr,
 	return p->sock < 0 ? p->sock : 0;
 }
 
+int blobcr_peer_set_timeout(struct blobcr_peer *p, int timeout_ms)
+{
+	p->timeout_ms = timeout_ms;
+	if (p->sock >= 0 &&
+	    nn_setsockopt(p->sock, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms,
+			  sizeof(timeout_ms)) < 0)
+		return -nn_errno();
+	return 0;
+}
+
 void blobcr_peer_close(struct blobcr_peer *p)
 {
 	if (p->sock >= 0)
@@ -350,9 +360,9 @@ static void peer_reopen(struct blobcr_peer *p)
 	}
 }
 
-/* Send the frame in @e, receive the reply into *@buf. */
+/* Send the frame in @e, receive the reply into *@buf within @wait_ms. */
 static int peer_exchange(struct blobcr_peer *p, const struct blobcr_enc *e,
-			 void **buf, size_t *len)
+			 void **buf, size_t *len, int wait_ms)
 {
 	int n;
 
@@ -361,7 +371,9 @@ static int peer_exchange(struct blobcr_peer *p, const struct blobcr_enc *e,
 		peer_reopen(p);
 	if (p->sock < 0)
 		return -ENOTCONN;
-	if (nn_send(p->sock, e->buf, e->len, 0) < 0 ||
+	if (nn_setsockopt(p->sock, NN_SOL_SOCKET, NN_RCVTIMEO, &wait_ms,
+			  sizeof(wait_ms)) < 0 ||
+	    nn_send(p->sock, e->buf, e->len, 0) < 0 ||
 	    (n = nn_recv(p->sock, buf, NN_MSG, 0)) < 0) {
 		int err = nn_err();
 
@@ -372,8 +384,8 @@ static int peer_exchange(struct blobcr_peer *p, const struct blobcr_enc *e,
 	return 0;
 }
 
-/* Open a session: one AUTH round trip. */
-static int peer_hello(struct blobcr_peer *p)
+/* Open a session: one AUTH round trip, answered within @wait_ms. */
+static int peer_hello(struct blobcr_peer *p, int wait_ms)
 {
 	struct blobcr_hdr h = { .opcode = BLOBCR_OP_AUTH,
 				.req_id = blobcr_next_req_id() };
@@ -389,7 +401,7 @@ static int peer_hello(struct blobcr_peer *p)
 	if (!err)
 		err = blobcr_enc_finish(&e, &h);
 	if (!err)
-		err = peer_exchange(p, &e, &buf, &len);
+		err = peer_exchange(p, &e, &buf, &len, wait_ms);
 	blobcr_enc_free(&e);
 	if (err)
 		goto out;
@@ -406,10 +418,75 @@ out:
 	return err;
 }
 
+/*
+ * A reply that does not come was not always refused: a request or its reply
+ * can be lost with the connection that carried it.  Requests that change
+ * nothing (or, like CHUNK_LOCATE, nothing twice) are asked again on a new
+ * connection after ASK_AGAIN_MS, then twice as long, within the caller's
+ * timeout; any other keeps the whole timeout, as a second PUBLISH could
+ * publish twice.
+ */
+#define ASK_AGAIN_MS 2500
+
+static bool may_ask_again(uint8_t op)
+{
+	switch (op) {
+	case BLOBCR_OP_PING:
+	case BLOBCR_OP_AUTH:
+	case BLOBCR_OP_STAT:
+	case BLOBCR_OP_HAS:
+	case BLOBCR_OP_INVENTORY:
+	case BLOBCR_OP_ROOT_LIST:
+	case BLOBCR_OP_MANIFEST_GET:
+	case BLOBCR_OP_NODE_LIST:
+	case BLOBCR_OP_IMAGE_LIST:
+	case BLOBCR_OP_IMAGE_INFO:
+	case BLOBCR_OP_VERSION_LIST:
+	case BLOBCR_OP_LOOKUP:
+	case BLOBCR_OP_CHUNK_LOCATE:
+	case BLOBCR_OP_GROUP_LIST:
+	case BLOBCR_OP_ACCESS_GET:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* How long to wait for @op's reply this time. */
+static int attempt_ms(uint8_t op, uint64_t give_up, int again_ms)
+{
+	uint64_t now = blobcr_now_ms();
+	int left = give_up > now ? (int)(give_up - now) : 1;
+
+	return may_ask_again(op) && again_ms < left ? again_ms : left;
+}
+
+/* After no reply to @op in @waited ms: whether to ask again, and log it. */
+static bool ask_again(const struct blobcr_peer *p, uint8_t op, int waited,
+		      uint64_t give_up, int *again_ms)
+{
+	if (!may_ask_again(op) || blobcr_now_ms() + 100 >= give_up)
+		return false;
+	log_warn("%s to %s: no reply in %d ms: asking again on a new connection",
+		 blobcr_op_name(op), p->addr, waited);
+	*again_ms *= 2;
+	return true;
+}
+
+/* Say which request went unanswered, and where: "timed out" alone does not. */
+static int peer_failed(const struct blobcr_peer *p, uint8_t op, int err)
+{
+	if (err == -ETIMEDOUT)
+		log_warn("%s to %s: no reply in %d ms", blobcr_op_name(op),
+			 p->addr, p->timeout_ms);
+	return err;
+}
+
 int blobcr_peer_call(struct blobcr_peer *p, uint8_t op, struct blobcr_enc *e,
 		     void **msg, struct blobcr_dec *d)
 {
 	uint64_t give_up = blobcr_now_ms() + (uint64_t)p->timeout_ms;
+	int again_ms = ASK_AGAIN_MS;
 	bool rekeyed = false;
 	int err;
 
@@ -422,14 +499,28 @@ int blobcr_peer_call(struct blobcr_peer *p, uint8_t op, struct blobcr_enc *e,
 		uint64_t seq;
 		size_t len;
 		void *buf;
+		int wait;
 
-		if (!p->sess.sid && (err = peer_hello(p)))
-			return err;
+		if (!p->sess.sid) {
+			wait = attempt_ms(BLOBCR_OP_AUTH, give_up, again_ms);
+			err = peer_hello(p, wait);
+			if (err == -ETIMEDOUT &&
+			    ask_again(p, BLOBCR_OP_AUTH, wait, give_up, &again_ms))
+				continue;
+			if (err)
+				return peer_failed(p, BLOBCR_OP_AUTH, err);
+		}
 		err = blobcr_seal_request(&p->sess, e, &h, &seq);
-		if (!err)
-			err = peer_exchange(p, e, &buf, &len);
 		if (err)
 			return err;
+		wait = attempt_ms(op, give_up, again_ms);
+		err = peer_exchange(p, e, &buf, &len, wait);
+		if (err == -ETIMEDOUT && ask_again(p, op, wait, give_up, &again_ms)) {
+			blobcr_unseal(&p->sess, e);
+			continue;
+		}
+		if (err)
+			return peer_failed(p, op, err);
 		err = blobcr_check_reply(&p->sess, seq, buf, len, op, h.req_id, d);
 		if (err == -EKEYEXPIRED && !rekeyed) {
 			/* The server lost our session (a restart): a new one. */
@@ -476,6 +567,7 @@ struct request {
 	bool authenticated; /* who is valid: the reply is sealed for it */
 	struct blobcr_principal who;
 	struct request *next; /* heavy queue */
+	uint64_t arrived; /* ms, when received */
 };
 
 /* Heavy requests wait here for the heavy workers, within bounds. */
@@ -658,13 +750,25 @@ static int admit(struct blobcr_server *s, struct request *rq,
 	return 0;
 }
 
+/* A request handled this long is logged: its client may have given up. */
+#define SLOW_REQUEST_MS 2000
+
 static int handle(struct blobcr_server *s, struct request *rq,
 		  struct blobcr_enc *reply)
 {
+	uint64_t t0 = blobcr_now_ms(), now;
 	struct blobcr_dec d;
+	int status;
 
 	blobcr_dec_init(&d, rq->payload, rq->h.payload_len);
-	return s->handler(s->ctx, &rq->h, &d, reply);
+	status = s->handler(s->ctx, &rq->h, &d, reply);
+	now = blobcr_now_ms();
+	if (now - rq->arrived >= SLOW_REQUEST_MS)
+		log_warn("slow request: %s from %s: %" PRIu64 " ms queued, %"
+			 PRIu64 " ms handled (status %d)",
+			 blobcr_op_name(rq->h.opcode), rq->who.name,
+			 t0 - rq->arrived, now - t0, status);
+	return status;
 }
 
 static void request_free(struct request *rq)
@@ -672,6 +776,20 @@ static void request_free(struct request *rq)
 	nn_freemsg(rq->body);
 	OPENSSL_cleanse(&rq->who, sizeof(rq->who));
 	free(rq);
+}
+
+/*
+ * Test hook: lose this reply, as a connection that breaks after the request
+ * does (the client must not wait forever, and asks again if it may).
+ */
+static bool test_drop_reply(struct blobcr_server *s, const struct request *rq)
+{
+	if (!s->test_drop_op || rq->h.opcode != s->test_drop_op ||
+	    __atomic_sub_fetch(&s->test_drop_replies, 1, __ATOMIC_RELAXED) < 0)
+		return false;
+	log_warn("test hook: the reply to %s not sent", blobcr_op_name(rq->h.opcode));
+	nn_freemsg(rq->control);
+	return true;
 }
 
 /* Hand a heavy request to the heavy workers.  Return: 0, or -ENOBUFS. */
@@ -722,7 +840,8 @@ static bool serve_one(struct blobcr_server *s, int sock, struct request *rq)
 	} else if (!status) {
 		status = handle(s, rq, &reply);
 	}
-	send_reply(sock, rq, &reply, status, why);
+	if (!test_drop_reply(s, rq))
+		send_reply(sock, rq, &reply, status, why);
 	blobcr_enc_free(&reply);
 	return false;
 }
@@ -769,7 +888,8 @@ static void *heavy_worker(void *p)
 			nn_freemsg(rq->control);
 		} else {
 			status = handle(w->s, rq, &reply);
-			send_reply(w->sock, rq, &reply, status, NULL);
+			if (!test_drop_reply(w->s, rq))
+				send_reply(w->sock, rq, &reply, status, NULL);
 			blobcr_enc_free(&reply);
 		}
 		request_free(rq);
@@ -807,6 +927,7 @@ static void *server_worker(void *p)
 			continue;
 		}
 		rq->len = (size_t)n;
+		rq->arrived = blobcr_now_ms();
 		if (!serve_one(w->s, w->sock, rq))
 			request_free(rq);
 	}
@@ -878,6 +999,8 @@ int blobcr_server_run(struct blobcr_server *s)
 		h -= !!nheavy;
 		__atomic_store_n(s->stop, 1, __ATOMIC_RELAXED);
 	} else {
+		if (s->ready)
+			s->ready(s);
 		server_worker(&w);
 	}
 	while (--i >= 1)

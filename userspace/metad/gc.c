@@ -640,6 +640,12 @@ int do_gc(struct metad *m, struct blobcr_dec *req, struct blobcr_enc *reply)
 		 " spared for commits in flight, %" PRIu64 " node deletes "
 		 "deferred", st.chunks_deleted, st.chunks_kept, st.copies_trimmed,
 		 st.strays_deleted, st.spared, st.delete_failures);
+	if (st.spared && !grace_over(m))
+		log_info("gc: metad started %" PRIu64 " s ago: what no version "
+			 "needs stays until --gc-start-wait-s (%" PRIu64 " s) is "
+			 "over, in case a commit from before the start counts on it",
+			 (blobcr_now_ms() - m->started_ms) / 1000,
+			 m->gc_start_wait_ms / 1000);
 	blobcr_enc_u64(reply, st.chunks_deleted);
 	blobcr_enc_u64(reply, st.chunks_kept);
 	blobcr_enc_u64(reply, st.delete_failures);

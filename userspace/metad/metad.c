@@ -26,6 +26,8 @@
 #include <string.h>
 
 #include "blobcr.h"
+#include "blobcr_conf.h"
+#include "blobcr_notify.h"
 #include "blobcr_util.h"
 #include "metad.h"
 #include "repair.h"
@@ -199,6 +201,13 @@ static void usage(FILE *f)
 		"      --test-publish-delay-ms N\n"
 		"                             test hook: stall each publish N ms before commit\n"
 		"      --test-gc-delay-ms N   test hook: stall each gc N ms before its deletes\n"
+		"      --test-drop-reply OP[:N]\n"
+		"                             test hook: the next N (default 1) replies\n"
+		"                             to request OP (e.g. CHUNK_LOCATE) go unsent\n"
+		"      --config FILE          settings, one OPTION = VALUE a line\n"
+		"                             (blobcr.conf(5); default\n"
+		"                             /etc/blobcr/metad.conf): options given\n"
+		"                             here override them\n"
 		"  -v, --verbose              debug logging\n"
 		"  -h, --help                 this help\n");
 }
@@ -206,6 +215,27 @@ static void usage(FILE *f)
 static int parse_num(const char *s, uint64_t max, uint64_t *out)
 {
 	return blobcr_parse_u64(s, out) || *out > max ? -EINVAL : 0;
+}
+
+/* --test-drop-reply OP[:N]: the opcode by its name, N replies. */
+static int parse_drop_reply(const char *arg, struct blobcr_server *srv)
+{
+	const char *colon = strchr(arg, ':');
+	size_t len = colon ? (size_t)(colon - arg) : strlen(arg);
+	uint64_t n = 1;
+
+	if (colon && parse_num(colon + 1, 1000000, &n))
+		return -EINVAL;
+	for (unsigned int op = 1; op < 256; op++) {
+		const char *name = blobcr_op_name(op);
+
+		if (strlen(name) == len && !strncmp(name, arg, len)) {
+			srv->test_drop_op = (uint8_t)op;
+			srv->test_drop_replies = (int)n;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 struct metad_args {
@@ -239,15 +269,23 @@ static int parse_args(int argc, char **argv, struct metad *m,
 		{ "rebuild-wait-s", required_argument, NULL, 'W' },
 		{ "test-publish-delay-ms", required_argument, NULL, 'P' },
 		{ "test-gc-delay-ms", required_argument, NULL, 'Y' },
+		{ "test-drop-reply", required_argument, NULL, 'Z' },
+		{ "config", required_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const struct blobcr_conf_env env[] = {
+		{ "key", "BLOBCR_KEY" }, { NULL, NULL },
+	};
 	uint64_t v;
 	int c;
 
+	if (blobcr_conf_args("metad", opts, env, &argc, &argv))
+		return -EINVAL;
 	while ((c = getopt_long(argc, argv, "l:d:k:er:D:T:R:I:S:G:vh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'F': break; /* read by blobcr_conf_args() */
 		case 'l': a->listen = optarg; break;
 		case 'd': a->data = optarg; break;
 		case 'k': a->key = optarg; break;
@@ -330,6 +368,10 @@ static int parse_args(int argc, char **argv, struct metad *m,
 				goto bad;
 			m->gc_delay_ms = (int)v;
 			break;
+		case 'Z':
+			if (parse_drop_reply(optarg, &m->srv))
+				goto bad;
+			break;
 		default:
 			usage(stderr);
 			return -EINVAL;
@@ -342,7 +384,7 @@ static int parse_args(int argc, char **argv, struct metad *m,
 	}
 	return 0;
 bad:
-	fprintf(stderr, "blobcr-metad: bad value '%s' for -%c\n", optarg, c);
+	blobcr_conf_bad(opts, c, NULL);
 	return -EINVAL;
 }
 
@@ -449,6 +491,7 @@ int main(int argc, char **argv)
 	m.srv.threads = SERVER_THREADS;
 	m.srv.heavy_threads = HEAVY_THREADS;
 	server_setup(&m);
+	m.srv.ready = blobcr_notify_serving;
 	resume = rebuild_interrupted(&m);
 	if (resume < 0) {
 		log_err("cannot open the database in %s: %s", data, strerror(-resume));
@@ -484,6 +527,8 @@ int main(int argc, char **argv)
 	err = blobcr_server_run(&m.srv);
 	if (err)
 		log_err("cannot serve %s: %s", listen, strerror(-err));
+	else
+		blobcr_notify_stopping();
 	__atomic_store_n(&m.stop, 1, __ATOMIC_RELAXED);
 	if (m.repair_s)
 		repairer_join(&rep);

@@ -40,7 +40,8 @@ static void repair_round(struct repairer *r, struct blobcr_client *c,
 	if (events == *seen && !dead_nodes(c))
 		return;
 	err = blobcr_repair(c, &st);
-	if (!err)
+	/* Copies that could not be made (their nodes not live yet) wait. */
+	if (!err && !st.failed)
 		*seen = events;
 	if (st.repaired || (st.failed && st.failed != *last_failed))
 		log_info("re-replication: %" PRIu64 " chunks under-replicated, %"
@@ -56,7 +57,11 @@ static void *repair_thread(void *p)
 	struct blobcr_client_opts o = { .timeout_ms = 30000,
 					.key_file = r->key_file };
 	struct blobcr_client *c = NULL;
-	uint64_t last_failed = 0, seen = 0;
+	/*
+	 * The events of a previous run lived in its memory: the first round
+	 * repairs whatever it left under-replicated.
+	 */
+	uint64_t last_failed = 0, seen = UINT64_MAX;
 
 	while (!blobcr_stopping(r->stop)) {
 		for (int t = 0; t < r->interval_s * 10 && !blobcr_stopping(r->stop); t++)

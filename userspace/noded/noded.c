@@ -20,6 +20,8 @@
 #include <nanomsg/nn.h>
 
 #include "blobcr.h"
+#include "blobcr_conf.h"
+#include "blobcr_notify.h"
 #include "blobcr_util.h"
 #include "store.h"
 
@@ -685,6 +687,10 @@ static void usage(FILE *f)
 		"                           distinct domains (default: the host name)\n"
 		"  -S, --scrub-mb-s N       re-read and verify every chunk at N MiB/s in\n"
 		"                           the background, 0: never (default 4)\n"
+		"      --config FILE        settings, one OPTION = VALUE a line\n"
+		"                           (blobcr.conf(5); default\n"
+		"                           /etc/blobcr/noded.conf): options given here\n"
+		"                           override them\n"
 		"      --test-scrub-pause N test hook: the scrubber stops after its\n"
 		"                           N-th chunk (before reporting it, if bad)\n"
 		"                           until the node is killed\n"
@@ -735,17 +741,24 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 		{ "compact-s", required_argument, NULL, 'C' },
 		{ "domain", required_argument, NULL, 'D' },
 		{ "scrub-mb-s", required_argument, NULL, 'S' },
+		{ "config", required_argument, NULL, 'F' },
 		{ "test-scrub-pause", required_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const struct blobcr_conf_env env[] = {
+		{ "key", "BLOBCR_KEY" }, { NULL, NULL },
+	};
 	uint64_t v;
 	int c;
 
+	if (blobcr_conf_args("noded", opts, env, &argc, &argv))
+		return -EINVAL;
 	while ((c = getopt_long(argc, argv, "l:d:m:k:ea:c:s:t:H:C:D:S:vh", opts,
 				NULL)) != -1) {
 		switch (c) {
+		case 'F': break; /* read by blobcr_conf_args() */
 		case 'l': a->listen = optarg; break;
 		case 'k': a->key = optarg; break;
 		case 'e': a->encrypt = true; break;
@@ -756,43 +769,33 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 		case 'h': usage(stdout); exit(0);
 		case 'D':
 			if (!blobcr_valid_name(optarg, sizeof(nd->domain))) {
-				fprintf(stderr, "blobcr-noded: bad failure domain '%s': "
-					"1 to %zu of A-Z a-z 0-9 . _ - : +\n", optarg,
-					sizeof(nd->domain) - 1);
+				char why[64];
+
+				snprintf(why, sizeof(why), "1 to %zu of A-Z a-z 0-9 . _ - : +",
+					 sizeof(nd->domain) - 1);
+				blobcr_conf_bad(opts, c, why);
 				return -EINVAL;
 			}
 			snprintf(nd->domain, sizeof(nd->domain), "%s", optarg);
 			break;
 		case 'P':
-			if (blobcr_parse_u64(optarg, &v) || !v) {
-				fprintf(stderr, "blobcr-noded: bad value '%s' for "
-					"--test-scrub-pause\n", optarg);
-				return -EINVAL;
-			}
+			if (blobcr_parse_u64(optarg, &v) || !v)
+				goto bad;
 			nd->scrub_pause = v;
 			break;
 		case 'S':
-			if (blobcr_parse_u64(optarg, &v) || v > 1000000) {
-				fprintf(stderr, "blobcr-noded: bad value '%s' for -S\n",
-					optarg);
-				return -EINVAL;
-			}
+			if (blobcr_parse_u64(optarg, &v) || v > 1000000)
+				goto bad;
 			nd->scrub_bps = v << 20;
 			break;
 		case 'C':
-			if (blobcr_parse_u64(optarg, &v) || v > 86400) {
-				fprintf(stderr, "blobcr-noded: bad value '%s' for -C\n",
-					optarg);
-				return -EINVAL;
-			}
+			if (blobcr_parse_u64(optarg, &v) || v > 86400)
+				goto bad;
 			nd->compact_s = (int)v;
 			break;
 		case 'M':
-			if (blobcr_parse_u64(optarg, &v) || !v || v > (1u << 26)) {
-				fprintf(stderr, "blobcr-noded: bad value '%s' for --map-mb\n",
-					optarg);
-				return -EINVAL;
-			}
+			if (blobcr_parse_u64(optarg, &v) || !v || v > (1u << 26))
+				goto bad;
 			a->so.map_bytes = (size_t)v << 20;
 			break;
 		case 'c':
@@ -800,11 +803,8 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 		case 't':
 		case 'H':
 			if (blobcr_parse_u64(optarg, &v) ||
-			    (c != 'c' && c != 's' && (v == 0 || v > 1000000))) {
-				fprintf(stderr, "blobcr-noded: bad value '%s' for -%c\n",
-					optarg, c);
-				return -EINVAL;
-			}
+			    (c != 'c' && c != 's' && (v == 0 || v > 1000000)))
+				goto bad;
 			if (c == 'c')
 				a->so.capacity = v;
 			else if (c == 's')
@@ -825,6 +825,9 @@ static int parse_args(int argc, char **argv, struct noded *nd,
 		return -EINVAL;
 	}
 	return nd->domain[0] ? 0 : default_domain(nd);
+bad:
+	blobcr_conf_bad(opts, c, NULL);
+	return -EINVAL;
 }
 
 /* What a node serves: its handler and role table (fuzz_noded.c too). */
@@ -926,12 +929,15 @@ int main(int argc, char **argv)
 		nd.srv.threads = a.threads;
 		nd.srv.heavy_threads = 1;
 		server_setup(&nd);
+		nd.srv.ready = blobcr_notify_serving;
 		log_info("serving %s from %s, failure domain %s, as key %s%s",
 			 a.listen, a.data, nd.domain, blobcr_key_name(nd.key),
 			 a.encrypt ? ", encrypted" : "");
 		err = blobcr_server_run(&nd.srv);
 		if (err)
 			log_err("cannot serve %s: %s", a.listen, strerror(-err));
+		else
+			blobcr_notify_stopping();
 	}
 	__atomic_store_n(&nd.stop, 1, __ATOMIC_RELAXED);
 	for (size_t i = nth; i-- > 0;)

@@ -18,6 +18,8 @@
 #include <linux/vm_sockets.h>
 
 #include "blobcr-guest.h"
+#include "blobcr_conf.h"
+#include "blobcr_notify.h"
 #include "blobcr_util.h"
 #include "proxyd.h"
 
@@ -56,6 +58,12 @@ static void usage(FILE *f)
 "  --quiesce-timeout MS   a quiesce not done by then is undone and the\n"
 "                         request fails (default 10000)\n"
 "  --pidfile FILE         write the pid there once serving\n"
+"  --key FILE             the key (role host) that publishes the checkpoint\n"
+"                         groups of a VM whose helper has none (default\n"
+"                         $BLOBCR_KEY)\n"
+"  --config FILE          settings, one OPTION = VALUE a line\n"
+"                         (blobcr.conf(5); default /etc/blobcr/proxyd.conf):\n"
+"                         options given here override them\n"
 "  --test-hold            tests only: after a VM's snapshot, keep it quiesced\n"
 "                         while RUN_DIR/proxy/NAME.hold exists (to kill the\n"
 "                         proxy in that window)\n"
@@ -153,6 +161,7 @@ static int serve(void)
 	if (opts.vsock_port)
 		vsock = open_vsock();
 	vm_table_reload();
+	blobcr_notify_ready("serving the VMs of %s/vm", opts.run_dir);
 	while (!stop) {
 		int n = vm_table_listeners(pfd + 2, vms, MAXFD - 2);
 
@@ -180,6 +189,7 @@ static int serve(void)
 		}
 	}
 	log_info("stopping");
+	blobcr_notify_stopping();
 	vm_table_clear();
 	if (vsock >= 0)
 		close(vsock);
@@ -189,7 +199,8 @@ static int serve(void)
 
 int main(int argc, char **argv)
 {
-	enum { O_RUN_DIR = 256, O_VSOCK, O_TIMEOUT, O_PIDFILE, O_HOLD, O_GUARD };
+	enum { O_RUN_DIR = 256, O_VSOCK, O_TIMEOUT, O_PIDFILE, O_HOLD, O_GUARD,
+	       O_KEY, O_CONFIG };
 	static const struct option lopts[] = {
 		{ "run-dir", required_argument, NULL, O_RUN_DIR },
 		{ "vsock-port", required_argument, NULL, O_VSOCK },
@@ -197,17 +208,27 @@ int main(int argc, char **argv)
 		{ "pidfile", required_argument, NULL, O_PIDFILE },
 		{ "test-hold", no_argument, NULL, O_HOLD },
 		{ "guard", required_argument, NULL, O_GUARD },
+		{ "key", required_argument, NULL, O_KEY },
+		{ "config", required_argument, NULL, O_CONFIG },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
+	};
+	static const struct blobcr_conf_env env[] = {
+		{ "key", "BLOBCR_KEY" }, { NULL, NULL },
 	};
 	const char *pidfile = NULL;
 	int c, v, level = BLOBCR_LOG_INFO;
 	char path[300];
 	struct sigaction sa = { .sa_handler = on_hup };
 
+	if (blobcr_conf_args("proxyd", lopts, env, &argc, &argv))
+		return 2;
 	while ((c = getopt_long(argc, argv, "vh", lopts, NULL)) != -1) {
 		switch (c) {
+		case O_CONFIG: break; /* read by blobcr_conf_args() */
+		/* What the repository clients it makes fall back to. */
+		case O_KEY: setenv("BLOBCR_KEY", optarg, 1); break;
 		case O_RUN_DIR: opts.run_dir = optarg; break;
 		case O_VSOCK:
 			if (parse_int(optarg, 0, 0x7fffffff, &v))
@@ -255,7 +276,6 @@ int main(int argc, char **argv)
 	}
 	return serve();
 bad:
-	fprintf(stderr, "blobcr-proxyd: bad value '%s' for --%s (see --help)\n",
-		optarg, lopts[c - O_RUN_DIR].name);
+	blobcr_conf_bad(lopts, c, NULL);
 	return 2;
 }
