@@ -16,8 +16,9 @@
  * A chunk's copies are sent once: to the first node chosen, as PUT_FWD
  * naming the others, which that node sends them to.  Those other ops
  * (riders) wait for its reply, which says which of them now hold a copy;
- * a rider whose copy failed is placed again like any failed PUT, and if
- * the first node fails, every rider goes to its node directly.
+ * a rider whose copy failed is placed again like any failed PUT (one its
+ * node could not reach goes to that node directly), and if the first node
+ * fails, every rider goes to its node directly.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -449,7 +450,9 @@ static void put_done(struct engine *en, struct eop *op)
 
 /*
  * A PUT_FWD's reply, its node's copy durable: each rider's copy is too, or
- * is placed again (a node its node found dead is skipped for a while).
+ * is placed again.  A node the forwarding one could not reach (dead to it,
+ * or slow) gets the copy from us directly: a node is found dead, or slow,
+ * on our own evidence, as for any PUT.
  */
 static void riders_done(struct engine *en, struct eop *op, struct blobcr_dec *d)
 {
@@ -460,7 +463,9 @@ static void riders_done(struct engine *en, struct eop *op, struct blobcr_dec *d)
 		struct eop *rop = &en->ops[r];
 		uint32_t node = blobcr_dec_u32(d);
 		int status = (int32_t)blobcr_dec_u32(d);
-		struct node_conn *rn = client_node(en->c, rop->node);
+		/* Not reached from there: we try ourselves, and judge it so. */
+		bool unreached = status == -ETIMEDOUT || status == -EHOSTDOWN ||
+				 status == -ECONNREFUSED;
 
 		if (d->err || n != op->nriders || node != rop->node ||
 		    status > 0 || status < -4095)
@@ -470,16 +475,13 @@ static void riders_done(struct engine *en, struct eop *op, struct blobcr_dec *d)
 			put_done(en, rop);
 			continue;
 		}
-		log_warn("PUT via node %" PRIu32 " to node %" PRIu32 " failed: %s",
-			 op->node, rop->node, blobcr_strerror(status));
-		if (rn && (status == -ECONNREFUSED || status == -EHOSTDOWN) &&
-		    rn->down_until <= blobcr_now_ms()) {
-			log_warn("node %" PRIu32 " (%s) is dead to node %" PRIu32
-				 ": skipping it for %d ms", rn->id, rn->addr,
-				 op->node, NODE_BACKOFF_MS);
-			rn->down_until = blobcr_now_ms() + NODE_BACKOFF_MS;
-		}
-		failover(en, r, status);
+		log_warn("PUT via node %" PRIu32 " to node %" PRIu32 " failed: %s%s",
+			 op->node, rop->node, blobcr_strerror(status),
+			 unreached ? ": sending it there directly" : "");
+		if (unreached)
+			queue_op(en, r);
+		else
+			failover(en, r, status);
 	}
 	op->nriders = 0;
 }

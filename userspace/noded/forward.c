@@ -178,7 +178,7 @@ int fwd_check(struct forwarder *f, const uint32_t *ids, int n)
 	return err;
 }
 
-/* A connection to @node: a kept one, or a new one.  NULL: no memory. */
+/* A connection to @node: a kept one, or a new one.  NULL: none to be had. */
 static struct fwd_conn *conn_get(struct forwarder *f, uint32_t node,
 				 const char *addr)
 {
@@ -200,8 +200,7 @@ static struct fwd_conn *conn_get(struct forwarder *f, uint32_t node,
 	if (!x)
 		return NULL;
 	x->node = node;
-	if (blobcr_peer_open(&x->p, addr, f->key, BLOBCR_ROLE_NODE, 1000) &&
-	    x->p.sock < 0) {
+	if (blobcr_peer_open(&x->p, addr, f->key, BLOBCR_ROLE_NODE, 1000)) {
 		free(x);
 		return NULL;
 	}
