@@ -42,6 +42,14 @@ on_r_nodes() {
 		return 1; }
 }
 exports_exact() { "$CTL" -q image export "$1" "$WORK/out" && cmp "$2" "$WORK/out"; }
+# restart_and_check I IMG: node I back on its data, then every chunk of
+# IMG (from $WORK/IMG) in 2 nodes' own listings and the export whole
+restart_and_check() {
+	check "node $1 restarts on its data" start_node "$1"
+	check "three nodes live" wait_live 3
+	check "every chunk on 2 nodes" on_r_nodes 2 "$WORK/$2" 1 2 3
+	check "export byte-exact" exports_exact "$2" "$WORK/$2"
+}
 node_id() { "$CTL" node list | awk -v a="${NODE_ADDR[$1]}" '$0 ~ a { print $1 }'; }
 
 check "metad starts (R=2)" start_metad --replicas 2 --repair-interval-s 0
@@ -135,10 +143,7 @@ wait "${NODE_PID[3]}" 2>/dev/null
 wait $imp
 st=$?
 check "import with node 3 killed: published on the two left" test $st -eq 0
-check "node 3 restarts on its data" start_node 3
-check "three nodes live" wait_live 3
-check "every chunk on 2 nodes" on_r_nodes 2 "$WORK/d" 1 2 3
-check "export byte-exact" exports_exact d "$WORK/d"
+restart_and_check 3 d
 
 # The first replica killed while it forwards: node 2 stopped so that
 # node 1's forwards to it wait, node 1 killed then.  The client sends
@@ -161,8 +166,5 @@ kill -CONT "${NODE_PID[2]}"
 wait $imp
 st=$?
 check "import with node 1 killed mid-forward: published" test $st -eq 0
-check "node 1 restarts on its data" start_node 1
-check "three nodes live" wait_live 3
-check "every chunk on 2 nodes" on_r_nodes 2 "$WORK/e" 1 2 3
-check "export byte-exact" exports_exact e "$WORK/e"
+restart_and_check 1 e
 done_testing
