@@ -179,7 +179,7 @@ static bool next_cand(struct blobcr_client *c, struct put_plan *pl,
 	return false;
 }
 
-/* The riders of op @i are sent to their nodes directly from now on. */
+/* The riders of @op are sent to their nodes directly from now on. */
 static void release_riders(struct engine *en, struct eop *op)
 {
 	for (int j = 0; j < op->nriders; j++) {
