@@ -5,7 +5,8 @@
  * The node a client sends a chunk to (the primary) sends it on to the
  * other replicas as plain PUTs, all at once, with the node's own key:
  * never to an address the client names, only to nodes metad lists (asked
- * again, at most once a second, when a list names one not seen yet).  A
+ * again when the list is a second old, or this node's id changed: a
+ * rebuilt metad numbers the nodes anew).  A
  * PUT never waits on another node, so a node's workers can never all wait
  * on each other's: a chain of nodes that each forward and wait could.
  * Connections (a session each) are kept for the next chunk.
@@ -22,7 +23,7 @@
 #include "blobcr_util.h"
 #include "forward.h"
 
-#define REFRESH_MS 1000 /* metad asked at most this often on a miss */
+#define REFRESH_MS 1000 /* the node list is asked again once this old */
 #define DEAD_MS 3000 /* a node found dead is not tried for this long */
 #define POOL_MAX 64 /* idle connections kept */
 #define LISTEN_CHECK_MS 1000
@@ -91,6 +92,8 @@ void fwd_free(struct forwarder *f)
 void fwd_set_self(struct forwarder *f, uint32_t id)
 {
 	pthread_mutex_lock(&f->mu);
+	if (f->self != id)
+		f->refreshed = 0; /* ids may all have changed */
 	f->self = id;
 	pthread_mutex_unlock(&f->mu);
 }
@@ -146,6 +149,15 @@ int fwd_check(struct forwarder *f, const uint32_t *ids, int n)
 	int err = 0;
 
 	pthread_mutex_lock(&f->mu);
+	if (!f->meta) {
+		log_warn("PUT_FWD refused: no --meta, no node is known");
+		err = -ENXIO;
+	} else if (blobcr_now_ms() - f->refreshed >= REFRESH_MS &&
+		   (err = refresh(f))) {
+		log_warn("PUT_FWD refused: no node list from %s: %s", f->meta,
+			 blobcr_strerror(err));
+		err = -ENXIO;
+	}
 	for (int i = 0; i < n && !err; i++) {
 		for (int j = 0; j < i; j++)
 			if (ids[j] == ids[i]) {
@@ -157,16 +169,6 @@ int fwd_check(struct forwarder *f, const uint32_t *ids, int n)
 			log_warn("PUT_FWD refused: node %" PRIu32 " is this node",
 				 ids[i]);
 			err = -EINVAL;
-		}
-		if (err || find(f, ids[i]))
-			continue;
-		if (!f->meta) {
-			log_warn("PUT_FWD refused: no --meta, no node is known");
-			err = -ENXIO;
-		} else if (blobcr_now_ms() - f->refreshed >= REFRESH_MS &&
-			   (err = refresh(f))) {
-			log_warn("PUT_FWD refused: no node list from %s: %s",
-				 f->meta, blobcr_strerror(err));
 		}
 		if (!err && !find(f, ids[i])) {
 			log_warn("PUT_FWD refused: node %" PRIu32 " is unknown "
