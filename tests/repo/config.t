@@ -118,6 +118,8 @@ refused metad 'replicas = 0\n' 1 "bad value '0' for --replicas" \
 refused noded 'domain = a b\n' 1 "bad value 'a b' for --domain" \
 	"$NODED" --listen "$DEAD" --data "$WORK/never"
 refused blobcrd 'lease-ms = 10\n' 1 "bad value '10' for --lease-ms" "$BLOBCRD"
+refused blobcrd 'read-ahead = 5000\n' 1 "bad value '5000' for --read-ahead" \
+	"$BLOBCRD"
 refused proxyd 'quiesce-timeout = 0\n' 1 "bad value '0' for --quiesce-timeout" \
 	"$PROXYD"
 refused blobcrctl 'timeout = soon\n' 1 "bad value 'soon' for --timeout" \

@@ -57,6 +57,11 @@ static const char usage_text[] =
 "                           publishing left them)\n"
 "  -L, --label-file FILE    if FILE exists at a commit, its first line\n"
 "                           labels the version (blobcrctl commit --label)\n"
+"  -K, --keep-dir DIR       where kept caches' bitmaps live (default\n"
+"                           $BLOBCR_KEEP_DIR, else /var/lib/blobcr/kept)\n"
+"  -a, --read-ahead N       read at most N extents ahead of a run of\n"
+"                           consecutive misses (default 0: none, or\n"
+"                           $BLOBCR_READAHEAD; 128 = 32 MiB of 256 KiB)\n"
 "  -j, --threads N          serving threads (default 4)\n"
 "  -r, --ready-fd FD        write one byte to FD once attached, then close it\n"
 "  -p, --pidfile FILE       write the process id to FILE once attached\n"
@@ -76,6 +81,12 @@ static const char usage_text[] =
 "manager, renewed every quarter of its term (--lease-ms): the version\n"
 "cannot be deleted meanwhile.  A clean stop releases\n"
 "it; if blobcrd dies, it lapses after its term.\n"
+"\n"
+"Kept caches: a clean stop (SIGTERM, SIGINT) saves which extents of the\n"
+"cache hold the shown version's bytes, for the cache device; the next\n"
+"blobcrd over that cache, deployed with the same NAME@VERSION, deletes the\n"
+"file, checks each saved extent's bytes against the version's chunk ids\n"
+"and marks those that match present: it fetches nothing it still has.\n"
 "\n"
 "Stops on SIGTERM or SIGINT, or when the target is removed.  Exit status:\n"
 "0 after a clean stop, 1 when the channel or the repository cannot be\n"
@@ -120,16 +131,22 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct deployment *d = w->d;
-	struct blobcr_request rq[8];
+	/*
+	 * One request at a time: a worker busy with a long prefetch must not
+	 * hold a demand miss read with it that an idle worker could serve.
+	 */
+	struct blobcr_request rq[1];
 
 	for (;;) {
-		int n = channel_read(d->chfd, d->stop_fd, -1, rq, 8);
+		int n = channel_read(d->chfd, d->stop_fd, -1, rq, 1);
 
 		if (n < 0) {
-			if (n == -ENODEV)
+			if (n == -ENODEV) {
+				atomic_store(&d->target_gone, true);
 				logmsg(d, "the target went away");
-			else
+			} else {
 				logmsg(d, "channel read failed: %s", strerror(-n));
+			}
 			kill(getpid(), SIGTERM);
 			return NULL;
 		}
@@ -245,6 +262,8 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		{ "threads", required_argument, NULL, 'j' },
 		{ "tag", required_argument, NULL, 'T' },
 		{ "label-file", required_argument, NULL, 'L' },
+		{ "keep-dir", required_argument, NULL, 'K' },
+		{ "read-ahead", required_argument, NULL, 'a' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "lease-ms", required_argument, NULL, 'E' },
 		{ "metrics-dir", required_argument, NULL, 'M' },
@@ -255,9 +274,12 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 	};
 	static const struct blobcr_conf_env env[] = {
 		{ "meta", "BLOBCR_META" }, { "key", "BLOBCR_KEY" },
-		{ "lease-ms", "BLOBCR_LEASE_MS" }, { NULL, NULL },
+		{ "lease-ms", "BLOBCR_LEASE_MS" },
+		{ "keep-dir", "BLOBCR_KEEP_DIR" },
+		{ "read-ahead", "BLOBCR_READAHEAD" }, { NULL, NULL },
 	};
 	const char *image = NULL, *commit_to = NULL;
+	const char *read_ahead = getenv("BLOBCR_READAHEAD");
 	const char *lease_ms = getenv("BLOBCR_LEASE_MS");
 	uint64_t v;
 	int c;
@@ -265,6 +287,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 	if (blobcr_conf_args("blobcrd", opts + 1, env, &argc, &argv))
 		return -EINVAL;
 	d->meta = getenv("BLOBCR_META");
+	d->keep_dir = getenv("BLOBCR_KEEP_DIR");
 	d->threads = 4;
 	d->lease_ms = LEASE_MS;
 	/* A bad $BLOBCR_LEASE_MS is an error too, not a silent default. */
@@ -276,7 +299,14 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 	}
 	if (lease_ms)
 		d->lease_ms = (uint32_t)v;
-	while ((c = getopt_long(argc, argv, "m:k:c:d:i:C:t:j:T:L:r:p:vh", opts, NULL)) != -1) {
+	d->read_ahead = RA_DEFAULT;
+	if (read_ahead && (blobcr_parse_u64(read_ahead, &d->read_ahead) ||
+			   d->read_ahead > RA_LIMIT)) {
+		fprintf(stderr, "blobcrd: bad $BLOBCR_READAHEAD '%s': 0 to %d\n",
+			read_ahead, RA_LIMIT);
+		return -EINVAL;
+	}
+	while ((c = getopt_long(argc, argv, "m:k:c:d:i:C:t:j:T:L:K:a:r:p:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'F': break; /* read by blobcr_conf_args() */
 		case 'M': d->metrics_dir = optarg; break;
@@ -297,6 +327,17 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		case 'j': d->threads = atoi(optarg); break;
 		case 'T': d->tag = optarg; break;
 		case 'L': d->label_file = optarg; break;
+		case 'K': d->keep_dir = optarg; break;
+		case 'a':
+			if (blobcr_parse_u64(optarg, &v) || v > RA_LIMIT) {
+				char why[32];
+
+				snprintf(why, sizeof(why), "0 to %d", RA_LIMIT);
+				blobcr_conf_bad(opts, c, why);
+				return -EINVAL;
+			}
+			d->read_ahead = v;
+			break;
 		case 'r': *ready_fd = atoi(optarg); break;
 		case 'p': *pidfile = optarg; break;
 		case 'v': d->verbose = 1; break;
@@ -388,11 +429,28 @@ static void wait_renewing(struct deployment *d, const sigset_t *sigs)
 	lease(d, 0, &last);
 }
 
+/* A kept cache's check, beside the workers: reads meanwhile are fetched. */
+struct restore {
+	struct worker w;
+	struct kept *kept;
+};
+
+static void *restore_main(void *arg)
+{
+	struct restore *r = arg;
+
+	keep_restore(r->w.d, &r->w, r->kept);
+	return NULL;
+}
+
 /* Serve until SIGTERM/SIGINT (or a worker raising SIGTERM). */
 static int serve(struct deployment *d, int ready_fd, const char *pidfile)
 {
 	struct worker *ws = calloc(d->threads, sizeof(*ws));
 	pthread_t *tids = calloc(d->threads, sizeof(*tids));
+	struct restore restore = { .w.io.fd = -1 };
+	bool restoring = false;
+	pthread_t rtid;
 	sigset_t sigs;
 	int started = 0, err = 0;
 
@@ -403,6 +461,8 @@ static int serve(struct deployment *d, int ready_fd, const char *pidfile)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+	/* Before any worker serves, so that nothing written finds it. */
+	restore.kept = keep_take(d);
 	for (; started < d->threads; started++) {
 		err = worker_init(&ws[started], d);
 		if (err) {
@@ -424,10 +484,18 @@ static int serve(struct deployment *d, int ready_fd, const char *pidfile)
 		report_ready(ready_fd, pidfile);
 		blobcr_notify_ready("serving %s@%u on %s", d->image, d->version,
 				    d->dm_name);
+		if (restore.kept && !worker_init(&restore.w, d))
+			restoring = !pthread_create(&rtid, NULL, restore_main,
+						    &restore);
 		wait_renewing(d, &sigs);
 		blobcr_notify_stopping();
 	}
+	atomic_store(&d->stopping, true);
 	eventfd_write(d->stop_fd, 1);
+	if (restoring)
+		pthread_join(rtid, NULL);
+	worker_free(&restore.w);
+	keep_free(restore.kept);
 	for (int i = 0; i < started; i++) {
 		pthread_join(tids[i], NULL);
 		worker_free(&ws[i]);
@@ -472,22 +540,31 @@ int main(int argc, char **argv)
 		err = attach(&d);
 	if (!err)
 		err = check_geometry(&d);
+	readahead_init(&d.ra, d.read_ahead);
+	if (!err)
+		err = extmap_init(&d);
 	if (!err) {
 		err = prefetch_init(&d, d.cl);
 		if (err)
 			logmsg(&d, "adaptive prefetch off: %s", blobcr_strerror(err));
 		err = serve(&d, ready_fd, pidfile);
+		if (!err && !atomic_load(&d.target_gone))
+			keep_save(&d);
 		prefetch_save(&d, d.cl);
 		prefetch_free(&d.pf);
 	}
+	extmap_free(&d.map);
+	readahead_free(&d.ra);
 	blobcr_close(d.cl);
 	blobcr_key_free(d.key);
-	logmsg(&d, "stopping: %llu misses, %llu extents fetched, %llu zero, %llu fetch failures, %llu commits, %llu prefetched",
+	logmsg(&d, "stopping: %llu misses, %llu extents fetched, %llu zero, %llu fetch failures, %llu commits, %llu map lookups, %llu read ahead, %llu prefetched",
 	       (unsigned long long)d.misses,
 	       (unsigned long long)d.fetched_extents,
 	       (unsigned long long)d.zero_extents,
 	       (unsigned long long)d.fetch_failures,
 	       (unsigned long long)d.commits,
+	       (unsigned long long)d.map_lookups,
+	       (unsigned long long)d.ra.requested,
 	       (unsigned long long)d.pf.requested);
 	if (d.chfd >= 0)
 		close(d.chfd);

@@ -23,6 +23,36 @@
 #define PREFETCH_WINDOW 32
 #define PREFETCH_ANCESTORS 8	/* base-chain steps searched for an order */
 
+/* Sequential read-ahead (readahead.c): window from RA_MIN to ra.max. */
+#define RA_MIN 16		/* extents: 4 MiB of 256 KiB extents */
+#define RA_DEFAULT 0		/* off: see benchmarks.rst, issue 14 */
+#define RA_LIMIT 4096		/* largest --read-ahead */
+#define RA_STREAMS 4
+
+struct ra_stream {
+	uint64_t next;		/* where the last miss of the stream ended */
+	uint64_t ahead;		/* where its read-ahead ended */
+	uint64_t window;	/* extents read ahead at its last miss */
+	uint64_t used;		/* clock of its last miss; 0: unused */
+};
+
+struct readahead {
+	pthread_mutex_t lock;
+	struct ra_stream s[RA_STREAMS];
+	uint64_t clock;
+	uint64_t max;		/* largest window, extents; 0: off */
+	uint64_t requested;	/* extents asked for */
+};
+
+/* The version's extent map, by pages of one lookup (extmap.c). */
+#define EXTMAP_PAGE 4096
+
+struct extmap {
+	pthread_mutex_t lock;
+	struct blobcr_extent_loc **pages;	/* NULL: not looked up yet */
+	size_t npages;
+};
+
 /* Adaptive prefetch state (prefetch.c). */
 struct prefetch {
 	pthread_mutex_t lock;
@@ -44,6 +74,7 @@ struct deployment {
 	const char *channel;		/* /dev/blobcr/<channel> */
 	const char *dm_name;		/* the device-mapper device (messages) */
 	const char *cache;		/* the cache device */
+	const char *keep_dir;		/* kept bitmaps (keep.c); NULL: default */
 	char image[BLOBCR_NAME_MAX];	/* FETCH reads image@version */
 	uint32_t version;
 	char commit_image[BLOBCR_NAME_MAX]; /* COMMIT publishes here */
@@ -52,6 +83,7 @@ struct deployment {
 	const char *label_file;		/* operator's label for the next commit */
 	int threads;
 	int verbose;
+	uint64_t read_ahead;		/* --read-ahead: largest window */
 	uint32_t lease_ms;		/* the term of our lease */
 
 	int chfd;			/* attached channel, shared by workers */
@@ -60,6 +92,10 @@ struct deployment {
 	uint32_t extent_size;		/* bytes */
 	struct blobcr_client *cl;	/* main thread's: setup and shutdown */
 	struct prefetch pf;
+	struct readahead ra;
+	struct extmap map;
+	atomic_bool target_gone;	/* the channel reported ENODEV */
+	atomic_bool stopping;		/* workers and restore: finish up */
 
 	/* counters, for the log at exit and metrics_write() */
 	atomic_uint_fast64_t misses;	/* demand FETCHes: I/O waited on them */
@@ -67,6 +103,7 @@ struct deployment {
 	atomic_uint_fast64_t zero_extents;
 	atomic_uint_fast64_t fetch_failures;
 	atomic_uint_fast64_t commits;
+	atomic_uint_fast64_t map_lookups;	/* extent map pages looked up */
 	atomic_uint_fast64_t commit_failures;
 	atomic_uint_fast64_t commit_ms;	/* summed over the commits */
 	atomic_uint_fast64_t commit_extents; /* summed over the commits */
@@ -105,6 +142,36 @@ void prefetch_free(struct prefetch *p);
 void prefetch_on_miss(struct deployment *d, uint64_t first, uint64_t n);
 /* Store the recorded order with the version, once. */
 void prefetch_save(struct deployment *d, struct blobcr_client *cl);
+/* Ask the target to prefetch extents [first, first + n). */
+void prefetch_send(struct deployment *d, uint64_t first, uint64_t n);
+
+/* readahead.c */
+void readahead_init(struct readahead *ra, uint64_t max);
+void readahead_free(struct readahead *ra);
+/* A demand miss of [first, first + n) is about to be served. */
+void readahead_on_miss(struct deployment *d, uint64_t first, uint64_t n);
+
+/* extmap.c */
+int extmap_init(struct deployment *d);
+void extmap_free(struct extmap *m);
+/* Where the @n extents @exts of the version live; Return: 0 or -errno. */
+int extmap_get(struct deployment *d, struct blobcr_client *cl,
+	       const uint64_t *exts, size_t n, struct blobcr_extent_loc *out);
+/* Look the pages of @exts up again next time (replicas moved). */
+void extmap_forget(struct deployment *d, const uint64_t *exts, size_t n);
+
+/* keep.c */
+struct kept;
+/*
+ * Before serving a fresh target: the bitmap saved for its cache, read and
+ * deleted (NULL: none, or not usable; the log says why).
+ */
+struct kept *keep_take(struct deployment *d);
+/* While serving: mark present the extents of @k the cache still holds. */
+void keep_restore(struct deployment *d, struct worker *w, struct kept *k);
+void keep_free(struct kept *k);
+/* Clean stop: save which extents hold the shown version's bytes. */
+void keep_save(struct deployment *d);
 
 /* blobcrd.c */
 void logmsg(const struct deployment *d, const char *fmt, ...)

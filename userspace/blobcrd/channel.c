@@ -42,17 +42,29 @@ int channel_info(int fd, struct blobcr_info *info)
 	return ioctl(fd, BLOBCR_IOC_GET_INFO, info) < 0 ? -errno : 0;
 }
 
-int channel_get_bitmap(int fd, uint32_t which, uint64_t nr_extents,
-		       uint64_t *words)
+static int bitmap_ioctl(int fd, unsigned long req, uint32_t which,
+			uint64_t start, uint64_t count, const uint64_t *words)
 {
 	struct blobcr_bitmap b = {
 		.which = which,
-		.start = 0,
-		.count = nr_extents,
+		.start = start,
+		.count = count,
 		.addr = (uintptr_t)words,
 	};
 
-	return ioctl(fd, BLOBCR_IOC_GET_BITMAP, &b) < 0 ? -errno : 0;
+	return ioctl(fd, req, &b) < 0 ? -errno : 0;
+}
+
+int channel_get_bitmap(int fd, uint32_t which, uint64_t nr_extents,
+		       uint64_t *words)
+{
+	return bitmap_ioctl(fd, BLOBCR_IOC_GET_BITMAP, which, 0, nr_extents, words);
+}
+
+int channel_set_bitmap(int fd, uint32_t which, uint64_t start, uint64_t count,
+		       const uint64_t *words)
+{
+	return bitmap_ioctl(fd, BLOBCR_IOC_SET_BITMAP, which, start, count, words);
 }
 
 int channel_read(int fd, int stop_fd, int timeout_ms, struct blobcr_request *rq,

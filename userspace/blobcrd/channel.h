@@ -30,6 +30,14 @@ int channel_get_bitmap(int fd, uint32_t which, uint64_t nr_extents,
 		       uint64_t *words);
 
 /*
+ * channel_set_bitmap() - set (never clear) the bits of @words in bitmap
+ * @which (BLOBCR_BITMAP_PRESENT or _DIRTY) of the @count extents from
+ * @start (a multiple of 64).
+ */
+int channel_set_bitmap(int fd, uint32_t which, uint64_t start, uint64_t count,
+		       const uint64_t *words);
+
+/*
  * channel_read() - up to @max requests into @rq, waiting at most
  * @timeout_ms (-1: forever) and returning early when @stop_fd is readable.
  * Return: the number of requests (0 on timeout or stop), or -errno

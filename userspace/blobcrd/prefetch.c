@@ -25,8 +25,7 @@
 
 #define NO_POS UINT32_MAX
 
-/* Replay: tell the target to prefetch extents [first, first + n). */
-static void send_prefetch(struct deployment *d, uint64_t first, uint64_t n)
+void prefetch_send(struct deployment *d, uint64_t first, uint64_t n)
 {
 	struct dm_task *dmt = dm_task_create(DM_DEVICE_TARGET_MSG);
 	char msg[64];
@@ -190,7 +189,7 @@ static void replay(struct deployment *d, uint32_t pos)
 	pthread_mutex_unlock(&p->lock);
 
 	for (size_t i = 0; i < nruns; i++)
-		send_prefetch(d, runs[i][0], runs[i][1]);
+		prefetch_send(d, runs[i][0], runs[i][1]);
 }
 
 void prefetch_on_miss(struct deployment *d, uint64_t first, uint64_t n)

@@ -41,39 +41,52 @@ static void reply(struct worker *w, const struct blobcr_request *rq,
 		       (unsigned long long)rq->id, strerror(-err));
 }
 
+/* Get the data extents of w->exts and w->locs into w->bufs. */
+static int get_data(struct worker *w, uint64_t *data_exts, size_t *ng,
+		    size_t n)
+{
+	struct deployment *d = w->d;
+	int err = 0;
+
+	*ng = 0;
+	for (size_t i = 0; !err && i < n; i++) {
+		if (w->locs[i].kind != BLOBCR_EXT_DATA) {
+			err = cacheio_zero(&w->io, w->exts[i]);
+			if (!err)
+				atomic_fetch_add(&d->zero_extents, 1);
+			continue;
+		}
+		w->gets[*ng] = (struct blobcr_get){
+			.loc = &w->locs[i],
+			.buf = w->bufs[*ng],
+			.len = d->extent_size,
+		};
+		data_exts[(*ng)++] = w->exts[i];
+	}
+	return err || !*ng ? err : blobcr_get_chunks(w->cl, w->gets, *ng);
+}
+
 /* Fill the @n extents from @first in the cache device. */
 static int fetch_batch(struct worker *w, uint64_t first, size_t n)
 {
 	struct deployment *d = w->d;
 	uint64_t data_exts[BLOBCRD_BATCH];
-	size_t ng = 0;
+	size_t ng;
 	int err;
 
 	for (size_t i = 0; i < n; i++)
 		w->exts[i] = first + i;
-	err = blobcr_lookup(w->cl, d->image, d->version, w->exts, n, w->locs);
-	if (err)
-		return err;
-
-	for (size_t i = 0; i < n; i++) {
-		if (w->locs[i].kind != BLOBCR_EXT_DATA) {
-			err = cacheio_zero(&w->io, w->exts[i]);
-			if (err)
-				return err;
-			atomic_fetch_add(&d->zero_extents, 1);
-			continue;
-		}
-		w->gets[ng] = (struct blobcr_get){
-			.loc = &w->locs[i],
-			.buf = w->bufs[ng],
-			.len = d->extent_size,
-		};
-		data_exts[ng++] = w->exts[i];
+	err = extmap_get(d, w->cl, w->exts, n, w->locs);
+	if (!err)
+		err = get_data(w, data_exts, &ng, n);
+	if (err && err != -ERANGE) {
+		/* Every replica failed: maybe they moved since our lookup. */
+		extmap_forget(d, w->exts, n);
+		err = extmap_get(d, w->cl, w->exts, n, w->locs);
+		if (!err)
+			err = get_data(w, data_exts, &ng, n);
 	}
-	if (!ng)
-		return 0;
-	err = blobcr_get_chunks(w->cl, w->gets, ng);
-	if (err)
+	if (err || !ng)
 		return err;
 	err = cacheio_rw(&w->io, true, data_exts, w->bufs, ng);
 	if (!err)
@@ -90,6 +103,9 @@ void serve_fetch(struct worker *w, const struct blobcr_request *rq)
 	/* The kernel checks its numbers; so do we, before touching the disk. */
 	if (!n || first >= d->info.nr_extents || n > d->info.nr_extents - first)
 		err = -ERANGE;
+	/* Read ahead while this miss is served, not after. */
+	if (!err && !(rq->flags & BLOBCR_REQ_F_PREFETCH))
+		readahead_on_miss(d, first, n);
 	for (uint64_t done = 0; !err && done < n; done += BLOBCRD_BATCH) {
 		size_t batch = n - done < BLOBCRD_BATCH ? n - done : BLOBCRD_BATCH;
 
