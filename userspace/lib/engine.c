@@ -746,8 +746,9 @@ static void hello_reply(struct blobcr_client *c, struct hello_op *h)
 
 /*
  * Open sessions with the usable nodes that have ops queued and none yet,
- * all at once; a node that does not answer or refuses is skipped for a
- * while (its ops fail over).
+ * all at once; a node that refuses our key or connections, or does not
+ * answer within the request timeout, is skipped for a while (its ops fail
+ * over).
  */
 static int engine_sessions(struct engine *en)
 {
