@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# installed-guest.sh DEBDIR: what tests/pkg/installed.vmt runs in a guest
+# installed-guest.sh DEBDIR: what tests/pkg/installed.sh runs in a guest
 # that booted systemd on a writable overlay of the host's root.  Installs
 # the packages of DEBDIR, lets DKMS build the module for the guest's
 # kernel, checks the installed units and man pages, starts the repository
@@ -29,6 +29,14 @@ tap "$([ "$(cat /proc/1/comm)" = systemd ]; echo $?)" "systemd is PID 1" \
 for c in /boot/config-*; do
 	[ "$c" = "/boot/config-$kver" ] || rm -f "$c"
 done
+# The host's root may be a docker image's, whose policy-rc.d forbids
+# maintainer scripts to start services: no machine the packages are
+# installed on has it (and this overlay goes with the guest).
+rm -f /usr/sbin/policy-rc.d
+# man-db's trigger would index every page on the system, over 9p, for
+# many minutes: off, in this overlay only (man finds pages without it).
+rm -f /var/lib/man-db/auto-update
+export DEBIAN_FRONTEND=noninteractive
 # Its output goes to the runner's directory as it comes (VM_KEEP=1 keeps it).
 start=$SECONDS
 dpkg -i $(ls "$debs"/*.deb | grep -v -- -dbgsym_) >"$VM_OUT/dpkg.log" 2>&1
