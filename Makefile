@@ -44,7 +44,8 @@ help:
 	@echo 'make demo       the end-to-end demo'
 	@echo 'make install    programs, man pages, units (PREFIX=/usr/local, DESTDIR);  make uninstall'
 	@echo 'make deb        Debian packages in build/deb/ (dpkg-buildpackage -b)'
-	@echo 'make check-pkg  make deb, then lintian and a DKMS build of the module'
+	@echo 'make check-pkg  make deb, then lintian, a DKMS build of the module, and the'
+	@echo '                packages installed and used in a systemd guest (~30 min)'
 	@echo 'Variables: KDIR=<kernel build dir>  VM_ACCEL=kvm (default tcg)'
 
 deps:
