@@ -70,10 +70,10 @@ module-debug: kernel-debug
 	$(MAKE) -C $(DEBUG_KERNEL)/obj M=$(BUILD)/kdebug modules
 
 # tests/vm/run picks the dm-blobcr.ko whose vermagic matches the kernel.
-check-debug: all module-debug
+check-debug: all module-debug nested-kernel
 	$(TOP)/tests/vm/on-kernel $(DEBUG_KERNEL)
 
-check-6.12: all module-6.12
+check-6.12: all module-6.12 nested-kernel
 	$(TOP)/tests/vm/on-kernel $(shell $(TOP)/scripts/kver.sh linux-image-6.12-amd64)
 
 # Selftest headers come from Debian's linux-source-6.1, extracted at build time.
