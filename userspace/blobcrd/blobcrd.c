@@ -78,7 +78,7 @@ static const char usage_text[] =
 "                           default 60; 0: fail at once) before its read\n"
 "                           gets EIO\n"
 "      --config FILE        settings, one OPTION = VALUE a line\n"
-"                           (blobcr.conf(5); default /etc/blobcr/blobcrd.conf):\n"
+"                           (blobcr.conf(5); default %s/blobcrd.conf):\n"
 "                           options given here override them\n"
 "  -v, --verbose            log every request\n"
 "  -h, --help               this help\n"
@@ -361,7 +361,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		case 'r': *ready_fd = atoi(optarg); break;
 		case 'p': *pidfile = optarg; break;
 		case 'v': d->verbose = 1; break;
-		case 'h': fputs(usage_text, stdout); exit(0);
+		case 'h': printf(usage_text, blobcr_config_dir); exit(0);
 		default: return -EINVAL;
 		}
 	}

@@ -15,11 +15,11 @@
  * is never visible.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "blobcr_util.h"
 #include "blobcrd.h"
@@ -132,11 +132,10 @@ static int fetch_retrying(struct worker *w, uint64_t first, size_t n)
 	       d->fetch_retry_ms / 1000);
 	while (unreachable(err) &&
 	       blobcr_now_ms() + wait <= start + d->fetch_retry_ms) {
-		for (uint64_t t = 0; t < wait; t += 100) {
-			if (atomic_load(&d->stopping))
-				return err;
-			usleep(100 * 1000);
-		}
+		struct pollfd stop = { .fd = d->stop_fd, .events = POLLIN };
+
+		if (poll(&stop, 1, (int)wait) > 0 || atomic_load(&d->stopping))
+			return err;
 		wait = wait * 2 > 5000 ? 5000 : wait * 2;
 		err = fetch_batch(w, first, n);
 		tries++;

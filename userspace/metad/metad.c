@@ -207,10 +207,10 @@ static void usage(FILE *f)
 		"                             to request OP (e.g. CHUNK_LOCATE) go unsent\n"
 		"      --config FILE          settings, one OPTION = VALUE a line\n"
 		"                             (blobcr.conf(5); default\n"
-		"                             /etc/blobcr/metad.conf): options given\n"
+		"                             %s/metad.conf): options given\n"
 		"                             here override them\n"
 		"  -v, --verbose              debug logging\n"
-		"  -h, --help                 this help\n");
+		"  -h, --help                 this help\n", blobcr_config_dir);
 }
 
 static int parse_num(const char *s, uint64_t max, uint64_t *out)

@@ -769,13 +769,13 @@ static void usage(FILE *f)
 		"                           the background, 0: never (default 4)\n"
 		"      --config FILE        settings, one OPTION = VALUE a line\n"
 		"                           (blobcr.conf(5); default\n"
-		"                           /etc/blobcr/noded.conf): options given here\n"
+		"                           %s/noded.conf): options given here\n"
 		"                           override them\n"
 		"      --test-scrub-pause N test hook: the scrubber stops after its\n"
 		"                           N-th chunk (before reporting it, if bad)\n"
 		"                           until the node is killed\n"
 		"  -v, --verbose            debug logging\n"
-		"  -h, --help               this help\n");
+		"  -h, --help               this help\n", blobcr_config_dir);
 }
 
 /* The host is the failure domain unless told otherwise. */
