@@ -41,7 +41,8 @@
 static const struct blobcr_op_rule rules[] = {
 	{ BLOBCR_OP_PING, false, BLOBCR_ROLE_ANY, 0 },
 	{ BLOBCR_OP_NODE_HEARTBEAT, false, BLOBCR_ROLE_NODE, 1024 },
-	{ BLOBCR_OP_NODE_LIST, false, READERS, 0 },
+	/* nodes too: a node forwards chunks only to nodes metad lists */
+	{ BLOBCR_OP_NODE_LIST, false, READERS | BLOBCR_ROLE_NODE, 0 },
 	{ BLOBCR_OP_IMAGE_CREATE, true, WRITERS, 0 },
 	{ BLOBCR_OP_IMAGE_CLONE, true, WRITERS, 0 },
 	{ BLOBCR_OP_IMAGE_LIST, false, READERS, 0 },
