@@ -8,11 +8,6 @@ set -u
 . "$(dirname "$0")/lib.sh"
 "$TOP/tests/repo/crccheck" >"$WORK/crc.out" 2>&1
 rc=$?
-while read -r verdict what; do
-	case $verdict in
-	pass:) ok "$what" ;;
-	FAIL:) not_ok "$what" ;;
-	esac
-done <"$WORK/crc.out"
+verdicts "$WORK/crc.out"
 check "crccheck exits 0" test $rc -eq 0
 done_testing
