@@ -11,7 +11,7 @@ PACKAGES="
 	linux-source-6.1 sparse flex bison libelf-dev
 	qemu-system-x86 qemu-utils qemu-guest-agent busybox-static kmod
 	dmsetup libdevmapper-dev libaio-dev libnanomsg-dev nanomsg-utils
-	liblmdb-dev lmdb-utils libssl-dev
+	liblmdb-dev lmdb-utils libssl-dev libisal-dev
 	fio e2fsprogs socat cpio iproute2 procps psmisc xz-utils bc time
 	gnuplot-nox
 	clang libclang-rt-14-dev

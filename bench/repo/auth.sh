@@ -39,7 +39,7 @@ done
 for v in "$AUTH_BIN" "$BASE_BIN"; do
 	"$CC" -std=gnu11 -O2 -D_GNU_SOURCE -I"$v/userspace/lib" \
 		-o "$v/repobench.$$" "$TOP/bench/repo/repobench.c" \
-		"$v/userspace/lib/libblobcr.a" -lnanomsg -llmdb -lcrypto -pthread
+		"$v/userspace/lib/libblobcr.a" -lnanomsg -llmdb -lcrypto -lisal -pthread
 done
 trap 'rm -f "$AUTH_BIN/repobench.$$"; cleanup' EXIT
 

@@ -28,7 +28,7 @@ export DEAD_AFTER_MS=10000
 
 "$CC" -std=gnu11 -O2 -D_GNU_SOURCE -I"$TOP/userspace/lib" -o "$WORK/repobench" \
 	"$TOP/bench/repo/repobench.c" "$TOP/userspace/lib/libblobcr.a" \
-	-lnanomsg -llmdb -lcrypto -pthread
+	-lnanomsg -llmdb -lcrypto -lisal -pthread
 
 secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
 # cpu CMD...: user+system CPU seconds of CMD (not of the daemons)

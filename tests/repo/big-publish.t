@@ -16,12 +16,7 @@ check "two nodes live" wait_live 2
 # 1 Mi extents of 4 KiB, every one changed, of 16 contents.
 "$BIG" "$META" big $N >"$WORK/big.out" 2>&1
 rc=$?
-while read -r verdict what; do
-	case $verdict in
-	pass:) ok "$what" ;;
-	FAIL:) not_ok "$what" ;;
-	esac
-done <"$WORK/big.out"
+verdicts "$WORK/big.out"
 check "the commit of $N changed extents published" test $rc -eq 0
 grep -v '^pass\|^FAIL' "$WORK/big.out" | sed 's/^/# /'
 check "as version 1" test "$(latest big)" -eq 1

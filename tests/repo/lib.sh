@@ -197,6 +197,18 @@ rot_records() {
 	done
 }
 
+# verdicts FILE: a TAP line per "pass: WHAT" or "FAIL: WHAT" line that a
+# test program printed (its other lines are left alone)
+verdicts() {
+	local verdict what
+	while read -r verdict what; do
+		case $verdict in
+		pass:) ok "$what" ;;
+		FAIL:) not_ok "$what" ;;
+		esac
+	done <"$1"
+}
+
 done_testing() {
 	echo "1..$T_N"
 	[ "$T_FAILED" -eq 0 ]
