@@ -742,9 +742,20 @@ static int cmd_group_publish(struct ctl *ctl, int argc, char **argv)
 
 /* ---- deployment verbs (deploy.c) ---- */
 
+/*
+ * How long a deployment's blobcrd may take to attach (or stop): attaching,
+ * it makes requests of its own (the image, its lease, the prefetch
+ * history), each up to --timeout.
+ */
+static int helper_wait_ms(const struct ctl *ctl)
+{
+	return 3 * ctl->timeout_ms;
+}
+
 static int cmd_deploy(struct ctl *ctl, int argc, char **argv)
 {
-	return deploy_cmd_deploy(ctl->c, ctl->meta, argc, argv);
+	return deploy_cmd_deploy(ctl->c, ctl->meta, helper_wait_ms(ctl), argc,
+				 argv);
 }
 
 static int cmd_dm_commit(struct ctl *ctl, int argc, char **argv)
@@ -755,14 +766,12 @@ static int cmd_dm_commit(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_undeploy(struct ctl *ctl, int argc, char **argv)
 {
-	(void)ctl;
-	return deploy_cmd_undeploy(argc, argv);
+	return deploy_cmd_undeploy(helper_wait_ms(ctl), argc, argv);
 }
 
 static int cmd_reattach(struct ctl *ctl, int argc, char **argv)
 {
-	(void)ctl;
-	return deploy_cmd_reattach(argc, argv);
+	return deploy_cmd_reattach(helper_wait_ms(ctl), argc, argv);
 }
 
 static int cmd_status(struct ctl *ctl, int argc, char **argv)
@@ -796,7 +805,7 @@ static int cmd_job_plan(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_job_apply(struct ctl *ctl, int argc, char **argv)
 {
-	return job_cmd_apply(ctl->c, ctl->meta, argc, argv);
+	return job_cmd_apply(ctl->c, ctl->meta, helper_wait_ms(ctl), argc, argv);
 }
 
 /* ---- key verbs (keys.c) ---- */
@@ -873,10 +882,11 @@ static const struct verb verbs[] = {
 	  "for virtio-mmio devices) or libvirt XML, to --output FILE if given.\n"
 	  "Show NAME@VERSION (default: latest) as /dev/mapper/DMNAME, fetching\n"
 	  "extents lazily into the cache (a block device, or a sparse file put on\n"
-	  "a loop device), served by a blobcrd started for it (log and pid file\n"
-	  "in " BLOBCR_RUN_DIR "/).  Commits become new versions of NAME, or of\n"
-	  "IMAGE with --commit-to (created as a clone of NAME@VERSION if needed).\n"
-	  "Prints the device path.",
+	  "a loop device), served by a blobcrd started for it: the unit\n"
+	  "blobcrd@DMNAME.service where systemd runs, else in a session of its\n"
+	  "own (log and pid file in " BLOBCR_RUN_DIR "/).  Commits become new\n"
+	  "versions of NAME, or of IMAGE with --commit-to (created as a clone of\n"
+	  "NAME@VERSION if needed).  Prints the device path.",
 	  cmd_deploy, 1, 30 },
 	{ NULL, "commit", "[--freeze MOUNTPOINT] [--label TEXT] [--resume CMD] DMNAME",
 	  "checkpoint the device: its writes since the last commit become a new\n"
@@ -897,7 +907,8 @@ static const struct verb verbs[] = {
 	  cmd_reattach, 1, 1 },
 	{ NULL, "status", "[--json] [DMNAME]",
 	  "state of one or every blobcr device: mode, present/total extents,\n"
-	  "dirty, fetches queued+in flight, commits, last version, helpers;\n"
+	  "dirty, fetches queued+in flight, commits, last version, helpers, and\n"
+	  "the pid of deploy's blobcrd and its systemd unit (none: not one);\n"
 	  "--json: a JSON array of one object per device, for scripts",
 	  cmd_status, 0, 2 },
 	{ "image", "import", "[--extent-size BYTES] NAME FILE",
@@ -1087,7 +1098,8 @@ static void usage(FILE *f)
 		"                      repository's keys.pub is read beside it\n"
 		"  -e, --encrypt       encrypt payloads on the wire (also\n"
 		"                      $BLOBCR_ENCRYPT=1)\n"
-		"  -t, --timeout MS    per-request timeout (default 10000)\n"
+		"  -t, --timeout MS    per-request timeout (default 10000); blobcrd\n"
+		"                      may take three times as long to attach\n"
 		"  -q, --quiet         no progress bar, no summary lines\n"
 		"      --config FILE   settings, one OPTION = VALUE a line\n"
 		"                      (blobcr.conf(5); default\n"

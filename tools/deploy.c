@@ -5,8 +5,11 @@
  * deploy: the cache is a block device, or a sparse file put on a loop
  * device (auto-cleared when the target lets go of it); the "blobcr" table is
  * loaded through libdevmapper; blobcrd is started in its own session and
- * deploy returns once it has attached to the target's channel.
+ * deploy returns once it has attached to the target's channel.  Under
+ * systemd the helper is the unit blobcrd@DMNAME.service, supervised and
+ * logging to the journal; else deploy forks it, in a session of its own.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -30,6 +33,7 @@
 #include <unistd.h>
 
 #include <linux/dm-blobcr.h>
+#include <systemd/sd-daemon.h>
 
 #include "blobcr.h"
 #include "blobcr_host.h"
@@ -208,6 +212,13 @@ static void blobcrd_path(char *out, size_t len)
 	snprintf(out, len, "blobcrd");
 }
 
+/* BLOBCR_RUN_DIR/NAME.SUFFIX */
+static void run_file(const char *name, const char *suffix, char *path,
+		     size_t len)
+{
+	snprintf(path, len, BLOBCR_RUN_DIR "/%s.%s", name, suffix);
+}
+
 /*
  * A deployment's helper command line is kept, one argument per line, in
  * BLOBCR_RUN_DIR/NAME.args, so that `blobcrctl reattach` can start the
@@ -218,7 +229,7 @@ static int save_helper_args(const char *name, char *const argv[])
 	char path[PATH_MAX];
 	FILE *f;
 
-	snprintf(path, sizeof(path), BLOBCR_RUN_DIR "/%s.args", name);
+	run_file(name, "args", path, sizeof(path));
 	f = fopen(path, "w");
 	if (!f)
 		return -errno;
@@ -236,7 +247,7 @@ static int load_helper_args(const char *name, char **argv)
 	int n = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), BLOBCR_RUN_DIR "/%s.args", name);
+	run_file(name, "args", path, sizeof(path));
 	f = fopen(path, "r");
 	if (!f)
 		return -errno;
@@ -250,10 +261,150 @@ static int load_helper_args(const char *name, char **argv)
 }
 
 /*
- * Start the helper of deployment @name in its own session, logging to
- * BLOBCR_RUN_DIR/NAME.log, and wait (up to 30 s) until it has attached.
+ * Run @argv (systemctl), its output to /dev/null if @quiet, and wait up to
+ * @wait_ms for it: its exit status, or -ETIMEDOUT (it is killed).
  */
-static int start_helper(const char *name)
+static int run_bounded(char *const argv[], bool quiet, int wait_ms)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int fd = quiet ? open("/dev/null", O_WRONLY) : -1;
+
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		execvp(argv[0], argv);
+		fprintf(stderr, "blobcrctl: cannot run %s: %s\n", argv[0],
+			strerror(errno));
+		_exit(127);
+	}
+	for (int waited = 0; waitpid(pid, &status, WNOHANG) == 0; waited += 20) {
+		if (waited >= wait_ms) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -ETIMEDOUT;
+		}
+		usleep(20000);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*
+ * blobcrd@DMNAME.service, the unit of deployment @name: the instance is
+ * escaped as systemd-escape(1) does (the unit takes it back with %I).
+ */
+static void helper_unit(const char *name, char *unit, size_t len)
+{
+	size_t n = (size_t)snprintf(unit, len, "blobcrd@");
+
+	for (const char *p = name; *p && n + 5 < len; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if (isalnum(ch) || ch == ':' || ch == '_' ||
+		    (ch == '.' && p != name))
+			unit[n++] = (char)ch;
+		else
+			n += (size_t)snprintf(unit + n, len - n, "\\x%02x", ch);
+	}
+	snprintf(unit + n, len - n, ".service");
+}
+
+/*
+ * Whether deployment @name's helper runs under systemd: when systemd is
+ * PID 1 and knows the blobcrd@.service template; if not, @why says why.
+ */
+static bool use_systemd(const char *unit, int wait_ms, const char **why)
+{
+	char *argv[] = { "systemctl", "cat", (char *)unit, NULL };
+
+	if (sd_booted() <= 0) {
+		*why = "systemd is not running";
+		return false;
+	}
+	*why = "blobcrd@.service is not installed";
+	return run_bounded(argv, true, wait_ms) == 0;
+}
+
+/* The unit deployment @name's helper runs under (NAME.unit), or "". */
+static void read_unit(const char *name, char *unit, size_t len)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	run_file(name, "unit", path, sizeof(path));
+	unit[0] = '\0';
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	if (!fgets(unit, (int)len, f))
+		unit[0] = '\0';
+	unit[strcspn(unit, "\n")] = '\0';
+	fclose(f);
+}
+
+static pid_t read_pidfile(const char *name)
+{
+	char path[PATH_MAX];
+	long pid = 0;
+	FILE *f;
+
+	run_file(name, "pid", path, sizeof(path));
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return (pid_t)pid;
+}
+
+/*
+ * Start blobcrd@NAME.service, which runs the saved arguments, and wait up
+ * to @wait_ms until it is ready (Type=notify: attached and serving).  Its
+ * name goes to NAME.unit, for status, reattach and undeploy.
+ */
+static int start_unit(const char *name, const char *unit, int wait_ms)
+{
+	char *start[] = { "systemctl", "start", (char *)unit, NULL };
+	char *stop[] = { "systemctl", "stop", (char *)unit, NULL };
+	char path[PATH_MAX];
+	FILE *f;
+	int r;
+
+	r = run_bounded(start, false, wait_ms);
+	if (r) {
+		if (r == -ETIMEDOUT)
+			say(0, "%s did not attach within %.1f s: see journalctl -u %s",
+			    unit, wait_ms / 1e3, unit);
+		else
+			say(0, "%s did not start: see journalctl -u %s", unit, unit);
+		/* No restarts: the device goes away. */
+		run_bounded(stop, true, wait_ms);
+		return -EIO;
+	}
+	run_file(name, "unit", path, sizeof(path));
+	f = fopen(path, "w");
+	if (!f || fprintf(f, "%s\n", unit) < 0 || fclose(f)) {
+		say(0, "cannot write %s: %s", path, strerror(errno));
+		run_bounded(stop, true, wait_ms);
+		return -EIO;
+	}
+	fprintf(stderr, "blobcrctl: %s: blobcrd runs as %s (its log: journalctl -u %s)\n",
+		name, unit, unit);
+	return 0;
+}
+
+/*
+ * Start the helper of deployment @name in its own session, logging to
+ * BLOBCR_RUN_DIR/NAME.log, and wait up to @wait_ms until it has attached.
+ * @why says why not under systemd.
+ */
+static int fork_helper(const char *name, int wait_ms, const char *why)
 {
 	char *argv[MAX_HELPER_ARGS] = { 0 };
 	char log[PATH_MAX], pidfile[PATH_MAX], ready[16];
@@ -270,13 +421,13 @@ static int start_helper(const char *name)
 		return -errno;
 	for (n = 0; argv[n]; n++)
 		;
-	snprintf(pidfile, sizeof(pidfile), BLOBCR_RUN_DIR "/%s.pid", name);
+	run_file(name, "pid", pidfile, sizeof(pidfile));
 	snprintf(ready, sizeof(ready), "%d", pipefd[1]);
 	argv[n++] = "--pidfile";
 	argv[n++] = pidfile;
 	argv[n++] = "--ready-fd";
 	argv[n++] = ready;
-	snprintf(log, sizeof(log), BLOBCR_RUN_DIR "/%s.log", name);
+	run_file(name, "log", log, sizeof(log));
 	pid = fork();
 	if (pid < 0)
 		return -errno;
@@ -299,11 +450,57 @@ static int start_helper(const char *name)
 	close(pipefd[1]);
 	waitpid(pid, &status, 0);
 	p = (struct pollfd){ .fd = pipefd[0], .events = POLLIN };
-	status = poll(&p, 1, 30000) == 1 && read(pipefd[0], &ok, 1) == 1 ? 0 : -EIO;
+	status = poll(&p, 1, wait_ms) == 1 && read(pipefd[0], &ok, 1) == 1 ? 0 : -EIO;
 	close(pipefd[0]);
 	if (status)
-		say(0, "blobcrd did not start: see %s", log);
+		say(0, "blobcrd did not attach within %.1f s: see %s",
+		    wait_ms / 1e3, log);
+	else
+		fprintf(stderr, "blobcrctl: %s: blobcrd runs as pid %d, its log in %s (not under systemd: %s)\n",
+			name, (int)read_pidfile(name), log, why);
 	return status;
+}
+
+/* Start deployment @name's helper: under systemd if it runs, else forked. */
+static int start_helper(const char *name, int wait_ms)
+{
+	char unit[PATH_MAX], path[PATH_MAX];
+	const char *why;
+
+	helper_unit(name, unit, sizeof(unit));
+	if (use_systemd(unit, wait_ms, &why))
+		return start_unit(name, unit, wait_ms);
+	run_file(name, "unit", path, sizeof(path));
+	unlink(path);
+	return fork_helper(name, wait_ms, why);
+}
+
+/*
+ * Stop the helper of @name if it runs: its unit, or its process (SIGTERM,
+ * then SIGKILL after 5 s).
+ */
+static void stop_helper(const char *name, int wait_ms)
+{
+	char unit[PATH_MAX], path[PATH_MAX];
+	pid_t pid;
+
+	read_unit(name, unit, sizeof(unit));
+	if (unit[0]) {
+		char *stop[] = { "systemctl", "stop", unit, NULL };
+
+		if (!run_bounded(stop, false, wait_ms)) {
+			run_file(name, "unit", path, sizeof(path));
+			unlink(path);
+			return;
+		}
+		say(0, "systemctl stop %s failed: stopping blobcrd itself", unit);
+	}
+	pid = read_pidfile(name);
+	if (pid <= 0 || kill(pid, SIGTERM))
+		return;
+	for (int i = 0; i < 100 && !kill(pid, 0); i++)
+		usleep(50000);
+	kill(pid, SIGKILL);
 }
 
 /* ---- verbs ---- */
@@ -399,8 +596,8 @@ static int resolve_images(struct blobcr_client *c, const char *ref,
 	return 0;
 }
 
-int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
-		      char **argv)
+int deploy_cmd_deploy(struct blobcr_client *c, const char *meta,
+		      int helper_wait_ms, int argc, char **argv)
 {
 	char image_ref[BLOBCR_NAME_MAX + 16], commit_ref[BLOBCR_NAME_MAX + 16];
 	char dev[PATH_MAX], params[PATH_MAX + 128], helper[PATH_MAX];
@@ -450,7 +647,7 @@ int deploy_cmd_deploy(struct blobcr_client *c, const char *meta, int argc,
 				  threads, "--tag", tag, "--label-file",
 				  label_file, NULL };
 
-		if (save_helper_args(o.as, hargv) || start_helper(o.as)) {
+		if (save_helper_args(o.as, hargv) || start_helper(o.as, helper_wait_ms)) {
 			dm_run(DM_DEVICE_REMOVE, o.as, 0, NULL);
 			return EXIT_FAIL;
 		}
@@ -622,35 +819,7 @@ int deploy_cmd_commit(int argc, char **argv)
 	return 0;
 }
 
-static pid_t read_pidfile(const char *name)
-{
-	char path[PATH_MAX];
-	long pid = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), BLOBCR_RUN_DIR "/%s.pid", name);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%ld", &pid) != 1)
-		pid = 0;
-	fclose(f);
-	return (pid_t)pid;
-}
-
-/* Stop the helper of @name if it runs (SIGTERM, then SIGKILL after 5 s). */
-static void stop_helper(const char *name)
-{
-	pid_t pid = read_pidfile(name);
-
-	if (pid <= 0 || kill(pid, SIGTERM))
-		return;
-	for (int i = 0; i < 100 && !kill(pid, 0); i++)
-		usleep(50000);
-	kill(pid, SIGKILL);
-}
-
-int deploy_cmd_reattach(int argc, char **argv)
+int deploy_cmd_reattach(int helper_wait_ms, int argc, char **argv)
 {
 	int fd, r;
 
@@ -660,16 +829,16 @@ int deploy_cmd_reattach(int argc, char **argv)
 	if (r)
 		return r;
 	close(fd);
-	stop_helper(argv[1]);
-	return start_helper(argv[1]) ? EXIT_FAIL : 0;
+	stop_helper(argv[1], helper_wait_ms);
+	return start_helper(argv[1], helper_wait_ms) ? EXIT_FAIL : 0;
 }
 
-int deploy_cmd_undeploy(int argc, char **argv)
+int deploy_cmd_undeploy(int helper_wait_ms, int argc, char **argv)
 {
 	if (argc != 2)
 		return say(EXIT_USAGE, "undeploy needs DMNAME");
 	/* Stop the helper first, then take the device down. */
-	stop_helper(argv[1]);
+	stop_helper(argv[1], helper_wait_ms);
 	dm_log_with_errno_init(dm_quiet);
 	if (dm_run(DM_DEVICE_REMOVE, argv[1], 0, NULL))
 		return say(EXIT_FAIL, "cannot remove /dev/mapper/%s (still open?)",
@@ -690,7 +859,7 @@ static const char *mode_name(uint32_t mode)
 
 /* The state of @name as one JSON object, added to array @all. */
 static void json_status(json_object *all, const char *name,
-			const struct blobcr_info *in)
+			const struct blobcr_info *in, pid_t pid, const char *unit)
 {
 	const struct {
 		const char *key;
@@ -715,6 +884,10 @@ static void json_status(json_object *all, const char *name,
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		json_object_object_add(o, f[i].key,
 				       json_object_new_uint64(f[i].v));
+	if (pid > 0)
+		json_object_object_add(o, "blobcrd_pid", json_object_new_int(pid));
+	json_object_object_add(o, "blobcrd_unit",
+			       unit[0] ? json_object_new_string(unit) : NULL);
 	json_object_array_add(all, o);
 }
 
@@ -725,6 +898,8 @@ static void json_status(json_object *all, const char *name,
 static int show_status(const char *name, bool quiet_other, json_object *json)
 {
 	struct blobcr_info in;
+	char unit[PATH_MAX];
+	pid_t pid;
 	int fd, r;
 
 	r = host_open_channel(name, &fd);
@@ -736,17 +911,23 @@ static int show_status(const char *name, bool quiet_other, json_object *json)
 	close(fd);
 	if (r)
 		return say(EXIT_FAIL, "%s: %s", name, strerror(-r));
+	/* Its blobcrd, as deploy started it: pid, and unit if systemd's. */
+	pid = read_pidfile(name);
+	read_unit(name, unit, sizeof(unit));
 	if (json) {
-		json_status(json, name, &in);
+		json_status(json, name, &in, pid, unit);
 		return 0;
 	}
-	printf("%s: mode=%s present=%llu/%llu dirty=%llu committing=%llu fetches=%u+%u commits=%llu last_version=%llu helpers=%u extent=%uKiB\n",
+	printf("%s: mode=%s present=%llu/%llu dirty=%llu committing=%llu fetches=%u+%u commits=%llu last_version=%llu helpers=%u extent=%uKiB",
 	       name, mode_name(in.mode), (unsigned long long)in.nr_present,
 	       (unsigned long long)in.nr_extents, (unsigned long long)in.nr_dirty,
 	       (unsigned long long)in.nr_committing, in.fetches_queued,
 	       in.fetches_inflight, (unsigned long long)in.commits_done,
 	       (unsigned long long)in.last_version, in.nr_helpers,
 	       in.extent_sectors / 2);
+	if (pid > 0)
+		printf(" blobcrd=%d unit=%s", (int)pid, unit[0] ? unit : "none");
+	putchar('\n');
 	return 0;
 }
 

@@ -338,8 +338,8 @@ static int apply_argv(const struct plan_rank *p, const char *cache, bool vm,
 	return n;
 }
 
-int job_cmd_apply(struct blobcr_client *c, const char *meta, int argc,
-		  char **argv)
+int job_cmd_apply(struct blobcr_client *c, const char *meta,
+		  int helper_wait_ms, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "host", required_argument, NULL, 'H' },
@@ -396,7 +396,7 @@ int job_cmd_apply(struct blobcr_client *c, const char *meta, int argc,
 		dargc = apply_argv(&p[i], cache, vm, job, sizeof(job), vmargs,
 				   nvmargs, dargv);
 		optind = 0;
-		r = deploy_cmd_deploy(c, meta, dargc, dargv);
+		r = deploy_cmd_deploy(c, meta, helper_wait_ms, dargc, dargv);
 		if (!r) {
 			say(0, "rank %s: %s on /dev/mapper/%s, commits to %s",
 			    p[i].rank, p[i].from, p[i].device, p[i].image);
@@ -410,7 +410,7 @@ int job_cmd_apply(struct blobcr_client *c, const char *meta, int argc,
 		if (strcmp(p[i].host, host))
 			continue;
 		optind = 0;
-		deploy_cmd_undeploy(2, uargv);
+		deploy_cmd_undeploy(helper_wait_ms, 2, uargv);
 	}
 	if (!r && !mine)
 		r = say(EXIT_NOTFOUND, "plan %s has no rank for host %s",

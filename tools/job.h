@@ -12,7 +12,7 @@ struct blobcr_client;
 
 int job_cmd_latest(struct blobcr_client *c, int argc, char **argv);
 int job_cmd_plan(struct blobcr_client *c, int argc, char **argv);
-int job_cmd_apply(struct blobcr_client *c, const char *meta, int argc,
-		  char **argv);
+int job_cmd_apply(struct blobcr_client *c, const char *meta,
+		  int helper_wait_ms, int argc, char **argv);
 
 #endif /* BLOBCRCTL_JOB_H */

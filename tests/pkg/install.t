@@ -79,22 +79,23 @@ rm "$units/blobcr-noded@store1.service" "$units/blobcrd@vm1.service"
 
 # blobcrd@NAME runs blobcrd with the arguments deploy saved in
 # /run/blobcr/NAME.args: run its ExecStart as systemd would (after its
-# unescaping of $$ and %i), with the installed blobcrd swapped for a
-# program that prints its arguments, one per line.
-name=pkgtest-$$
-args=/run/blobcr/$name.args
+# unescaping of $$ and %I), with the installed blobcrd swapped for a
+# program that prints its arguments, one per line.  A device name may hold
+# quotes and blanks.
+name="pkg test'$$"
+args="/run/blobcr/$name.args"
 [ -d /run/blobcr ] || { mkdir /run/blobcr && made_run_dir=1; }
 trap 'rm -rf "$WORK" "$args"; [ -z "${made_run_dir:-}" ] || rmdir /run/blobcr 2>/dev/null' EXIT
 printf '%s\n' /elsewhere/blobcrd --meta tcp://10.0.2.2:7000 --label-file \
 	'/run/blobcr/a b.label' >"$args"
 cp "$WORK/usr/sbin/blobcrd" "$WORK/blobcrd.real"
 printf '#!/bin/sh\nprintf "%%s\\n" "$@"\n' >"$WORK/usr/sbin/blobcrd"
-line=$(sed -n "s/^ExecStart=\/bin\/sh -c '\(.*\)'\$/\1/p" "$units/blobcrd@.service")
+line=$(sed -n "s/^ExecStart=\/bin\/sh -c '\(.*\)' %I\$/\1/p" "$units/blobcrd@.service")
 # systemd would substitute a lone $VAR itself: every $ for sh is $$.
-tap "$(sed 's/\$\$//g' <<<"$line" | grep -q '\$'; [ $? = 1 ]; echo $?)" \
-	"blobcrd@'s command escapes each \$ for systemd" "$line"
-script=$(sed -e 's/\$\$/$/g' -e "s/%i/$name/g" <<<"$line")
-got=$(/bin/sh -c "$script" 2>&1)
+tap "$([ -n "$line" ] && ! sed 's/\$\$//g' <<<"$line" | grep -q '[$%]'; echo $?)" \
+	"blobcrd@'s command escapes each \$ for systemd, takes the name as \$0" "$line"
+script=$(sed -e 's/\$\$/$/g' <<<"$line")
+got=$(/bin/sh -c "$script" "$name" 2>&1)
 want="--meta
 tcp://10.0.2.2:7000
 --label-file

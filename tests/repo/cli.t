@@ -51,5 +51,5 @@ timeout 120 "$CTL" -t 600000 image export img "$WORK/out" 2>"$WORK/err"
 check "export right after a node's death, 10-minute timeout, ends within 2 minutes" \
 	test $? -eq 0
 check "byte-exact" cmp "$WORK/img" "$WORK/out"
-check "the node was probed, not waited for" grep -q "does not answer a probe" "$WORK/err"
+check "the node was probed, not waited for" grep -q "refuses connections" "$WORK/err"
 done_testing

@@ -109,6 +109,10 @@ refused proxyd '\nrun-dir =\n' 2 "'run-dir' needs a value" "$PROXYD"
 refused blobcrctl 'meta = tcp://a:1\n\n# b\nmeta = tcp://b:1\n' 4 \
 	"'meta' is already set on line 1" "$CTL" node list
 refused blobcrctl 'help = yes\n' 1 "unknown option 'help'" "$CTL" node list
+# Internal options are no settings: the resume guard's, deploy's pipe.
+refused proxyd 'guard = 0\n' 1 "unknown option 'guard'" "$PROXYD"
+refused proxyd 'test-hold = yes\n' 1 "unknown option 'test-hold'" "$PROXYD"
+refused blobcrd 'ready-fd = 1\n' 1 "unknown option 'ready-fd'" "$BLOBCRD"
 refused metad 'replicas = 0\n' 1 "bad value '0' for --replicas" \
 	"$METAD" --listen "$DEAD" --data "$WORK/never"
 refused noded 'domain = a b\n' 1 "bad value 'a b' for --domain" \

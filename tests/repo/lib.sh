@@ -119,6 +119,29 @@ start_node() {
 	wait_until 10 "$CTL" -t 500 node stat "${NODE_ADDR[$i]}"
 }
 
+# repo_listing: what a rebuild of metad must give back, as the CLI prints
+# it: every image with its versions and keys, and the groups
+repo_listing() {
+	local i
+	"$CTL" image list
+	for i in $("$CTL" image list | awk 'NR > 1 { print $1 }'); do
+		echo "== $i"
+		"$CTL" image info "$i"
+		"$CTL" image versions --keys "$i"
+	done
+	"$CTL" group list
+}
+
+# exports_match "IMAGE[@V] FILE"...: each export is byte-exact to $WORK/FILE
+exports_match() {
+	local spec
+	for spec in "$@"; do
+		set -- $spec
+		"$CTL" -q image export "$1" "$WORK/x" && cmp -s "$WORK/$2" "$WORK/x" || {
+			diag "export of $1 differs"; return 1; }
+	done
+}
+
 # live_nodes: how many nodes metad reports live
 live_nodes() { "$CTL" node list | grep -c ' live ' ; }
 live_is() { test "$(live_nodes)" -eq "$1"; }

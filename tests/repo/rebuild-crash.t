@@ -10,25 +10,8 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
-snapshot() {
-	{
-		"$CTL" image list
-		for i in $("$CTL" image list | awk 'NR > 1 { print $1 }'); do
-			echo "== $i"
-			"$CTL" image info "$i"
-			"$CTL" image versions --keys "$i"
-		done
-		"$CTL" group list
-	} >"$1" 2>&1
-}
-exports_all() {
-	local spec
-	for spec in "a@1 v1" "a@3 v3" "c@1 c1" "c c1" "b b1"; do
-		set -- $spec
-		"$CTL" -q image export "$1" "$WORK/x" && cmp -s "$WORK/$2" "$WORK/x" || {
-			diag "export of $1 differs"; return 1; }
-	done
-}
+snapshot() { repo_listing >"$1" 2>&1; }
+exports_all() { exports_match "a@1 v1" "a@3 v3" "c@1 c1" "c c1" "b b1"; }
 kill_metad() { kill -KILL "$METAD_PID"; wait "$METAD_PID" 2>/dev/null; }
 rebuilds() { grep -c "rebuilt from 3 nodes" "$WORK/metad.log"; }
 rebuilt_n() { test "$(rebuilds)" -ge "$1"; }

@@ -249,7 +249,9 @@ static int attach(struct deployment *d)
 static int parse_args(int argc, char **argv, struct deployment *d,
 		      int *ready_fd, const char **pidfile)
 {
+	/* The first is deploy's pipe: no setting of blobcrd.conf. */
 	static const struct option opts[] = {
+		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "meta", required_argument, NULL, 'm' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "channel", required_argument, NULL, 'c' },
@@ -262,7 +264,6 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		{ "label-file", required_argument, NULL, 'L' },
 		{ "keep-dir", required_argument, NULL, 'K' },
 		{ "read-ahead", required_argument, NULL, 'a' },
-		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "lease-ms", required_argument, NULL, 'E' },
 		{ "metrics-dir", required_argument, NULL, 'M' },
@@ -283,7 +284,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 	uint64_t v;
 	int c;
 
-	if (blobcr_conf_args("blobcrd", opts, env, &argc, &argv))
+	if (blobcr_conf_args("blobcrd", opts + 1, env, &argc, &argv))
 		return -EINVAL;
 	d->meta = getenv("BLOBCR_META");
 	d->keep_dir = getenv("BLOBCR_KEEP_DIR");

@@ -140,8 +140,11 @@ int blobcr_req_socket(const char *addr, int timeout_ms);
 /**
  * blobcr_tcp_listening() - does something accept TCP connections at @addr
  * ("tcp://HOST:PORT"), within @timeout_ms?  A stopped or busy server
- * does (its kernel completes the handshake); a dead one does not (refused)
- * and neither does an unreachable host.  Return: 1 yes, 0 no, -EINVAL.
+ * does (its kernel completes the handshake); a dead one refuses.  A host
+ * that is unreachable, or too loaded to complete the handshake in time
+ * (or a caller too starved to see it), does not answer.
+ * Return: 1 accepted, 0 no answer in time (or the name does not resolve),
+ * -errno of the failed connection (-ECONNREFUSED...), -EINVAL.
  */
 int blobcr_tcp_listening(const char *addr, int timeout_ms);
 
@@ -181,9 +184,9 @@ int blobcr_peer_call(struct blobcr_peer *p, uint8_t op, struct blobcr_enc *e,
 
 /**
  * blobcr_peer_set_timeout() - wait @timeout_ms for the replies from now on
- * (a socket made again later gets it too).  Return: 0 or -errno.
+ * (a socket made again later gets it too).
  */
-int blobcr_peer_set_timeout(struct blobcr_peer *p, int timeout_ms);
+void blobcr_peer_set_timeout(struct blobcr_peer *p, int timeout_ms);
 
 /** blobcr_peer_close() - close the socket; the session is forgotten. */
 void blobcr_peer_close(struct blobcr_peer *p);

@@ -27,6 +27,7 @@ struct node_conn {
 	uint64_t down_until; /* blobcr_now_ms(): skipped until then */
 	int down_err; /* why, when it refused our key; 0: unreachable */
 	uint64_t last_reply; /* blobcr_now_ms() of its last reply, any */
+	uint64_t last_served; /* engine: likewise, to a request (not a PING) */
 	uint64_t probe_sent; /* engine: PING in flight since, 0: none */
 	uint64_t probe_id; /* its request id */
 	uint64_t probe_seq; /* its sequence number in sess */

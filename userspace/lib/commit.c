@@ -619,11 +619,8 @@ static int call_applying(struct blobcr_changeset *cm, uint8_t op,
 
 	if (extra > INT_MAX - (uint64_t)base)
 		extra = INT_MAX - (uint64_t)base;
-	err = blobcr_peer_set_timeout(meta, base + (int)extra);
-	if (!err)
-		err = call_for(cm, op, e, NULL, version);
-	else
-		blobcr_enc_free(e);
+	blobcr_peer_set_timeout(meta, base + (int)extra);
+	err = call_for(cm, op, e, NULL, version);
 	blobcr_peer_set_timeout(meta, base);
 	return err;
 }

@@ -8,7 +8,8 @@
  * up to 4 MiB of queued GETs); nn_poll() waits for
  * sockets to become writable (connect pending) or readable (reply).  An op
  * that fails, times out, or reads a corrupt chunk moves to its next
- * candidate node.  A node that times out is skipped for a while by every op.
+ * candidate node.  A node shown dead (see below) is skipped for a while by
+ * every op.
  * Every request is sealed in the client's session with its node; the
  * sessions of the nodes a batch needs are opened first, all at once.
  */
@@ -25,16 +26,20 @@
 #include "client_internal.h"
 
 #define NODE_BACKOFF_MS 3000
-#define CONNECT_TIMEOUT_MS 2000
 #define MAX_REKEYS 2 /* sessions an op sees lost before it fails over */
 /*
- * A request unanswered PROBE_AFTER_MS, from a node silent as long, sends
- * the node a PING; a PING unanswered PROBE_TIMEOUT_MS takes the node for
- * dead unless its port still accepts a TCP connection (within
- * LISTEN_CHECK_MS): a killed node refuses at once and an unreachable host
- * does not answer, but a stopped or overloaded node, or one behind a slow
- * network, does.  So a dead node costs one short probe, not the whole
- * request timeout, and a slow but live node keeps the whole timeout.
+ * A slow reply is not a dead node: a node is skipped on evidence only.
+ * A request unanswered PROBE_AFTER_MS, from a node silent as long (a
+ * handshake unanswered PROBE_AFTER_MS + PROBE_TIMEOUT_MS), sends the node
+ * a PING; a PING unanswered PROBE_TIMEOUT_MS has the client try a TCP
+ * connection to its port (for up to LISTEN_CHECK_MS).  Refused: the node
+ * is dead (killed), at the cost of one short probe.  Accepted (a stopped
+ * or overloaded node), or not answered in time (an unreachable host, but
+ * also an overloaded one, or a client itself starved of CPU, as in a
+ * loaded guest): no evidence, the node is slow and probed again later.
+ * A node is also dead when it has answered none of our requests for the
+ * whole request timeout since one was sent: that is the bound of a slow
+ * node, and it scales with the caller's timeout.
  */
 #define PROBE_AFTER_MS 1000
 #define PROBE_TIMEOUT_MS 2000
@@ -70,9 +75,8 @@ struct slot {
 	int nops;
 	int ops[BLOBCR_GETV_MAX];
 	uint64_t req_id;
-	uint64_t sent; /* blobcr_now_ms() when sent */
+	uint64_t sent; /* blobcr_now_ms() when started */
 	uint64_t sid, seq; /* the node's session, when it was sent */
-	uint64_t deadline;
 	struct blobcr_enc getv; /* GETV: the frame */
 	const struct blobcr_enc *wire; /* the frame being sent */
 };
@@ -316,7 +320,6 @@ static void start_slot(struct engine *en, struct node_conn *n, int k)
 	}
 	sl->state = r ? SLOT_SENDING : SLOT_SENT;
 	sl->sent = now;
-	sl->deadline = now + (r ? CONNECT_TIMEOUT_MS : (uint64_t)en->c->timeout_ms);
 }
 
 static void dispatch(struct engine *en)
@@ -462,7 +465,7 @@ static void reply_received(struct engine *en, struct node_conn *n, int k,
 	int status = blobcr_check_reply(&n->sess, sl->seq, buf, (size_t)len,
 					sl->opcode, sl->req_id, &d);
 
-	n->last_reply = blobcr_now_ms();
+	n->last_reply = n->last_served = blobcr_now_ms();
 	sl->state = SLOT_IDLE;
 	if (status == -EBADMSG || status == -EPROTO || status == -EMSGSIZE)
 		log_warn("%s reply from node %" PRIu32 " damaged (%s): trying "
@@ -479,7 +482,7 @@ static void reply_received(struct engine *en, struct node_conn *n, int k,
 	sl->nops = 0;
 }
 
-/* Node @n does not answer: skip it a while, its requests fail over. */
+/* Node @n is dead: skip it a while, its requests fail over. */
 static void node_down(struct engine *en, struct node_conn *n, uint64_t now,
 		      const char *why)
 {
@@ -525,45 +528,55 @@ static void probe_reply(struct node_conn *n, void *buf, int len)
 }
 
 /*
- * @n left a PING or a handshake unanswered: dead, or only slow?  A slow
- * node keeps its requests and their deadlines, and is probed again later.
- * Return: true if it is alive.
+ * @n left a PING or a handshake unanswered: dead, or only slow?  Only a
+ * refused (or unreachable) connection says dead; a slow node keeps its
+ * requests and their deadlines, and is probed again later.
+ * Return: 0 if it may be alive, else the connection's -errno.
  */
-static bool node_alive(struct node_conn *n, uint64_t now)
+static int node_alive(struct node_conn *n, uint64_t now)
 {
-	if (blobcr_tcp_listening(n->addr, LISTEN_CHECK_MS) <= 0)
-		return false;
+	int r = blobcr_tcp_listening(n->addr, LISTEN_CHECK_MS);
+
+	if (r < 0)
+		return r;
 	if (!n->slow)
-		log_warn("node %" PRIu32 " (%s) is slow: no answer in %d ms, but "
-			 "its port accepts connections: waiting for it up to the "
-			 "request timeout", n->id, n->addr,
-			 PROBE_AFTER_MS + PROBE_TIMEOUT_MS);
+		log_warn("node %" PRIu32 " (%s) is slow: no answer in %d ms, %s: "
+			 "waiting for it up to the request timeout", n->id,
+			 n->addr, PROBE_AFTER_MS + PROBE_TIMEOUT_MS,
+			 r ? "but its port accepts connections" :
+			     "nor a TCP handshake (a loaded node or client)");
 	n->slow = true;
 	n->last_reply = now; /* the next PING in PROBE_AFTER_MS */
-	return true;
+	return 0;
 }
 
 /*
- * Time out overdue requests, and probe the nodes that keep a request
- * waiting without a word: either way a node that does not answer is
- * skipped for a while.
+ * Time out the requests of a node that has answered none for the request
+ * timeout, and probe the nodes that keep a request waiting without a word:
+ * a node found dead either way is skipped for a while.  A node that
+ * answers some keeps the others: slow, it works through its queue.
  */
 static void expire(struct engine *en, uint64_t now)
 {
+	uint64_t timeout = (uint64_t)en->c->timeout_ms;
+
 	for (size_t ni = 0; ni < en->c->nnodes; ni++) {
 		struct node_conn *n = &en->c->nodes[ni];
 		uint64_t oldest = 0;
+		int err;
 
 		for (int k = 0; k < en->c->inflight; k++) {
 			struct slot *sl = slot_of(en, n, k);
 
 			if (sl->state == SLOT_IDLE)
 				continue;
-			if (sl->deadline <= now) {
-				node_down(en, n, now, "does not answer");
+			if (now - sl->sent >= timeout &&
+			    now - n->last_served >= timeout) {
+				node_down(en, n, now, "answered none of our "
+					  "requests in the request timeout");
 				break;
 			}
-			if (sl->state == SLOT_SENT && (!oldest || sl->sent < oldest))
+			if (!oldest || sl->sent < oldest)
 				oldest = sl->sent;
 		}
 		if (n->probe_sent && now - n->probe_sent > PROBE_TIMEOUT_MS) {
@@ -571,8 +584,10 @@ static void expire(struct engine *en, uint64_t now)
 			/* Its REQ socket may hold the lost PING: start afresh. */
 			nn_close(n->socks[PROBE_SOCK]);
 			n->socks[PROBE_SOCK] = -1;
-			if (!node_alive(n, now))
-				node_down(en, n, now, "does not answer a probe");
+			err = node_alive(n, now);
+			if (err)
+				node_down(en, n, now, err == -ECONNREFUSED ?
+					  "refuses connections" : "is unreachable");
 		} else if (oldest && now - oldest > PROBE_AFTER_MS &&
 			   now - n->last_reply > PROBE_AFTER_MS) {
 			probe(en, n, now);
@@ -633,11 +648,8 @@ static int poll_once(struct engine *en)
 		}
 		sl = slot_of(en, n, k);
 		if (pfd[j].revents & NN_POLLOUT) {
-			if (try_send(sl, n->socks[k]) == 0) {
+			if (try_send(sl, n->socks[k]) == 0)
 				sl->state = SLOT_SENT;
-				sl->sent = blobcr_now_ms();
-				sl->deadline = sl->sent + (uint64_t)en->c->timeout_ms;
-			}
 		} else if (pfd[j].revents & NN_POLLIN) {
 			void *buf = NULL;
 			int len = nn_recv(n->socks[k], &buf, NN_MSG, NN_DONTWAIT);
@@ -658,7 +670,7 @@ struct hello_op {
 	struct node_conn *n;
 	struct blobcr_hello st;
 	struct blobcr_enc frame;
-	uint64_t req_id, sent_at, deadline;
+	uint64_t req_id, check_at, deadline;
 	bool sent, done;
 };
 
@@ -669,9 +681,12 @@ static void hello_failed(struct node_conn *n, int err)
 			 n->addr, blobcr_auth_detail());
 		n->down_err = err;
 	} else if (err == -ETIMEDOUT) {
-		log_warn("node %" PRIu32 " (%s) does not answer a probe (its "
-			 "handshake): skipping it for %d ms", n->id, n->addr,
-			 NODE_BACKOFF_MS);
+		log_warn("node %" PRIu32 " (%s) did not answer its handshake in "
+			 "the request timeout: skipping it for %d ms", n->id,
+			 n->addr, NODE_BACKOFF_MS);
+	} else if (err == -ECONNREFUSED) {
+		log_warn("node %" PRIu32 " (%s) refuses connections: skipping it "
+			 "for %d ms", n->id, n->addr, NODE_BACKOFF_MS);
 	} else {
 		log_warn("node %" PRIu32 " (%s): no session: %s: skipping it for %d ms",
 			 n->id, n->addr, blobcr_strerror(err), NODE_BACKOFF_MS);
@@ -700,7 +715,9 @@ static int hello_start(struct blobcr_client *c, struct hello_op *h)
 		err = blobcr_hello_begin(c->key, c->sess_flags, &h->st, &h->frame);
 	if (!err)
 		err = blobcr_enc_finish(&h->frame, &hdr);
-	h->deadline = blobcr_now_ms() + CONNECT_TIMEOUT_MS;
+	/* The handshake is the node's probe: checked like an unanswered PING. */
+	h->check_at = blobcr_now_ms() + PROBE_AFTER_MS + PROBE_TIMEOUT_MS;
+	h->deadline = blobcr_now_ms() + (uint64_t)c->timeout_ms;
 	return err;
 }
 
@@ -777,31 +794,25 @@ static int engine_sessions(struct engine *en)
 
 			if (h->done)
 				continue;
-			if (now >= h->deadline && h->sent &&
-			    h->deadline < h->sent_at + (uint64_t)c->timeout_ms &&
-			    node_alive(h->n, now)) {
-				/* Slow, not dead: the whole request timeout. */
-				h->deadline = h->sent_at + (uint64_t)c->timeout_ms;
-			} else if (now >= h->deadline) {
+			if (now >= h->deadline) {
 				h->done = true;
 				hello_failed(h->n, -ETIMEDOUT);
 				continue;
+			}
+			if (now >= h->check_at) {
+				int err = node_alive(h->n, now);
+
+				h->check_at = now + PROBE_AFTER_MS + PROBE_TIMEOUT_MS;
+				if (err) {
+					h->done = true;
+					hello_failed(h->n, err);
+					continue;
+				}
 			}
 			if (!h->sent) {
 				if (nn_send(h->n->auth_sock, h->frame.buf,
 					    h->frame.len, NN_DONTWAIT) >= 0) {
 					h->sent = true;
-					h->sent_at = now;
-					/*
-					 * A REQ socket takes a request before it
-					 * has a peer: the handshake is the node's
-					 * probe, bounded as one (node_alive()
-					 * then tells slow from dead).
-					 */
-					h->deadline = now + (uint64_t)(c->timeout_ms <
-						PROBE_AFTER_MS + PROBE_TIMEOUT_MS ?
-						c->timeout_ms :
-						PROBE_AFTER_MS + PROBE_TIMEOUT_MS);
 				} else if (nn_errno() != EAGAIN) {
 					h->done = true;
 					hello_failed(h->n, -nn_errno());

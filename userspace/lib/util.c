@@ -258,9 +258,11 @@ int blobcr_tcp_listening(const char *addr, int timeout_ms)
 
 		if (!connect(fd, ai->ai_addr, ai->ai_addrlen))
 			ok = 1;
-		else if (errno == EINPROGRESS && poll(&p, 1, timeout_ms) == 1 &&
+		else if (errno != EINPROGRESS)
+			ok = -errno;
+		else if (poll(&p, 1, timeout_ms) == 1 &&
 			 !getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen))
-			ok = !err;
+			ok = err ? -err : 1;
 		close(fd);
 	}
 	freeaddrinfo(ai);
@@ -330,14 +332,9 @@ int blobcr_peer_open(struct blobcr_peer *p, const char *addr,
 	return p->sock < 0 ? p->sock : 0;
 }
 
-int blobcr_peer_set_timeout(struct blobcr_peer *p, int timeout_ms)
+void blobcr_peer_set_timeout(struct blobcr_peer *p, int timeout_ms)
 {
-	p->timeout_ms = timeout_ms;
-	if (p->sock >= 0 &&
-	    nn_setsockopt(p->sock, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms,
-			  sizeof(timeout_ms)) < 0)
-		return -nn_errno();
-	return 0;
+	p->timeout_ms = timeout_ms; /* each exchange sets its own wait */
 }
 
 void blobcr_peer_close(struct blobcr_peer *p)

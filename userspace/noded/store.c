@@ -221,6 +221,32 @@ static void seg_path(const struct store *st, uint32_t seg, char *out, size_t n)
 	snprintf(out, n, "%s/seg-%08" PRIu32 ".dat", st->dir, seg);
 }
 
+/*
+ * Create segment file @path.  Its name is synced into the store directory
+ * before any record in it can be acknowledged: a record whose data and
+ * index entry are durable must not lose its file to a crash.
+ * Return: the fd, or -errno.
+ */
+static int seg_create(const struct store *st, const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int dfd, err = 0;
+
+	if (fd < 0)
+		return -errno;
+	dfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd))
+		err = -errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (err) {
+		close(fd);
+		unlink(path);
+		return err;
+	}
+	return fd;
+}
+
 /* Return an open fd for @seg, opening it once.  Caller holds mu. */
 static int seg_fd_locked(struct store *st, uint32_t seg)
 {
@@ -232,9 +258,13 @@ static int seg_fd_locked(struct store *st, uint32_t seg)
 		if (st->fds[i].seg == seg)
 			return st->fds[i].fd;
 	seg_path(st, seg, path, sizeof(path));
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		fd = seg_create(st, path);
+	else if (fd < 0)
+		fd = -errno;
 	if (fd < 0)
-		return -errno;
+		return fd;
 	n = realloc(st->fds, (st->nfds + 1) * sizeof(*n));
 	if (!n) {
 		close(fd);

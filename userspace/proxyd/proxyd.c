@@ -201,13 +201,17 @@ int main(int argc, char **argv)
 {
 	enum { O_RUN_DIR = 256, O_VSOCK, O_TIMEOUT, O_PIDFILE, O_HOLD, O_GUARD,
 	       O_KEY, O_CONFIG };
+	/*
+	 * The first two are internal (the resume guard's process, a test's
+	 * hold): no setting of proxyd.conf, which takes the rest.
+	 */
 	static const struct option lopts[] = {
+		{ "guard", required_argument, NULL, O_GUARD },
+		{ "test-hold", no_argument, NULL, O_HOLD },
 		{ "run-dir", required_argument, NULL, O_RUN_DIR },
 		{ "vsock-port", required_argument, NULL, O_VSOCK },
 		{ "quiesce-timeout", required_argument, NULL, O_TIMEOUT },
 		{ "pidfile", required_argument, NULL, O_PIDFILE },
-		{ "test-hold", no_argument, NULL, O_HOLD },
-		{ "guard", required_argument, NULL, O_GUARD },
 		{ "key", required_argument, NULL, O_KEY },
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -222,7 +226,7 @@ int main(int argc, char **argv)
 	char path[300];
 	struct sigaction sa = { .sa_handler = on_hup };
 
-	if (blobcr_conf_args("proxyd", lopts, env, &argc, &argv))
+	if (blobcr_conf_args("proxyd", lopts + 2, env, &argc, &argv))
 		return 2;
 	while ((c = getopt_long(argc, argv, "vh", lopts, NULL)) != -1) {
 		switch (c) {
