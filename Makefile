@@ -44,7 +44,8 @@ help:
 	@echo 'make demo       the end-to-end demo'
 	@echo 'make install    programs, man pages, units (PREFIX=/usr/local, DESTDIR);  make uninstall'
 	@echo 'make deb        Debian packages in build/deb/ (dpkg-buildpackage -b)'
-	@echo 'make check-pkg  make deb, then lintian and a DKMS build of the module'
+	@echo 'make check-pkg  make deb, then lintian, a DKMS build of the module, and the'
+	@echo '                packages installed and used in a systemd guest (~30 min)'
 	@echo 'Variables: KDIR=<kernel build dir>  VM_ACCEL=kvm (default tcg)'
 
 deps:
@@ -69,10 +70,10 @@ module-debug: kernel-debug
 	$(MAKE) -C $(DEBUG_KERNEL)/obj M=$(BUILD)/kdebug modules
 
 # tests/vm/run picks the dm-blobcr.ko whose vermagic matches the kernel.
-check-debug: all module-debug
+check-debug: all module-debug nested-kernel
 	$(TOP)/tests/vm/on-kernel $(DEBUG_KERNEL)
 
-check-6.12: all module-6.12
+check-6.12: all module-6.12 nested-kernel
 	$(TOP)/tests/vm/on-kernel $(shell $(TOP)/scripts/kver.sh linux-image-6.12-amd64)
 
 # Selftest headers come from Debian's linux-source-6.1, extracted at build time.

@@ -384,9 +384,27 @@ static int blobcr_iterate_devices(struct dm_target *ti,
 	return fn(ti, bt->cache_dev, 0, ti->len, data);
 }
 
+/*
+ * A write that covers an absent extent whole needs no fetch, and a read
+ * miss fetches its extent whole: the extent is the I/O size to aim for.
+ * The block layer reads ahead twice io_opt, so a sequential reader of a
+ * restarted disk keeps two extents' misses in flight, not one.  Like
+ * dm-cache, keep the cache device's hints if they already fit.
+ */
+static void blobcr_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	struct blobcr_target *bt = ti->private;
+	unsigned int extent_bytes = bt->extent_sectors << SECTOR_SHIFT;
+
+	if (limits->io_opt < extent_bytes || limits->io_opt % extent_bytes) {
+		limits->io_min = extent_bytes;
+		limits->io_opt = extent_bytes;
+	}
+}
+
 static struct target_type blobcr_target = {
 	.name = "blobcr",
-	.version = {1, 1, 0},
+	.version = {1, 2, 0},
 	.module = THIS_MODULE,
 	.ctr = blobcr_ctr,
 	.dtr = blobcr_dtr,
@@ -400,6 +418,7 @@ static struct target_type blobcr_target = {
 	.status = blobcr_status,
 	.message = blobcr_message,
 	.iterate_devices = blobcr_iterate_devices,
+	.io_hints = blobcr_io_hints,
 };
 
 static int __init dm_blobcr_init(void)

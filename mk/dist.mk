@@ -103,9 +103,12 @@ deb:
 	rm -rf $(DEB_DIR)/dm-blobcr-$(VERSION)
 	@ls $(DEB_DIR)/*.deb
 
-# The packages' own checks (minutes: a package and a module build).
+# The packages' own checks (minutes: a package and a module build), then
+# the packages installed and used in a systemd guest (half an hour under
+# load: DKMS under TCG).
 check-pkg: deb
-	$(TOP)/tests/pkg/debs.sh $(DEB_DIR)
+	$(TOP)/tests/pkg/debs.sh $(DEB_DIR); rc=$$?; \
+	$(TOP)/tests/pkg/installed.sh $(DEB_DIR) || rc=1; exit $$rc
 
 clean-dist:
 	rm -rf $(BUILD)/man $(DEB_DIR)

@@ -11,7 +11,10 @@
 #
 # Leaves OUTDIR/bzImage and OUTDIR/vmlinux, and keeps the build tree in
 # OUTDIR/obj, usable as KDIR for out-of-tree modules when the configuration
-# has CONFIG_MODULES. Every option a fragment sets must survive `make
+# has CONFIG_MODULES. A changed fragment rebuilds in that tree, so only
+# what the changed options touch is compiled again (Kbuild tracks each
+# file's CONFIG_ dependencies); a changed source package or source tree
+# starts from an empty one. Every option a fragment sets must survive `make
 # olddefconfig` (an option whose dependencies are missing is dropped
 # silently by Kconfig): the build fails, naming the options, otherwise.
 # Concurrent runs on one OUTDIR wait for each other.
@@ -55,8 +58,10 @@ srckey=$(ls -l --time-style=+%s "$tarball" | sha256sum | cut -d' ' -f1)
 
 start=$(date +%s)
 obj=$out/obj
-rm -rf "$obj" "$out/bzImage" "$out/vmlinux" "$out/.key"
+rm -f "$out/bzImage" "$out/vmlinux" "$out/.key"
+[ "$(cat "$obj/.src" 2>/dev/null)" = "$src $srckey" ] || rm -rf "$obj"
 mkdir -p "$obj"
+echo "$src $srckey" >"$obj/.src"
 log=$out/build.log
 echo "build-kernel: building $out ($base + $*), log in $log" >&2
 {

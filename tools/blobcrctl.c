@@ -1026,7 +1026,7 @@ static const struct verb verbs[] = {
 	  "make key NAME of ROLE (node, host, admin or metad): DIR/NAME.key,\n"
 	  "readable by its owner only, and its public key in DIR/keys.pub, which\n"
 	  "every server and client of the repository reads (copy it to each\n"
-	  "host).  DIR defaults to the directory of --key, else /etc/blobcr.",
+	  "host).  DIR defaults to the directory of --key, else that of blobcrctl.conf.",
 	  cmd_key_create, 2, 4 },
 	{ "key", "rotate", "[--dir DIR] NAME",
 	  "give NAME a new key without downtime: the new public key joins\n"
@@ -1103,10 +1103,11 @@ static void usage(FILE *f)
 		"  -q, --quiet         no progress bar, no summary lines\n"
 		"      --config FILE   settings, one OPTION = VALUE a line\n"
 		"                      (blobcr.conf(5); default\n"
-		"                      /etc/blobcr/blobcrctl.conf): options given\n"
+		"                      %s/blobcrctl.conf): options given\n"
 		"                      here override them\n"
 		"  -h, --help          this help; VERB --help for a verb's, GROUP\n"
-		"                      --help for a group's (image, node, ...)\n\nVerbs:\n");
+		"                      --help for a group's (image, node, ...)\n\nVerbs:\n",
+		blobcr_config_dir);
 	for (size_t i = 0; i < NVERBS; i++)
 		fprintf(f, "  %s%s%-10s %s\n", verbs[i].group ? verbs[i].group : "",
 			verbs[i].group ? " " : "", verbs[i].name, verbs[i].args);

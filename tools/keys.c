@@ -15,12 +15,11 @@
 #include <string.h>
 
 #include "blobcr_auth.h"
+#include "blobcr_conf.h"
 #include "deploy.h"
 #include "keys.h"
 
-#define DEFAULT_DIR "/etc/blobcr"
-
-/* --dir DIR, or the directory of our key, or /etc/blobcr. */
+/* --dir DIR, or the directory of our key, or blobcr_config_dir. */
 static const char *key_dir(const char *opt, const char *key_file, char *buf,
 			   size_t len)
 {
@@ -29,7 +28,7 @@ static const char *key_dir(const char *opt, const char *key_file, char *buf,
 	if (opt)
 		return opt;
 	if (!key_file || !(slash = strrchr(key_file, '/')))
-		return key_file ? "." : DEFAULT_DIR;
+		return key_file ? "." : blobcr_config_dir;
 	snprintf(buf, len, "%.*s", (int)(slash - key_file), key_file);
 	return buf[0] ? buf : "/";
 }

@@ -16,7 +16,8 @@
 const char *const node_stat_names[NODE_STATS] = {
 	"chunks", "live_bytes", "used_bytes", "capacity", "segments_open",
 	"corrupt", "requests", "malformed", "scrubbed", "scrub_passes",
-	"manifests", "manifest_bytes"
+	"manifests", "manifest_bytes", "put_bytes", "put_fwd_bytes",
+	"forwarded_bytes"
 };
 
 enum { ST_CORRUPT = 5, ST_REQUESTS = 6, ST_SCRUBBED = 8, ST_PASSES = 9 };

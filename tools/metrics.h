@@ -12,7 +12,7 @@
 #include "blobcr.h"
 
 /* The counters of a storage node's STAT reply, in wire order. */
-#define NODE_STATS 12
+#define NODE_STATS 15
 extern const char *const node_stat_names[NODE_STATS];
 
 /* Fill @vals with node @addr's STAT counters; 0 or -errno. */

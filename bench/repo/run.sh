@@ -12,10 +12,17 @@
 #    publish of 4096 per extent;
 #  - commits of 256 MiB at R=1 and R=2, their uploads overlapped with the
 #    next batch's reading and hashing, against the same in line.
-# Usage: bench/repo/run.sh [SIZE_MIB]   (from the top of the tree, after make)
+# Usage: bench/repo/run.sh [SIZE_MIB]   (from the top of the tree, after make;
+# SIZE_MIB at least 1024, the default: the lookup and publish of 4096
+# extents of 256 KiB need an image that large)
 set -eu
 TOP=$(pwd)
 MIB=${1:-1024}
+if ! [[ $MIB =~ ^[0-9]+$ ]] || [ "$MIB" -lt 1024 ]; then
+	echo "bench/repo/run.sh: SIZE_MIB must be a number of MiB, at least 1024" \
+		"(4096 extents of 256 KiB), not '$MIB'" >&2
+	exit 2
+fi
 . "$TOP/tests/repo/lib.sh"
 CC=${CC:-cc}
 # A loaded machine must not see the node as dead in the middle of a run.

@@ -151,6 +151,40 @@ TEST(write_cache_follows_cache_device)
 }
 
 /*
+ * The optimal I/O size is one extent, so the block layer reads ahead two
+ * extents (its default, 128 KiB, is kept for smaller extents).
+ */
+TEST(io_size_is_one_extent)
+{
+	static const struct { const char *sectors, *bytes, *ra_kb; } t[] = {
+		{ "512", "262144\n", "512\n" },
+		{ "8", "4096\n", "128\n" },
+	};
+	char cmd[256], val[64];
+
+	if (!dm_target_available("zero"))
+		SKIP(return, "no dm-zero");
+	ASSERT_EQ(0, run("dmsetup create blobcr-io-zero --table '0 8192 zero'"));
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		snprintf(cmd, sizeof(cmd),
+			 "dmsetup create blobcr-io --table '0 8192 blobcr /dev/mapper/blobcr-io-zero %s io 1 all_present'",
+			 t[i].sectors);
+		ASSERT_EQ(0, run(cmd));
+		EXPECT_EQ(0, sysfs_block_attr("/dev/mapper/blobcr-io",
+					      "queue/optimal_io_size", val, sizeof(val)));
+		EXPECT_STREQ(t[i].bytes, val);
+		EXPECT_EQ(0, sysfs_block_attr("/dev/mapper/blobcr-io",
+					      "queue/minimum_io_size", val, sizeof(val)));
+		EXPECT_STREQ(t[i].bytes, val);
+		EXPECT_EQ(0, sysfs_block_attr("/dev/mapper/blobcr-io",
+					      "queue/read_ahead_kb", val, sizeof(val)));
+		EXPECT_STREQ(t[i].ra_kb, val);
+		EXPECT_EQ(0, run("dmsetup remove blobcr-io"));
+	}
+	EXPECT_EQ(0, run("dmsetup remove blobcr-io-zero"));
+}
+
+/*
  * More extents than the bitmaps can address (2^31, 6.1's bitmap helpers
  * stop at 2^32) are refused, with the reason, not truncated.
  */

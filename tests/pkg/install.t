@@ -10,6 +10,9 @@ set -uo pipefail
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 . "$TOP/tests/pkg/lib.sh"
 
+# make install builds the tree's programs for its SYSCONFDIR: the end of
+# this test builds them again for the one they had.
+built_for=$(cat "$TOP/userspace/lib/sysconfdir" 2>/dev/null || echo /etc)
 # Paths inside $WORK, so that the units name programs that exist here.
 dirs=(PREFIX="$WORK/usr" SYSCONFDIR="$WORK/etc"
       UNITDIR="$WORK/lib/systemd/system")
@@ -55,6 +58,33 @@ for p in "$WORK"/usr/sbin/* "$WORK"/usr/bin/*; do
 	"$p" --help 2>&1 | grep -q "^Usage: $(basename "$p")" || bad+=" $p"
 done
 tap "$([ -z "$bad" ]; echo $?)" "installed programs print their usage" "$bad"
+
+# They read SYSCONFDIR/blobcr, as make install was given it, not /etc/blobcr:
+# a bad setting in its PROGRAM.conf is reported, their --help names it.
+bad=""
+for p in blobcr-metad:metad blobcr-noded:noded blobcrd:blobcrd \
+	blobcr-proxyd:proxyd blobcrctl:blobcrctl; do
+	prog=${p%%:*} conf=$WORK/etc/blobcr/${p#*:}.conf
+	saved=""
+	[ ! -e "$conf" ] || saved=$(cat "$conf")
+	echo 'no-such-option = 1' >>"$conf"
+	out=$(env -u BLOBCR_CONFIG_DIR "$WORK/usr/sbin/$prog" --help 2>&1)
+	grep -qF "$prog: $conf:" <<<"$out" && grep -q "unknown option 'no-such-option'" <<<"$out" ||
+		bad+=" $prog read no $conf: $(head -n 1 <<<"$out");"
+	if [ -n "$saved" ]; then echo "$saved" >"$conf"; else rm "$conf"; fi
+	env -u BLOBCR_CONFIG_DIR "$WORK/usr/sbin/$prog" --help 2>&1 | grep -qF " $conf)" ||
+		bad+=" $prog --help names no $conf;"
+done
+tap "$([ -z "$bad" ]; echo $?)" "the programs read make install's SYSCONFDIR/blobcr" "$bad"
+# blobcrctl key create puts its keys there unless told otherwise (not run
+# by programs that read /etc/blobcr: it would write there).
+out="not run: the programs ignore SYSCONFDIR"
+[ -n "$bad" ] || out=$(cd "$WORK" && env -u BLOBCR_CONFIG_DIR -u BLOBCR_KEY \
+	"$WORK/usr/sbin/blobcrctl" key create host1 host 2>&1)
+tap "$([ -s "$WORK/etc/blobcr/host1.key" ] &&
+	grep -q host1 "$WORK/etc/blobcr/keys.pub"; echo $?)" \
+	"blobcrctl key create: in SYSCONFDIR/blobcr" "$out $(ls "$WORK/etc/blobcr")"
+rm -f "$WORK"/etc/blobcr/{host1.key,keys.pub,.keys.lock}
 
 bad=""
 for m in "$WORK"/usr/share/man/man*/*; do
@@ -112,5 +142,9 @@ tap $? "make uninstall" "$out"
 left=$(cd "$WORK" && find . -type f | sed 's|^\./||' | sort)
 tap "$([ "$left" = "$(grep '^etc/' <<<"$expected")" ]; echo $?)" \
 	"uninstall leaves only the settings" "$left"
+
+out=$(make -s -C "$TOP" progs SYSCONFDIR="$built_for" 2>&1)
+tap "$([ $? = 0 ] && "$TOP/tools/blobcrctl" --help | grep -qF " $built_for/blobcr/blobcrctl.conf)"; echo $?)" \
+	"the tree's programs built again for $built_for" "$out"
 
 done_testing

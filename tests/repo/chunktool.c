@@ -11,6 +11,11 @@
  *                                    record an access order, as blobcrd does
  *   chunktool META access-get IMAGE@V
  *                                    print it, one extent a line
+ *   chunktool NODE put-fwd FORMAT WAIT_MS ID|- FILE [NODEID...]
+ *                                    a PUT_FWD of FILE's bytes (id: their
+ *                                    SHA-256 for -) to NODE naming the
+ *                                    NODEIDs; prints "NODEID STATUS" per
+ *                                    node of the reply
  *
  * Exit status 0 on success, 1 on an error (printed), 2 on bad usage.
  */
@@ -105,6 +110,52 @@ static int list(const char *addr)
 	return err;
 }
 
+static int show_fwd(struct blobcr_dec *d)
+{
+	uint8_t n = blobcr_dec_u8(d);
+
+	for (uint8_t i = 0; i < n && !d->err; i++) {
+		uint32_t node = blobcr_dec_u32(d);
+		int32_t status = (int32_t)blobcr_dec_u32(d);
+
+		if (!d->err)
+			printf("%" PRIu32 " %" PRId32 "\n", node, status);
+	}
+	return blobcr_dec_end(d);
+}
+
+/* put-fwd: the request as a client builds it, every field from the caller */
+static int put_fwd(const char *addr, char **argv, int nnodes)
+{
+	uint8_t id[BLOBCR_ID_SIZE], *data = malloc(BLOBCR_MAX_EXTENT);
+	FILE *f = fopen(argv[2], "rb");
+	size_t len = data && f ? fread(data, 1, BLOBCR_MAX_EXTENT, f) : 0;
+	struct blobcr_enc e;
+	int err = !data || !f ? -errno : 0;
+
+	if (f)
+		fclose(f);
+	if (!err)
+		err = strcmp(argv[1], "-") ? parse_id(argv[1], id) :
+		      blobcr_chunk_id(data, len, id);
+	if (!err)
+		err = blobcr_enc_init(&e, 64 + len);
+	if (!err) {
+		blobcr_enc_u8(&e, (uint8_t)strtoul(argv[-1], NULL, 10));
+		blobcr_enc_bytes(&e, id, BLOBCR_ID_SIZE);
+		blobcr_enc_u32(&e, (uint32_t)len);
+		blobcr_enc_bytes(&e, data, len);
+		blobcr_enc_u32(&e, (uint32_t)strtoul(argv[0], NULL, 10));
+		blobcr_enc_u8(&e, (uint8_t)nnodes);
+		for (int i = 0; i < nnodes; i++)
+			blobcr_enc_u32(&e, (uint32_t)strtoul(argv[3 + i], NULL, 10));
+		err = call(addr, BLOBCR_OP_PUT_FWD, &e, show_fwd);
+		blobcr_enc_free(&e);
+	}
+	free(data);
+	return err;
+}
+
 /* IMAGE@V into @image and *@ver; Return: 0 or -EINVAL. */
 static int parse_ref(const char *s, char image[BLOBCR_NAME_MAX], uint32_t *ver)
 {
@@ -185,15 +236,18 @@ int main(int argc, char **argv)
 		err = access_order(argv[1], 1, argv[3], argc - 4, argv + 4);
 	} else if (argc == 4 && !strcmp(argv[2], "access-get")) {
 		err = access_order(argv[1], 0, argv[3], 0, NULL);
+	} else if (argc >= 7 && !strcmp(argv[2], "put-fwd")) {
+		err = put_fwd(argv[1], argv + 4, argc - 7);
 	} else {
 		goto usage;
 	}
 	if (err)
-		fprintf(stderr, "chunktool: %s\n", blobcr_strerror(err));
+		fprintf(stderr, "chunktool: %s (%d)\n", blobcr_strerror(err), err);
 	return err ? 1 : 0;
 usage:
 	fprintf(stderr, "Usage: chunktool NODE list | NODE delete ID... | "
 		"META suspect ID NODEID | META access-put IMAGE@V E... | "
-		"META access-get IMAGE@V\n");
+		"META access-get IMAGE@V | NODE put-fwd FORMAT WAIT_MS ID|- FILE "
+		"[NODEID...]\n");
 	return 2;
 }

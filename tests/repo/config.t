@@ -120,6 +120,8 @@ refused noded 'domain = a b\n' 1 "bad value 'a b' for --domain" \
 refused blobcrd 'lease-ms = 10\n' 1 "bad value '10' for --lease-ms" "$BLOBCRD"
 refused blobcrd 'read-ahead = 5000\n' 1 "bad value '5000' for --read-ahead" \
 	"$BLOBCRD"
+refused blobcrd 'fetch-retry-s = 3601\n' 1 "bad value '3601' for --fetch-retry-s" \
+	"$BLOBCRD"
 refused proxyd 'quiesce-timeout = 0\n' 1 "bad value '0' for --quiesce-timeout" \
 	"$PROXYD"
 refused blobcrctl 'timeout = soon\n' 1 "bad value 'soon' for --timeout" \

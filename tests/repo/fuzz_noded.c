@@ -23,7 +23,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	so.dir = fz_init(&nd.srv, BLOBCR_ROLE_NODE);
 	snprintf(mdir, sizeof(mdir), "%s/manifests", so.dir);
 	mo.dir = mdir; /* metad's manifests, as noded.c keeps them */
-	if (store_open(&so, &nd.st) || store_open(&mo, &nd.mst))
+	/* no metad: every forward list is refused, as it must be */
+	if (store_open(&so, &nd.st) || store_open(&mo, &nd.mst) ||
+	    fwd_new(NULL, NULL, NULL, "fuzz", false, &nd.fwd))
 		abort();
 	server_setup(&nd);
 	return 0;

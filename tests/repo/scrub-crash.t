@@ -6,11 +6,16 @@
 # told metad; metad once it was told, before it re-replicated.  After each
 # restart no copy is lost for good: every chunk is back on two nodes and
 # every export is byte-exact.
+#
+# Nodes 1 and 2 share a failure domain, so node 3 holds a copy of every
+# chunk, before and after each re-replication: the rounds below always
+# find the chunks they count on it.
 set -u
 . "$(dirname "$0")/lib.sh"
 
 stat_of() { "$CTL" node stat "${NODE_ADDR[$1]}" | sed -n "s/^$2=//p"; }
 all_copies() { test "$(total_chunks 1 2 3)" -eq 64; }
+holds_all() { test "$(node_chunks 3)" -eq 32; }
 exports_exact() { "$CTL" -t 3000 image export img "$WORK/out" && cmp -s "$WORK/img" "$WORK/out"; }
 paused_at() { grep -q "scrub: paused after $1 chunks$2" "$WORK/node3.log"; }
 kill_node3() { kill -KILL "${NODE_PID[3]}"; wait "${NODE_PID[3]}" 2>/dev/null; }
@@ -20,13 +25,23 @@ new_round() { mv "$WORK/node3.log" "$WORK/node3.log.$1"; }
 
 check "metad starts (R=2, re-replication every second)" \
 	start_metad --replicas 2 --repair-interval-s 1
-for i in 1 2 3; do check "node $i starts" start_node $i; done
+check "node 1 starts" start_node 1 --domain pair
+check "node 2 starts" start_node 2 --domain pair
+check "node 3 starts" start_node 3
 check "three nodes live" wait_live 3
+# metad numbers nodes in the order they register
+node3_id() {
+	sed -n 's/.* registered with .* as node \([0-9]*\) in .*/\1/p' \
+		"$WORK/node3.log" | tail -n 1
+}
+registered() { test -n "$(node3_id)"; }
+check "node 3 registered" wait_until 10 registered
+id3=$(node3_id)
 head -c $((8 << 20)) /dev/urandom >"$WORK/img"
 check "import 8 MiB at R=2: 64 copies" "$CTL" -q image import img "$WORK/img"
 check "64 copies" all_copies
 n3=$(node_chunks 3)
-diag "node 3 holds $n3 chunks"
+check "node 3 holds a copy of each of the 32 chunks" holds_all
 
 # --- node 3 killed in the middle of a sound pass, at its first chunk and
 # half way through
@@ -60,7 +75,7 @@ for at in 1 $((n3 / 2)); do
 	check "node 3 restarts after kill -9, scrubbing" start_node 3 --scrub-mb-s 64
 	check "every chunk back on two nodes" wait_until 60 all_copies
 	check "export byte-exact" exports_exact
-	n3=$(node_chunks 3)
+	check "node 3 holds its $n3 chunks again" wait_until 60 holds_all
 done
 
 # --- metad killed once node 3 reported its bad copies, before any
@@ -73,10 +88,10 @@ kill -TERM "${NODE_PID[3]}"
 wait "${NODE_PID[3]}"
 for f in "$WORK"/node3/seg-*.dat; do rot_records "$f"; done
 new_round report
-check "node 3 restarts, scrubbing" start_node 3 --scrub-mb-s 64
-reports() { grep -c "node 3 found .* bad chunks" "$WORK/metad.log"; }
+reports() { grep -c "node $id3 found .* bad chunks" "$WORK/metad.log"; }
 before=$(reports)
 reported() { test "$(reports)" -gt "$before"; }
+check "node 3 restarts, scrubbing" start_node 3 --scrub-mb-s 64
 check "node 3 reports its bad copies" wait_until 60 reported
 check "which metad has not copied yet" test "$(total_chunks 1 2 3)" -lt 64
 kill_metad

@@ -32,6 +32,8 @@
  * (--lease-ms, default LEASE_MS), renewed every quarter of it.
  */
 #define LEASE_MS 60000
+/* As long as multipath's usual queueing: a network blip stalls the VM. */
+#define FETCH_RETRY_S 60
 
 static const char usage_text[] =
 "Usage: blobcrd [OPTIONS] --meta ADDR --channel NAME --image NAME@VERSION\n"
@@ -71,8 +73,12 @@ static const char usage_text[] =
 "                           node_exporter's textfile collector\n"
 "      --lease-ms N         the lease's term, 1000 to 3600000 (default\n"
 "                           $BLOBCR_LEASE_MS, else 60000)\n"
+"      --fetch-retry-s N    a miss whose fetch cannot reach the repository\n"
+"                           is tried again for N seconds (0 to 3600,\n"
+"                           default 60; 0: fail at once) before its read\n"
+"                           gets EIO\n"
 "      --config FILE        settings, one OPTION = VALUE a line\n"
-"                           (blobcr.conf(5); default /etc/blobcr/blobcrd.conf):\n"
+"                           (blobcr.conf(5); default %s/blobcrd.conf):\n"
 "                           options given here override them\n"
 "  -v, --verbose            log every request\n"
 "  -h, --help               this help\n"
@@ -81,6 +87,11 @@ static const char usage_text[] =
 "manager, renewed every quarter of its term (--lease-ms): the version\n"
 "cannot be deleted meanwhile.  A clean stop releases\n"
 "it; if blobcrd dies, it lapses after its term.\n"
+"\n"
+"A fetch that finds no storage node or version manager answering (timed\n"
+"out, refused, not enough live nodes) does not fail the read at once: the\n"
+"read waits while blobcrd tries again (--fetch-retry-s), as multipath\n"
+"queues I/O while no path is up.  A corrupt or missing chunk fails it.\n"
 "\n"
 "Kept caches: a clean stop (SIGTERM, SIGINT) saves which extents of the\n"
 "cache hold the shown version's bytes, for the cache device; the next\n"
@@ -266,6 +277,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		{ "read-ahead", required_argument, NULL, 'a' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "lease-ms", required_argument, NULL, 'E' },
+		{ "fetch-retry-s", required_argument, NULL, 'R' },
 		{ "metrics-dir", required_argument, NULL, 'M' },
 		{ "config", required_argument, NULL, 'F' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -290,6 +302,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 	d->keep_dir = getenv("BLOBCR_KEEP_DIR");
 	d->threads = 4;
 	d->lease_ms = LEASE_MS;
+	d->fetch_retry_ms = FETCH_RETRY_S * 1000;
 	/* A bad $BLOBCR_LEASE_MS is an error too, not a silent default. */
 	if (lease_ms && (blobcr_parse_u64(lease_ms, &v) || v < 1000 ||
 			 v > 3600000)) {
@@ -317,6 +330,13 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 			}
 			d->lease_ms = (uint32_t)v;
 			break;
+		case 'R':
+			if (blobcr_parse_u64(optarg, &v) || v > 3600) {
+				blobcr_conf_bad(opts, c, "0 to 3600");
+				return -EINVAL;
+			}
+			d->fetch_retry_ms = (uint32_t)v * 1000;
+			break;
 		case 'm': d->meta = optarg; break;
 		case 'k': d->repo_opts.key_file = optarg; break;
 		case 'c': d->channel = optarg; break;
@@ -341,7 +361,7 @@ static int parse_args(int argc, char **argv, struct deployment *d,
 		case 'r': *ready_fd = atoi(optarg); break;
 		case 'p': *pidfile = optarg; break;
 		case 'v': d->verbose = 1; break;
-		case 'h': fputs(usage_text, stdout); exit(0);
+		case 'h': printf(usage_text, blobcr_config_dir); exit(0);
 		default: return -EINVAL;
 		}
 	}

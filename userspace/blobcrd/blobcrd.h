@@ -85,6 +85,8 @@ struct deployment {
 	int verbose;
 	uint64_t read_ahead;		/* --read-ahead: largest window */
 	uint32_t lease_ms;		/* the term of our lease */
+	uint32_t fetch_retry_ms;	/* --fetch-retry-s: an unreachable
+					 * repository is tried this long */
 
 	int chfd;			/* attached channel, shared by workers */
 	int stop_fd;			/* eventfd: readable once we must stop */

@@ -137,16 +137,6 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-static int sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int err = fd < 0 || fsync(fd) < 0 ? -errno : 0;
-
-	if (fd >= 0)
-		close(fd);
-	return err;
-}
-
 /* mkdir -p @dir (0700 for what it makes). */
 static int make_dirs(const char *dir)
 {
@@ -197,7 +187,7 @@ static int write_keep(const char *dir, const char *path,
 		err = -errno;
 	if (err)
 		unlink(tmp);
-	return err ? err : sync_dir(dir);
+	return err ? err : blobcr_sync_dir(dir);
 }
 
 void keep_save(struct deployment *d)
@@ -291,7 +281,7 @@ static int take_keep(struct deployment *d, const char *path,
 		n = (ssize_t)got;
 	}
 	close(fd);
-	if (unlink(path) < 0 || sync_dir(keep_dir(d)) < 0) {
+	if (unlink(path) < 0 || blobcr_sync_dir(keep_dir(d)) < 0) {
 		logmsg(d, "kept cache: cannot delete %s: %s; not used", path,
 		       strerror(errno));
 		err = err ? err : -EIO;

@@ -65,10 +65,10 @@ void readahead_on_miss(struct deployment *d, uint64_t first, uint64_t n)
 	if (to > d->info.nr_extents)
 		to = d->info.nr_extents;
 	s->next = end;
-	if (to > from)
+	if (to > from) {
 		s->ahead = to;
-	if (to > from)
 		ra->requested += to - from;
+	}
 	pthread_mutex_unlock(&ra->lock);
 	if (to > from)
 		prefetch_send(d, from, to - from);

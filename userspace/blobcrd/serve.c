@@ -16,6 +16,8 @@
  * is never visible.
  */
 #include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +97,57 @@ static int fetch_batch(struct worker *w, uint64_t first, size_t n)
 	return err;
 }
 
+/* The repository did not answer, as opposed to answering that it cannot. */
+static bool unreachable(int err)
+{
+	switch (-err) {
+	case ETIMEDOUT:
+	case EHOSTDOWN:		/* no live replica in reach */
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case ENOTCONN:
+	case EAGAIN:		/* metad rebuilding */
+		return true;
+	}
+	return false;
+}
+
+/*
+ * fetch_batch(), tried again while the repository is out of reach, for up
+ * to --fetch-retry-s: the read waits (as multipath queues I/O with no path
+ * up) instead of failing at the first network blip.  Waits double from
+ * half a second to 5 s; a stop ends them.
+ */
+static int fetch_retrying(struct worker *w, uint64_t first, size_t n)
+{
+	struct deployment *d = w->d;
+	int err = fetch_batch(w, first, n), tries = 1;
+	uint64_t start = blobcr_now_ms(), wait = 500;
+
+	if (!unreachable(err) || !d->fetch_retry_ms)
+		return err;
+	logmsg(d, "fetch of extents %llu+%zu: %s; trying again for up to %u s",
+	       (unsigned long long)first, n, blobcr_strerror(err),
+	       d->fetch_retry_ms / 1000);
+	while (unreachable(err) &&
+	       blobcr_now_ms() + wait <= start + d->fetch_retry_ms) {
+		struct pollfd stop = { .fd = d->stop_fd, .events = POLLIN };
+
+		if (poll(&stop, 1, (int)wait) > 0 || atomic_load(&d->stopping))
+			return err;
+		wait = wait * 2 > 5000 ? 5000 : wait * 2;
+		err = fetch_batch(w, first, n);
+		tries++;
+	}
+	if (!err)
+		logmsg(d, "fetch of extents %llu+%zu done at try %d, %llu ms later",
+		       (unsigned long long)first, n, tries,
+		       (unsigned long long)(blobcr_now_ms() - start));
+	return err;
+}
+
 void serve_fetch(struct worker *w, const struct blobcr_request *rq)
 {
 	struct deployment *d = w->d;
@@ -110,7 +163,7 @@ void serve_fetch(struct worker *w, const struct blobcr_request *rq)
 	for (uint64_t done = 0; !err && done < n; done += BLOBCRD_BATCH) {
 		size_t batch = n - done < BLOBCRD_BATCH ? n - done : BLOBCRD_BATCH;
 
-		err = fetch_batch(w, first + done, batch);
+		err = fetch_retrying(w, first + done, batch);
 	}
 	if (err) {
 		atomic_fetch_add(&d->fetch_failures, 1);

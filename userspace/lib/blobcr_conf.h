@@ -10,8 +10,12 @@
 
 #include <getopt.h>
 
-/* The directory of the files, unless $BLOBCR_CONFIG_DIR names another. */
-#define BLOBCR_CONFIG_DIR "/etc/blobcr"
+/*
+ * The directory of the files and of the keys, unless $BLOBCR_CONFIG_DIR
+ * (files) or --dir/--key (keys) name another: SYSCONFDIR/blobcr, SYSCONFDIR
+ * as make was given it (as for make install; default /etc).
+ */
+extern const char blobcr_config_dir[];
 
 /* An option whose environment variable, when set, beats the file. */
 struct blobcr_conf_env {
@@ -24,7 +28,7 @@ struct blobcr_conf_env {
  * settings, as "--OPTION=VALUE" (or "--OPTION" for a flag set to yes), between
  * (*@argv)[0] and the command line.  The file is the one --config FILE names
  * (it must exist), else DIR/@name.conf, DIR being $BLOBCR_CONFIG_DIR or
- * BLOBCR_CONFIG_DIR (if absent: no settings).  Every key must be one of
+ * blobcr_config_dir (if absent: no settings).  Every key must be one of
  * @opts' long options but help and config; a setting of an option in @env
  * (NULL-terminated, may be NULL) whose variable is set is left out.
  * Errors are printed to stderr as "PROG: FILE:LINE: what", PROG being

@@ -34,6 +34,12 @@ uint64_t blobcr_now_ms(void);
 uint64_t blobcr_wall_s(void);
 
 /**
+ * blobcr_sync_dir() - fsync directory @dir: the names created, renamed
+ * or removed in it become durable.  Return: 0 or -errno.
+ */
+int blobcr_sync_dir(const char *dir);
+
+/**
  * blobcr_valid_name() - whether @s names an image, group, label or failure
  * domain: 1 to @cap - 1 bytes of A-Z a-z 0-9 . _ - : +
  */

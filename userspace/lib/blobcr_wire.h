@@ -56,6 +56,9 @@
 #define BLOBCR_DOMAIN_MAX 64 /* failure domain names, NUL included */
 #define BLOBCR_DELETE_MAX 4096 /* ids per DELETE or HAS request */
 #define BLOBCR_ROOT_MAX 192 /* root (manifest) names, NUL included */
+#define BLOBCR_PUT_FWD_FORMAT 1 /* PUT_FWD's first byte: its layout */
+#define BLOBCR_FWD_WAIT_MIN_MS 100 /* PUT_FWD: bounds of its wait for */
+#define BLOBCR_FWD_WAIT_MAX_MS 600000 /* the other replicas */
 
 enum blobcr_op {
 	/* common */
@@ -75,6 +78,7 @@ enum blobcr_op {
 	BLOBCR_OP_ROOT_LIST = 20,
 	BLOBCR_OP_MANIFEST_GET = 21,
 	BLOBCR_OP_MANIFEST_DELETE = 22,
+	BLOBCR_OP_PUT_FWD = 23, /* PUT here, forwarded to the other replicas */
 	/* blobcr-metad */
 	BLOBCR_OP_NODE_HEARTBEAT = 30,
 	BLOBCR_OP_NODE_LIST = 31,

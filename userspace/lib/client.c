@@ -483,6 +483,8 @@ int blobcr_connect(const char *meta_addr, const struct blobcr_client_opts *opts,
 	if (c->inflight > MAX_INFLIGHT)
 		c->inflight = MAX_INFLIGHT;
 	c->replicas = opts ? opts->replicas : 0;
+	c->forward = !getenv("BLOBCR_PUT_FORWARD") ||
+		     strcmp(getenv("BLOBCR_PUT_FORWARD"), "0");
 	if (c->replicas < 0 || c->replicas > BLOBCR_MAX_REPLICAS) {
 		blobcr_close(c);
 		return -EINVAL;

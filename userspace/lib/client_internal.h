@@ -32,6 +32,7 @@ struct node_conn {
 	uint64_t probe_id; /* its request id */
 	uint64_t probe_seq; /* its sequence number in sess */
 	bool slow; /* engine: a PING went unanswered, its port answers */
+	bool no_fwd; /* engine: answered PUT_FWD -EOPNOTSUPP (an older node) */
 	int qhead, qtail; /* engine: ops queued for this node, -1: none */
 };
 
@@ -45,6 +46,7 @@ struct blobcr_client {
 	int timeout_ms;
 	int inflight;
 	int replicas;
+	bool forward; /* a chunk goes to one node, which sends it on (PUT_FWD) */
 	struct node_conn *nodes;
 	size_t nnodes;
 };

@@ -15,6 +15,12 @@
 
 #include "blobcr_conf.h"
 
+/* userspace/Makefile passes make's SYSCONFDIR. */
+#ifndef BLOBCR_SYSCONFDIR
+#define BLOBCR_SYSCONFDIR "/etc"
+#endif
+const char blobcr_config_dir[] = BLOBCR_SYSCONFDIR "/blobcr";
+
 /* The file the settings came from, and the line of each (argv 1..count). */
 static struct {
 	char *path;
@@ -243,7 +249,7 @@ int blobcr_conf_args(const char *name, const struct option *opts,
 	if (given)
 		path = strdup(given);
 	else if (asprintf(&path, "%s/%s.conf", dir && *dir ? dir :
-			  BLOBCR_CONFIG_DIR, name) < 0)
+			  blobcr_config_dir, name) < 0)
 		path = NULL;
 	if (!path)
 		return -ENOMEM;

@@ -12,6 +12,13 @@
  * every op.
  * Every request is sealed in the client's session with its node; the
  * sessions of the nodes a batch needs are opened first, all at once.
+ *
+ * A chunk's copies are sent once: to the first node chosen, as PUT_FWD
+ * naming the others, which that node sends them to.  Those other ops
+ * (riders) wait for its reply, which says which of them now hold a copy;
+ * a rider whose copy failed is placed again like any failed PUT (one its
+ * node could not reach goes to that node directly), and if the first node
+ * fails, every rider goes to its node directly.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -48,7 +55,7 @@
 
 #define GETV_BYTES (4u << 20) /* chunk bytes asked for in one GETV */
 
-enum op_state { OP_QUEUED, OP_INFLIGHT, OP_DONE };
+enum op_state { OP_NEW, OP_QUEUED, OP_INFLIGHT, OP_DONE };
 enum slot_state { SLOT_IDLE, SLOT_SENDING, SLOT_SENT };
 
 struct eop {
@@ -60,6 +67,9 @@ struct eop {
 	int next; /* next op in its node's queue, -1: last */
 	int rekeys; /* sessions lost under it (a node restarted) */
 	struct blobcr_enc req; /* PUT: the frame, sealed for its node */
+	bool rider; /* PUT: sent on by another op's node, waits for it */
+	int nriders; /* PUT: ops whose copies this one's node sends on */
+	int riders[BLOBCR_MAX_REPLICAS];
 	int cand; /* GET: index into cands */
 	int ncands; /* GET: replicas to try, usable ones first */
 	uint32_t cands[BLOBCR_MAX_REPLICAS];
@@ -72,6 +82,7 @@ struct eop {
 struct slot {
 	uint8_t state;
 	uint8_t opcode;
+	uint8_t wire_op; /* the request's opcode: PUT_FWD for a PUT with riders */
 	int nops;
 	int ops[BLOBCR_GETV_MAX];
 	uint64_t req_id;
@@ -168,6 +179,16 @@ static bool next_cand(struct blobcr_client *c, struct put_plan *pl,
 	return false;
 }
 
+/* The riders of @op are sent to their nodes directly from now on. */
+static void release_riders(struct engine *en, struct eop *op)
+{
+	for (int j = 0; j < op->nriders; j++) {
+		en->ops[op->riders[j]].rider = false;
+		queue_op(en, op->riders[j]);
+	}
+	op->nriders = 0;
+}
+
 /* Pick the op's next candidate node, or finish it with @status. */
 static void failover(struct engine *en, int i, int status)
 {
@@ -176,9 +197,24 @@ static void failover(struct engine *en, int i, int status)
 
 	if (op->opcode == BLOBCR_OP_PUT) {
 		struct put_plan *pl = &en->plans[op->item];
+		bool had_riders = op->nriders > 0;
 
-		/* Another node of the failed one's domain may take its place. */
+		release_riders(en, op);
 		n = client_node(en->c, op->node);
+		/*
+		 * An older node (-EOPNOTSUPP), a full queue of forwarding
+		 * requests (-ENOBUFS) or a forward list it refused (-ENXIO:
+		 * it knows the nodes from an older list than ours): it
+		 * stored nothing, so it gets a plain PUT.
+		 */
+		if (had_riders && n && (status == -EOPNOTSUPP ||
+					status == -ENOBUFS || status == -ENXIO)) {
+			if (status == -EOPNOTSUPP)
+				n->no_fwd = true;
+			queue_op(en, i);
+			return;
+		}
+		/* Another node of the failed one's domain may take its place. */
 		if (n)
 			release(pl, n->domain);
 		if (next_cand(en->c, pl, &op->node)) {
@@ -209,6 +245,22 @@ static int build_put(struct engine *en, struct eop *op)
 	err = blobcr_enc_init(&op->req, BLOBCR_ID_SIZE + 4 + p->len);
 	if (err)
 		return err;
+	if (op->nriders) {
+		int wait = en->c->timeout_ms / 2;
+
+		blobcr_enc_u8(&op->req, BLOBCR_PUT_FWD_FORMAT);
+		wait = wait < BLOBCR_FWD_WAIT_MIN_MS ? BLOBCR_FWD_WAIT_MIN_MS :
+		       wait > BLOBCR_FWD_WAIT_MAX_MS ? BLOBCR_FWD_WAIT_MAX_MS : wait;
+		blobcr_enc_bytes(&op->req, p->id, BLOBCR_ID_SIZE);
+		blobcr_enc_u32(&op->req, p->len);
+		blobcr_enc_bytes(&op->req, p->data, p->len);
+		/* the node's wait for the others: it answers within ours */
+		blobcr_enc_u32(&op->req, (uint32_t)wait);
+		blobcr_enc_u8(&op->req, (uint8_t)op->nriders);
+		for (int j = 0; j < op->nriders; j++)
+			blobcr_enc_u32(&op->req, en->ops[op->riders[j]].node);
+		return op->req.err;
+	}
 	blobcr_enc_bytes(&op->req, p->id, BLOBCR_ID_SIZE);
 	blobcr_enc_u32(&op->req, p->len);
 	blobcr_enc_bytes(&op->req, p->data, p->len);
@@ -245,12 +297,16 @@ static int build_slot(struct engine *en, struct node_conn *n, struct slot *sl)
 	h.opcode = sl->opcode;
 	sl->req_id = h.req_id;
 	if (sl->opcode == BLOBCR_OP_PUT) {
+		if (first->nriders)
+			h.opcode = BLOBCR_OP_PUT_FWD;
+		sl->wire_op = h.opcode;
 		err = build_put(en, first);
 		sl->wire = &first->req;
 		sl->sid = n->sess.sid;
 		return err ? err : blobcr_seal_request(&n->sess, &first->req, &h,
 						       &sl->seq);
 	}
+	sl->wire_op = h.opcode;
 	blobcr_enc_free(&sl->getv);
 	err = blobcr_enc_init(&sl->getv, 4 + (size_t)sl->nops * BLOBCR_ID_SIZE);
 	if (err)
@@ -383,6 +439,53 @@ bad:
 	return status;
 }
 
+static void put_done(struct engine *en, struct eop *op)
+{
+	struct blobcr_put *p = &en->puts[op->item];
+
+	if (p->nreplicas < BLOBCR_MAX_REPLICAS)
+		p->replicas[p->nreplicas++] = op->node;
+	finish_op(en, op, 0);
+}
+
+/*
+ * A PUT_FWD's reply, its node's copy durable: each rider's copy is too, or
+ * is placed again.  A node the forwarding one could not reach (dead to it,
+ * or slow) gets the copy from us directly: a node is found dead, or slow,
+ * on our own evidence, as for any PUT.
+ */
+static void riders_done(struct engine *en, struct eop *op, struct blobcr_dec *d)
+{
+	uint8_t n = blobcr_dec_u8(d);
+
+	for (int j = 0; j < op->nriders; j++) {
+		int r = op->riders[j];
+		struct eop *rop = &en->ops[r];
+		uint32_t node = blobcr_dec_u32(d);
+		int status = (int32_t)blobcr_dec_u32(d);
+		/* Not reached from there: we try ourselves, and judge it so. */
+		bool unreached = status == -ETIMEDOUT || status == -EHOSTDOWN ||
+				 status == -ECONNREFUSED;
+
+		if (d->err || n != op->nriders || node != rop->node ||
+		    status > 0 || status < -4095)
+			status = -EBADMSG;
+		rop->rider = false;
+		if (!status) {
+			put_done(en, rop);
+			continue;
+		}
+		log_warn("PUT via node %" PRIu32 " to node %" PRIu32 " failed: %s%s",
+			 op->node, rop->node, blobcr_strerror(status),
+			 unreached ? ": sending it there directly" : "");
+		if (unreached)
+			queue_op(en, r);
+		else
+			failover(en, r, status);
+	}
+	op->nriders = 0;
+}
+
 static void op_result(struct engine *en, int i, int status,
 		      struct blobcr_dec *d)
 {
@@ -392,12 +495,11 @@ static void op_result(struct engine *en, int i, int status,
 		status = get_done(en, op, status, d);
 	if (!status) {
 		if (op->opcode == BLOBCR_OP_PUT) {
-			struct blobcr_put *p = &en->puts[op->item];
-
-			if (p->nreplicas < BLOBCR_MAX_REPLICAS)
-				p->replicas[p->nreplicas++] = op->node;
+			riders_done(en, op, d);
+			put_done(en, op);
+		} else {
+			finish_op(en, op, 0);
 		}
-		finish_op(en, op, 0);
 		return;
 	}
 	if (status != -EUCLEAN && status != -ENOENT)
@@ -463,7 +565,7 @@ static void reply_received(struct engine *en, struct node_conn *n, int k,
 	struct slot *sl = slot_of(en, n, k);
 	struct blobcr_dec d;
 	int status = blobcr_check_reply(&n->sess, sl->seq, buf, (size_t)len,
-					sl->opcode, sl->req_id, &d);
+					sl->wire_op, sl->req_id, &d);
 
 	n->last_reply = n->last_served = blobcr_now_ms();
 	sl->state = SLOT_IDLE;
@@ -746,8 +848,9 @@ static void hello_reply(struct blobcr_client *c, struct hello_op *h)
 
 /*
  * Open sessions with the usable nodes that have ops queued and none yet,
- * all at once; a node that does not answer or refuses is skipped for a
- * while (its ops fail over).
+ * all at once; a node that refuses our key or connections, or does not
+ * answer within the request timeout, is skipped for a while (its ops fail
+ * over).
  */
 static int engine_sessions(struct engine *en)
 {
@@ -858,7 +961,8 @@ static int run(struct engine *en)
 		en->c->nodes[ni].probe_sent = 0; /* a new PING cancels an old one */
 	}
 	for (size_t i = 0; i < en->nops; i++) {
-		if (en->ops[i].state == OP_DONE)
+		/* not riders, nor the ones a failover below queued already */
+		if (en->ops[i].state != OP_NEW || en->ops[i].rider)
 			continue;
 		if (client_node_usable(client_node(en->c, en->ops[i].node)))
 			queue_op(en, (int)i);
@@ -998,8 +1102,9 @@ static void put_prepare(struct engine *en, struct blobcr_put *puts, size_t n)
 		pl->ncands = place_chunk(en->c, p->id, p->replicas, p->nhave,
 					 avoid, navoid, pl->cands, MAX_CANDS);
 		need = r - pl->counted;
-		for (int k = 0; k < need; k++) {
-			struct eop *op = &en->ops[en->nops++];
+		for (int k = 0, first = -1; k < need; k++) {
+			int j = (int)en->nops++;
+			struct eop *op = &en->ops[j];
 
 			op->opcode = BLOBCR_OP_PUT;
 			op->item = i;
@@ -1007,6 +1112,12 @@ static void put_prepare(struct engine *en, struct blobcr_put *puts, size_t n)
 				op->state = OP_DONE;
 				op->status = -EHOSTDOWN;
 				en->ndone++;
+			} else if (first < 0) {
+				first = j;
+			} else if (en->c->forward &&
+				   !client_node(en->c, en->ops[first].node)->no_fwd) {
+				op->rider = true;
+				en->ops[first].riders[en->ops[first].nriders++] = j;
 			}
 		}
 	}

@@ -554,7 +554,7 @@ static int write_atomic(const char *dir, const char *path, const void *data,
 			size_t len, mode_t mode)
 {
 	char tmp[PATH_MAX];
-	int fd, dfd, err = 0;
+	int fd, err = 0;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	unlink(tmp);
@@ -573,11 +573,7 @@ static int write_atomic(const char *dir, const char *path, const void *data,
 		unlink(tmp);
 		return err;
 	}
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
+	blobcr_sync_dir(dir); /* the file is in place; its name, best effort */
 	return 0;
 }
 

@@ -41,7 +41,8 @@
 static const struct blobcr_op_rule rules[] = {
 	{ BLOBCR_OP_PING, false, BLOBCR_ROLE_ANY, 0 },
 	{ BLOBCR_OP_NODE_HEARTBEAT, false, BLOBCR_ROLE_NODE, 1024 },
-	{ BLOBCR_OP_NODE_LIST, false, READERS, 0 },
+	/* nodes too: a node forwards chunks only to nodes metad lists */
+	{ BLOBCR_OP_NODE_LIST, false, READERS | BLOBCR_ROLE_NODE, 0 },
 	{ BLOBCR_OP_IMAGE_CREATE, true, WRITERS, 0 },
 	{ BLOBCR_OP_IMAGE_CLONE, true, WRITERS, 0 },
 	{ BLOBCR_OP_IMAGE_LIST, false, READERS, 0 },
@@ -206,10 +207,10 @@ static void usage(FILE *f)
 		"                             to request OP (e.g. CHUNK_LOCATE) go unsent\n"
 		"      --config FILE          settings, one OPTION = VALUE a line\n"
 		"                             (blobcr.conf(5); default\n"
-		"                             /etc/blobcr/metad.conf): options given\n"
+		"                             %s/metad.conf): options given\n"
 		"                             here override them\n"
 		"  -v, --verbose              debug logging\n"
-		"  -h, --help                 this help\n");
+		"  -h, --help                 this help\n", blobcr_config_dir);
 }
 
 static int parse_num(const char *s, uint64_t max, uint64_t *out)

@@ -23,6 +23,7 @@
 #include "blobcr_conf.h"
 #include "blobcr_notify.h"
 #include "blobcr_util.h"
+#include "forward.h"
 #include "store.h"
 
 #define BAD_QUEUE_MAX 4096 /* bad chunks kept for the next report */
@@ -51,7 +52,10 @@ struct noded {
 	int compact_s; /* period of background compaction, 0: never */
 	uint64_t scrub_bps; /* scrubber's read rate, 0: no scrubbing */
 	struct bad_queue bad;
+	struct forwarder *fwd; /* PUT_FWD's copies to the other replicas */
 	uint64_t scrubbed, scrub_passes; /* atomic */
+	/* chunk bytes received in PUTs, in PUT_FWDs, and sent on: atomic */
+	uint64_t put_bytes, put_fwd_bytes, forwarded_bytes;
 	uint64_t scrub_pause; /* test hook: the scrubber stops after N chunks */
 	volatile sig_atomic_t stop;
 };
@@ -75,11 +79,77 @@ static int do_put(struct noded *nd, struct blobcr_dec *req)
 
 	if (err)
 		return err;
+	__atomic_fetch_add(&nd->put_bytes, len, __ATOMIC_RELAXED);
 	err = store_put(nd->st, id, data, len);
 	if (err && err != -EINVAL)
 		log_warn("PUT of %" PRIu32 " bytes failed: %s", len,
 			 strerror(-err));
 	return err;
+}
+
+/*
+ * PUT_FWD: PUT here, and to the nodes listed, each of which must be a
+ * distinct node metad lists, not this one.  The copies elsewhere are
+ * made while this one is, and the reply waits for all of them: its
+ * status is this node's (an error: the others may or may not have a
+ * copy), its payload each other node's, so that the client places again
+ * exactly the copies that failed.  Each node checks the id against the
+ * bytes, as for any PUT.
+ */
+static int do_put_fwd(struct noded *nd, struct blobcr_dec *req,
+		      struct blobcr_enc *reply)
+{
+	uint8_t format = blobcr_dec_u8(req);
+	const uint8_t *id = blobcr_dec_bytes(req, BLOBCR_ID_SIZE);
+	uint32_t len = blobcr_dec_u32(req);
+	const uint8_t *data = blobcr_dec_bytes(req, len);
+	uint32_t wait_ms = blobcr_dec_u32(req);
+	uint8_t n = blobcr_dec_u8(req);
+	uint32_t ids[BLOBCR_MAX_REPLICAS];
+	int status[BLOBCR_MAX_REPLICAS];
+	int err = 0;
+
+	if (!req->err && format != BLOBCR_PUT_FWD_FORMAT) {
+		log_warn("PUT_FWD refused: format %u, this node knows %u",
+			 format, BLOBCR_PUT_FWD_FORMAT);
+		return -EPROTO;
+	}
+	if (!req->err && (n < 1 || n >= BLOBCR_MAX_REPLICAS)) {
+		log_warn("PUT_FWD refused: %u other nodes, 1 to %d allowed", n,
+			 BLOBCR_MAX_REPLICAS - 1);
+		return -EINVAL;
+	}
+	for (int i = 0; i < n && !req->err; i++)
+		ids[i] = blobcr_dec_u32(req);
+	err = blobcr_dec_end(req);
+	if (!err && (wait_ms < BLOBCR_FWD_WAIT_MIN_MS ||
+		     wait_ms > BLOBCR_FWD_WAIT_MAX_MS)) {
+		log_warn("PUT_FWD refused: a wait of %" PRIu32 " ms, %d to %d "
+			 "allowed", wait_ms, BLOBCR_FWD_WAIT_MIN_MS,
+			 BLOBCR_FWD_WAIT_MAX_MS);
+		err = -EINVAL;
+	}
+	if (!err)
+		err = fwd_check(nd->fwd, ids, n);
+	if (err)
+		return err;
+	__atomic_fetch_add(&nd->put_fwd_bytes, len, __ATOMIC_RELAXED);
+	err = store_put(nd->st, id, data, len);
+	if (err) {
+		if (err != -EINVAL)
+			log_warn("PUT of %" PRIu32 " bytes failed: %s", len,
+				 strerror(-err));
+		return err; /* not sent on: the client places every copy again */
+	}
+	__atomic_fetch_add(&nd->forwarded_bytes,
+			   fwd_put(nd->fwd, ids, n, id, data, len, (int)wait_ms,
+				   status), __ATOMIC_RELAXED);
+	blobcr_enc_u8(reply, n);
+	for (int i = 0; i < n; i++) {
+		blobcr_enc_u32(reply, ids[i]);
+		blobcr_enc_u32(reply, (uint32_t)status[i]);
+	}
+	return reply->err;
 }
 
 static int do_get(struct noded *nd, struct store *st, struct blobcr_dec *req,
@@ -354,6 +424,10 @@ static int do_stat(struct noded *nd, struct blobcr_dec *req,
 	blobcr_enc_u64(reply, __atomic_load_n(&nd->scrub_passes, __ATOMIC_RELAXED));
 	blobcr_enc_u64(reply, ms.roots);
 	blobcr_enc_u64(reply, ms.used_bytes);
+	blobcr_enc_u64(reply, __atomic_load_n(&nd->put_bytes, __ATOMIC_RELAXED));
+	blobcr_enc_u64(reply, __atomic_load_n(&nd->put_fwd_bytes, __ATOMIC_RELAXED));
+	blobcr_enc_u64(reply, __atomic_load_n(&nd->forwarded_bytes,
+					      __ATOMIC_RELAXED));
 	return reply->err;
 }
 
@@ -383,13 +457,15 @@ static int do_compact(struct noded *nd, struct blobcr_dec *req,
  * operators, for repairs, and nodes, for copies); only metad deletes
  * (gc), operators and metad compact, verify and list the chunks.  A DELETE
  * carries at most one gc batch of ids; deletes, compactions and inventories
- * have workers of their own.
+ * have workers of their own, and so does PUT_FWD, which waits for PUTs on
+ * other nodes: the workers that serve those never wait on a node.
  */
 #define ROLES_CHUNKS (BLOBCR_ROLE_HOST | BLOBCR_ROLE_ADMIN | \
 		      BLOBCR_ROLE_METAD | BLOBCR_ROLE_NODE)
 static const struct blobcr_op_rule rules[] = {
 	{ BLOBCR_OP_PING, false, BLOBCR_ROLE_ANY, 0 },
 	{ BLOBCR_OP_PUT, false, ROLES_CHUNKS, 0 },
+	{ BLOBCR_OP_PUT_FWD, true, ROLES_CHUNKS, 0 },
 	{ BLOBCR_OP_GET, false, ROLES_CHUNKS, BLOBCR_ID_SIZE },
 	{ BLOBCR_OP_GETV, false, ROLES_CHUNKS, 4 + BLOBCR_GETV_MAX * BLOBCR_ID_SIZE },
 	{ BLOBCR_OP_HAS, false, ROLES_CHUNKS, 4 + BLOBCR_DELETE_MAX * BLOBCR_ID_SIZE },
@@ -420,6 +496,8 @@ static int handle(void *ctx, const struct blobcr_hdr *h, struct blobcr_dec *req,
 		return blobcr_dec_end(req);
 	case BLOBCR_OP_PUT:
 		return do_put(nd, req);
+	case BLOBCR_OP_PUT_FWD:
+		return do_put_fwd(nd, req, reply);
 	case BLOBCR_OP_GET:
 		return do_get(nd, nd->st, req, reply);
 	case BLOBCR_OP_GETV:
@@ -554,6 +632,8 @@ static void *heartbeat_thread(void *p)
 					 " in failure domain %s", nd->meta, id,
 					 nd->domain);
 		}
+		if (!err)
+			fwd_set_self(nd->fwd, id);
 		last_err = err;
 		if (!err && (err = send_bad(nd, &meta, id)))
 			log_warn("report of bad chunks to %s failed: %s",
@@ -689,13 +769,13 @@ static void usage(FILE *f)
 		"                           the background, 0: never (default 4)\n"
 		"      --config FILE        settings, one OPTION = VALUE a line\n"
 		"                           (blobcr.conf(5); default\n"
-		"                           /etc/blobcr/noded.conf): options given here\n"
+		"                           %s/noded.conf): options given here\n"
 		"                           override them\n"
 		"      --test-scrub-pause N test hook: the scrubber stops after its\n"
 		"                           N-th chunk (before reporting it, if bad)\n"
 		"                           until the node is killed\n"
 		"  -v, --verbose            debug logging\n"
-		"  -h, --help               this help\n");
+		"  -h, --help               this help\n", blobcr_config_dir);
 }
 
 /* The host is the failure domain unless told otherwise. */
@@ -891,9 +971,12 @@ int main(int argc, char **argv)
 	if (!err)
 		err = blobcr_authsrv_new(nd.key, a.encrypt ? BLOBCR_SESS_ENCRYPT : 0,
 					 &nd.srv.auth);
+	if (!err)
+		err = fwd_new(nd.meta, a.key, nd.key, nd.domain, a.encrypt, &nd.fwd);
 	if (err) {
 		log_err("cannot start: %s", blobcr_auth_detail()[0] ?
 			blobcr_auth_detail() : strerror(-err));
+		blobcr_authsrv_free(nd.srv.auth);
 		blobcr_key_free(nd.key);
 		return 1;
 	}
@@ -909,6 +992,7 @@ int main(int argc, char **argv)
 	}
 	if (err) {
 		log_err("cannot open store in %s: %s", a.data, strerror(-err));
+		fwd_free(nd.fwd);
 		blobcr_authsrv_free(nd.srv.auth);
 		blobcr_key_free(nd.key);
 		return 1;
@@ -927,7 +1011,8 @@ int main(int argc, char **argv)
 	if (!err) {
 		nd.srv.addr = a.listen;
 		nd.srv.threads = a.threads;
-		nd.srv.heavy_threads = 1;
+		/* a PUT_FWD for each worker, and one for the others */
+		nd.srv.heavy_threads = 1 + a.threads;
 		server_setup(&nd);
 		nd.srv.ready = blobcr_notify_serving;
 		log_info("serving %s from %s, failure domain %s, as key %s%s",
@@ -945,6 +1030,7 @@ int main(int argc, char **argv)
 			pthread_join(th[i].tid, NULL);
 	store_close(nd.mst);
 	store_close(nd.st);
+	fwd_free(nd.fwd);
 	free(nd.bad.ids);
 	blobcr_authsrv_free(nd.srv.auth);
 	blobcr_key_free(nd.key);

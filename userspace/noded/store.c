@@ -230,15 +230,11 @@ static void seg_path(const struct store *st, uint32_t seg, char *out, size_t n)
 static int seg_create(const struct store *st, const char *path)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	int dfd, err = 0;
+	int err;
 
 	if (fd < 0)
 		return -errno;
-	dfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd))
-		err = -errno;
-	if (dfd >= 0)
-		close(dfd);
+	err = blobcr_sync_dir(st->dir);
 	if (err) {
 		close(fd);
 		unlink(path);

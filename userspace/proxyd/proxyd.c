@@ -62,7 +62,7 @@ static void usage(FILE *f)
 "                         groups of a VM whose helper has none (default\n"
 "                         $BLOBCR_KEY)\n"
 "  --config FILE          settings, one OPTION = VALUE a line\n"
-"                         (blobcr.conf(5); default /etc/blobcr/proxyd.conf):\n"
+"                         (blobcr.conf(5); default %s/proxyd.conf):\n"
 "                         options given here override them\n"
 "  --test-hold            tests only: after a VM's snapshot, keep it quiesced\n"
 "                         while RUN_DIR/proxy/NAME.hold exists (to kill the\n"
@@ -71,7 +71,7 @@ static void usage(FILE *f)
 "  -h, --help             this help\n"
 "\n"
 "SIGHUP rescans RUN_DIR/vm; SIGTERM and SIGINT stop it.\n",
-		BLOBCR_GUEST_VSOCK_PORT);
+		BLOBCR_GUEST_VSOCK_PORT, blobcr_config_dir);
 }
 
 static int parse_int(const char *s, int min, int max, int *out)
