@@ -9,7 +9,9 @@
 #    each against the same request for one extent (its fixed cost);
 #  - a gc deleting every chunk of the R=1 image, against that import;
 #  - a publish of 1,000,000 changed extents (staged in parts), against the
-#    publish of 4096 per extent.
+#    publish of 4096 per extent;
+#  - commits of 256 MiB at R=1 and R=2, their uploads overlapped with the
+#    next batch's reading and hashing, against the same in line.
 # Usage: bench/repo/run.sh [SIZE_MIB]   (from the top of the tree, after make;
 # SIZE_MIB at least 1024, the default: the lookup and publish of 4096
 # extents of 256 KiB need an image that large)
@@ -72,6 +74,9 @@ lookup1=$("$WORK/repobench" "$META" r1 lookup 1)
 pub=$("$WORK/repobench" "$META" r1 publish)
 pub1=$("$WORK/repobench" "$META" r1 publish 1)
 median() { sed -n 's/.*median \([0-9.]*\) ms.*/\1/p' <<<"$1"; }
+# Commits of the image's first 256 MiB, each extent made new.
+head -c $((256 << 20)) "$WORK/img" >"$WORK/img256"
+commit1=$("$WORK/repobench" "$META" r1 commit "$WORK/img256" 5)
 
 # gc of the whole image: its chunks deleted on the node, one index
 # transaction per DELETE of 4096 ids.
@@ -91,6 +96,7 @@ start_node 2
 start_node 3
 wait_live 2
 t_imp2=$(secs "$CTL" -q image import r2 "$WORK/img")
+commit2=$("$WORK/repobench" "$META" r2 commit "$WORK/img256" 5)
 
 printf '%-44s %8.2f s %8s MiB/s\n' "socat TCP stream, 256 KiB buffers (baseline)" "$t_tcp" "$(rate "$t_tcp")"
 printf '%-44s %8.2f s %8s MiB/s\n' "socat TCP stream, default 8 KiB buffers" "$t_tcp8" "$(rate "$t_tcp8")"
@@ -100,6 +106,8 @@ printf '%-44s %8.2f s (socat receiver: %.2f s)\n' "export R=1 CPU of the client"
 printf '%-44s %8.2f s %8s MiB/s\n' "export R=1 to a file (verified)" "$t_exp1f" "$(rate "$t_exp1f")"
 printf '%-44s %8.2f s %8s MiB/s\n' "import R=1" "$t_imp1" "$(rate "$t_imp1")"
 printf '%-44s %8.2f s %8s MiB/s\n' "import R=2" "$t_imp2" "$(rate "$t_imp2")"
+echo "R=1 $commit1"
+echo "R=2 $commit2"
 echo "$lookup  (1 extent: $(median "$lookup1") ms, ratio $(echo "scale=1; $(median "$lookup") / $(median "$lookup1")" | bc -l))"
 echo "$pub  (1 extent: $(median "$pub1") ms, ratio $(echo "scale=1; $(median "$pub") / $(median "$pub1")" | bc -l))"
 printf '%-44s %8.0f ms %8.2f us an extent  ratio to the 4096 publish %.2f\n' \

@@ -7,9 +7,10 @@
  * the cache device with libaio, reply.
  *
  * COMMIT: read the commit set's extents from the cache device, hand each to
- * the repository's commit (hash, dedup, upload to R replicas) and tell the
- * kernel at once that it may let writes to them go on (UPLOADED: the bytes
- * are in our memory now), publish the version in one transaction, reply
+ * the repository's commit (hash, dedup, upload to R replicas; a batch
+ * uploads while the next is read and hashed) and tell the kernel at once
+ * that it may let writes to them go on (UPLOADED: the bytes are in our
+ * memory now), publish the version in one transaction, reply
  * with its number.  If we die before publishing, the target fails the
  * commit and merges the set back into its dirty set: a half-written version
  * is never visible.
@@ -381,6 +382,8 @@ static int commit_set(struct worker *w, const struct blobcr_request *rq,
 	err = blobcr_commit_begin(w->cl, d->commit_image, &cm);
 	if (err)
 		return err;
+	/* Until the publish, nothing here uses w->cl: the upload may. */
+	blobcr_commit_overlap(cm);
 	for (uint64_t e = 0; !err && e < d->info.nr_extents; e++) {
 		if (!bitmap_test(set, e))
 			continue;

@@ -268,6 +268,16 @@ int blobcr_commit_extent(struct blobcr_changeset *cm, uint64_t extent,
 			 const void *data);
 
 /**
+ * blobcr_commit_overlap() - from now on, upload each full batch (32 MiB)
+ * from a thread of the commit's own while blobcr_commit_extent() goes on
+ * hashing the next one: two batches of memory instead of one.  Until
+ * blobcr_commit_publish() or blobcr_commit_free() returns, the client the
+ * commit was begun on belongs to that thread: the caller must not use it.
+ * An upload's failure is returned by a later call, as without overlap.
+ */
+void blobcr_commit_overlap(struct blobcr_changeset *cm);
+
+/**
  * blobcr_commit_publish() - upload what is left and publish the version
  * atomically; *@version receives its number.  @label may be NULL.
  * Nothing is published once an upload of this commit failed: that error

@@ -8,9 +8,17 @@
  * publish then names every changed extent, its chunk and its holders, in
  * one request or, for a big version, staged in parts; metad applies them
  * in one transaction either way.
+ *
+ * With blobcr_commit_overlap(), a full batch is uploaded by a thread of its
+ * own while the caller reads and hashes the next one into a second buffer:
+ * at most two batches in memory, one upload at a time (they stay in order,
+ * so each one's dedup sees every id uploaded before it).  The uploading
+ * thread owns the client and the publishable entries meanwhile; the
+ * caller's side only fills its batch and the list of holes.
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,16 +43,29 @@ struct centry {
 	uint32_t nodes[BLOBCR_MAX_REPLICAS];
 };
 
+/* Extents hashed but not uploaded yet: pend[i]'s bytes at data + i * es. */
+struct batch {
+	uint8_t *data;
+	struct centry *pend;
+	size_t npend;
+	int err; /* of its upload by the uploading thread */
+};
+
 struct blobcr_changeset {
 	struct blobcr_client *c;
 	int err; /* sticky: an upload failed, nothing may be published */
 	struct blobcr_image_info info;
 	bool base_empty; /* no version and no parent: zeros need no entry */
 	uint64_t session; /* gc spares what it locates until it publishes */
-	/* extents hashed but not uploaded yet */
-	uint8_t *batch;
-	size_t batch_cap, npend;
-	struct centry *pend;
+	size_t batch_cap; /* extents a batch holds */
+	struct batch b[2]; /* b[fill] is filled; the other may be uploading */
+	int fill;
+	bool overlap; /* blobcr_commit_overlap() was called */
+	bool uploading; /* uploader runs on b[!fill] */
+	pthread_t uploader;
+	/* holes to publish, kept apart: the uploader may grow ents */
+	uint64_t *zeros;
+	size_t nzeros, zeros_cap;
 	/* extents ready to publish */
 	struct centry *ents;
 	size_t nents, cap;
@@ -52,6 +73,13 @@ struct blobcr_changeset {
 	size_t *seen; /* index + 1 into ents, 0: empty slot */
 	size_t seen_cap, nseen;
 };
+
+static int batch_alloc(struct blobcr_changeset *cm, struct batch *b)
+{
+	b->data = malloc(cm->batch_cap * cm->info.extent_size);
+	b->pend = calloc(cm->batch_cap, sizeof(*b->pend));
+	return b->data && b->pend ? 0 : -ENOMEM;
+}
 
 int blobcr_commit_begin(struct blobcr_client *c, const char *image,
 			struct blobcr_changeset **out)
@@ -72,22 +100,44 @@ int blobcr_commit_begin(struct blobcr_client *c, const char *image,
 	}
 	cm->base_empty = cm->info.latest == 0 && !cm->info.parent[0];
 	cm->batch_cap = BATCH_BYTES / cm->info.extent_size;
-	cm->batch = malloc(cm->batch_cap * cm->info.extent_size);
-	cm->pend = calloc(cm->batch_cap, sizeof(*cm->pend));
-	if (!cm->batch || !cm->pend) {
+	err = batch_alloc(cm, &cm->b[0]);
+	if (err) {
 		blobcr_commit_free(cm);
-		return -ENOMEM;
+		return err;
 	}
 	*out = cm;
 	return 0;
+}
+
+void blobcr_commit_overlap(struct blobcr_changeset *cm)
+{
+	/* Without memory for a second batch, uploads stay in line. */
+	if (!cm->overlap && !cm->err)
+		cm->overlap = !batch_alloc(cm, &cm->b[1]);
+}
+
+/* Wait for the upload in flight, if any; its failure sticks. */
+static int upload_wait(struct blobcr_changeset *cm)
+{
+	if (cm->uploading) {
+		pthread_join(cm->uploader, NULL);
+		cm->uploading = false;
+		if (cm->b[!cm->fill].err && !cm->err)
+			cm->err = cm->b[!cm->fill].err;
+	}
+	return cm->err;
 }
 
 void blobcr_commit_free(struct blobcr_changeset *cm)
 {
 	if (!cm)
 		return;
-	free(cm->batch);
-	free(cm->pend);
+	upload_wait(cm);
+	for (int i = 0; i < 2; i++) {
+		free(cm->b[i].data);
+		free(cm->b[i].pend);
+	}
+	free(cm->zeros);
 	free(cm->ents);
 	free(cm->seen);
 	free(cm);
@@ -209,8 +259,8 @@ static int locate(struct blobcr_changeset *cm,
 	return err ? err : -EAGAIN;
 }
 
-static int upload(struct blobcr_changeset *cm, struct blobcr_put *puts,
-		  const size_t *which, size_t n)
+static int upload(struct blobcr_changeset *cm, const struct batch *b,
+		  struct blobcr_put *puts, const size_t *which, size_t n)
 {
 	uint8_t (*ids)[BLOBCR_ID_SIZE] = malloc((n ? n : 1) * BLOBCR_ID_SIZE);
 	int err;
@@ -218,7 +268,7 @@ static int upload(struct blobcr_changeset *cm, struct blobcr_put *puts,
 	if (!ids)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
-		memcpy(ids[i], cm->pend[which[i]].id, BLOBCR_ID_SIZE);
+		memcpy(ids[i], b->pend[which[i]].id, BLOBCR_ID_SIZE);
 	err = n ? locate(cm, ids, puts, n) : 0;
 	free(ids);
 	if (err || !n)
@@ -226,8 +276,8 @@ static int upload(struct blobcr_changeset *cm, struct blobcr_put *puts,
 	for (size_t i = 0; i < n; i++) {
 		struct blobcr_put *p = &puts[i];
 
-		memcpy(p->id, cm->pend[which[i]].id, BLOBCR_ID_SIZE);
-		p->data = cm->batch + which[i] * cm->info.extent_size;
+		memcpy(p->id, b->pend[which[i]].id, BLOBCR_ID_SIZE);
+		p->data = b->data + which[i] * cm->info.extent_size;
 		p->len = cm->info.extent_size;
 		/* Our own host may be what fails: its copies do not count. */
 		p->nexclude = 1;
@@ -237,14 +287,15 @@ static int upload(struct blobcr_changeset *cm, struct blobcr_put *puts,
 }
 
 /*
- * Upload the pending batch, then turn it into publishable entries.  A
- * failure sticks: the batch's bytes are gone, so the changeset can never
- * publish (a version missing those extents would lose them silently).
+ * Upload batch @b, then turn it into publishable entries.  A failure
+ * sticks (the caller sets cm->err): the batch's bytes are gone, so the
+ * changeset can never publish (a version missing those extents would lose
+ * them silently).
  */
-static int flush(struct blobcr_changeset *cm)
+static int flush(struct blobcr_changeset *cm, struct batch *b)
 {
-	struct blobcr_put *puts = calloc(cm->npend + 1, sizeof(*puts));
-	size_t *which = calloc(cm->npend + 1, sizeof(*which));
+	struct blobcr_put *puts = calloc(b->npend + 1, sizeof(*puts));
+	size_t *which = calloc(b->npend + 1, sizeof(*which));
 	size_t nput = 0;
 	int err = 0;
 
@@ -253,25 +304,25 @@ static int flush(struct blobcr_changeset *cm)
 		goto out;
 	}
 	/* Ids seen before in this commit need no upload; others, once. */
-	for (size_t i = 0; i < cm->npend && !err; i++) {
-		bool dup = seen_find(cm, cm->pend[i].id) != NULL;
+	for (size_t i = 0; i < b->npend && !err; i++) {
+		bool dup = seen_find(cm, b->pend[i].id) != NULL;
 
 		for (size_t j = 0; j < nput && !dup; j++)
-			dup = !memcmp(cm->pend[which[j]].id, cm->pend[i].id,
+			dup = !memcmp(b->pend[which[j]].id, b->pend[i].id,
 				      BLOBCR_ID_SIZE);
 		if (!dup)
 			which[nput++] = i;
 	}
 	if (!err)
-		err = upload(cm, puts, which, nput);
+		err = upload(cm, b, puts, which, nput);
 	for (size_t j = 0; j < nput && !err; j++)
-		err = commit_entry(cm, &cm->pend[which[j]], puts[j].nreplicas,
+		err = commit_entry(cm, &b->pend[which[j]], puts[j].nreplicas,
 				   puts[j].replicas);
-	for (size_t i = 0; i < cm->npend && !err; i++) {
-		struct centry *s = seen_find(cm, cm->pend[i].id), *e;
+	for (size_t i = 0; i < b->npend && !err; i++) {
+		struct centry *s = seen_find(cm, b->pend[i].id), *e;
 		size_t src;
 
-		if (!s || s->extent == cm->pend[i].extent)
+		if (!s || s->extent == b->pend[i].extent)
 			continue; /* uploaded above as itself */
 		src = (size_t)(s - cm->ents); /* add_entry may move ents */
 		e = add_entry(cm);
@@ -280,15 +331,70 @@ static int flush(struct blobcr_changeset *cm)
 			break;
 		}
 		*e = cm->ents[src];
-		e->extent = cm->pend[i].extent;
+		e->extent = b->pend[i].extent;
 	}
-	cm->npend = 0;
+	b->npend = 0;
 out:
 	free(puts);
 	free(which);
+	return err;
+}
+
+static void *uploader_main(void *arg)
+{
+	struct blobcr_changeset *cm = arg;
+	struct batch *b = &cm->b[!cm->fill];
+
+	b->err = flush(cm, b);
+	return NULL;
+}
+
+/*
+ * The batch being filled is full: upload it, here, or (overlapping) by
+ * the uploading thread once the previous upload is done, while the caller
+ * fills the other batch.
+ */
+static int batch_full(struct blobcr_changeset *cm)
+{
+	int err;
+
+	if (!cm->overlap) {
+		err = flush(cm, &cm->b[cm->fill]);
+		if (err)
+			cm->err = err;
+		return err;
+	}
+	err = upload_wait(cm);
+	if (err)
+		return err;
+	cm->fill = !cm->fill;
+	cm->b[!cm->fill].err = 0;
+	err = -pthread_create(&cm->uploader, NULL, uploader_main, cm);
+	if (!err) {
+		cm->uploading = true;
+		return 0;
+	}
+	cm->fill = !cm->fill;
+	err = flush(cm, &cm->b[cm->fill]);
 	if (err)
 		cm->err = err;
 	return err;
+}
+
+/* A hole to publish (with the entries, at the end). */
+static int add_zero(struct blobcr_changeset *cm, uint64_t extent)
+{
+	if (cm->nzeros == cm->zeros_cap) {
+		size_t cap = cm->zeros_cap ? cm->zeros_cap * 2 : 1024;
+		uint64_t *nz = realloc(cm->zeros, cap * sizeof(*nz));
+
+		if (!nz)
+			return -ENOMEM;
+		cm->zeros = nz;
+		cm->zeros_cap = cap;
+	}
+	cm->zeros[cm->nzeros++] = extent;
+	return 0;
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -308,6 +414,7 @@ int blobcr_commit_extent(struct blobcr_changeset *cm, uint64_t extent,
 			 const void *data)
 {
 	uint32_t es = cm->info.extent_size;
+	struct batch *b = &cm->b[cm->fill];
 	struct centry *p;
 	int err;
 
@@ -315,30 +422,43 @@ int blobcr_commit_extent(struct blobcr_changeset *cm, uint64_t extent,
 		return cm->err;
 	if (extent >= (cm->info.size + es - 1) / es)
 		return -ERANGE;
-	if (all_zero(data, es)) {
-		struct centry *e;
-
-		if (cm->base_empty)
-			return 0; /* a hole already */
-		e = add_entry(cm);
-		if (!e)
-			return -ENOMEM;
-		memset(e, 0, sizeof(*e));
-		e->extent = extent;
-		e->kind = BLOBCR_EXT_ZERO;
-		return 0;
-	}
-	p = &cm->pend[cm->npend];
+	if (all_zero(data, es))
+		return cm->base_empty ? 0 : add_zero(cm, extent);
+	p = &b->pend[b->npend];
 	memset(p, 0, sizeof(*p));
 	p->extent = extent;
 	p->kind = BLOBCR_EXT_DATA;
 	err = blobcr_chunk_id(data, es, p->id);
 	if (err)
 		return err;
-	memcpy(cm->batch + cm->npend * es, data, es);
-	if (++cm->npend == cm->batch_cap)
-		return flush(cm);
+	memcpy(b->data + b->npend * es, data, es);
+	if (++b->npend == cm->batch_cap)
+		return batch_full(cm);
 	return 0;
+}
+
+/* The last upload, then the holes among the entries: all there is. */
+static int finish_uploads(struct blobcr_changeset *cm)
+{
+	int err = upload_wait(cm);
+
+	if (!err)
+		err = flush(cm, &cm->b[cm->fill]);
+	for (size_t i = 0; !err && i < cm->nzeros; i++) {
+		struct centry *e = add_entry(cm);
+
+		if (!e) {
+			err = -ENOMEM;
+			break;
+		}
+		memset(e, 0, sizeof(*e));
+		e->extent = cm->zeros[i];
+		e->kind = BLOBCR_EXT_ZERO;
+	}
+	cm->nzeros = 0;
+	if (err)
+		cm->err = err;
+	return err;
 }
 
 /*
@@ -562,7 +682,7 @@ static int publish_once(struct blobcr_changeset *cm, const char *label,
 int blobcr_commit_publish(struct blobcr_changeset *cm, const char *label,
 			  uint32_t *version)
 {
-	int err = cm->err ? cm->err : flush(cm);
+	int err = cm->err ? cm->err : finish_uploads(cm);
 
 	if (err)
 		return err; /* an upload failed: publishing would lose extents */

@@ -69,6 +69,7 @@ int blobcr_image_import(struct blobcr_client *c, const char *name, int fd,
 	err = blobcr_commit_begin(c, name, &cm);
 	if (err)
 		return err;
+	blobcr_commit_overlap(cm); /* nothing below uses @c until publish */
 	buf = malloc(extent_size);
 	if (!buf) {
 		blobcr_commit_free(cm);
