@@ -38,8 +38,11 @@ hold() {
 slow() {
 	local mode=$1 s=$2 before rc ipid epid
 
-	# Requests in flight: the node is held once it holds 16 MiB of the 48.
-	make_image "$WORK/img" 64
+	# Requests in flight: the node is held once it holds 16 MiB of the
+	# 192, so that most of the import is still to come however late this
+	# loop sees it (with 48 MiB, a loaded machine once let the whole
+	# import through before the hold).
+	make_image "$WORK/img" 256
 	before=$(node_bytes)
 	"$CTL" -q -t 60000 image import "img$mode" "$WORK/img" 2>"$WORK/import.err" &
 	ipid=$!
@@ -47,6 +50,8 @@ slow() {
 		sleep 0.05
 	done
 	check "[$mode] the node is held mid-import" hold "$mode"
+	check "[$mode] ... with chunks still to come" \
+		test $(($(node_bytes) - before)) -lt $((192 << 20))
 	sleep "$s"
 	kill -CONT "${NODE_PID[1]}"
 	rc=0; wait $ipid || rc=$?
